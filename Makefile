@@ -1,0 +1,121 @@
+# acud: build, test, demo and install. GNU make on Debian 12.
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+BINDIR    ?= $(PREFIX)/bin
+SBINDIR   ?= $(PREFIX)/sbin
+MANDIR    ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR   ?= $(PREFIX)/lib/systemd/system
+
+CC        ?= cc
+PYTHON    ?= /usr/bin/python3
+OPT       ?= -O2
+CFLAGS    ?= -g $(OPT)
+WARN      := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
+             -Wmissing-prototypes -Wno-missing-field-initializers
+PKGS      := libevent jansson inih libgpiod
+# Debian packages the build needs, by the pkg-config module they provide.
+DEB_PKGS  := libevent-dev libjansson-dev libinih-dev libgpiod-dev pkg-config
+
+ifeq ($(SANITIZE),1)
+BUILD     := build/san
+SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+BUILD     := build/rel
+SANFLAGS  :=
+endif
+
+# Evaluated lazily, after the deps step has had its chance to install pkg-config modules.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+ALL_CFLAGS = $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) -MMD -MP
+
+DAEMON_SRC := $(filter-out daemon/acud.c,$(wildcard daemon/*.c))
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
+UTIL_OBJ   := $(BUILD)/daemon/util.o
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps check unit blackbox demo install uninstall clean lint
+
+all: acud acuctl
+
+# Installs missing build dependencies when run as root; otherwise names the command.
+deps: $(BUILD)/.deps
+$(BUILD)/.deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    (apt-get install -y $$missing || (apt-get update && apt-get install -y $$missing)) >&2 || exit 1; \
+	  else \
+	    echo "missing Debian packages; run: sudo apt-get install$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+	@mkdir -p $(@D) && touch $@
+
+$(BUILD)/%.o: %.c | $(BUILD)/.deps
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+acud: $(BUILD)/daemon/acud.o $(DAEMON_OBJ) $(BUILD)/.variant
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(BUILD)/daemon/acud.o $(DAEMON_OBJ) $(PKG_LIBS) -lm
+
+acuctl: $(BUILD)/cli/acuctl.o $(UTIL_OBJ) $(BUILD)/.variant
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(BUILD)/cli/acuctl.o $(UTIL_OBJ) $(PKG_LIBS) -lm
+
+# Relinks the binaries at the top when switching between plain and SANITIZE=1 builds.
+$(BUILD)/.variant: FORCE
+	@mkdir -p $(@D); for v in build/*/.variant; do [ "$$v" = "$@" ] || rm -f $$v; done; \
+	 [ -f $@ ] || touch $@
+FORCE:
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(DAEMON_OBJ) tests/unit/unit.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(DAEMON_OBJ) $(PKG_LIBS) -lm
+
+unit: $(UNIT_BIN)
+	@rc=0; for t in $(UNIT_BIN); do $$t || rc=1; done; exit $$rc
+
+blackbox: acud acuctl
+	@$(PYTHON) -c 'import pytest' 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y python3-pytest >&2 || \
+	    (apt-get update && apt-get install -y python3-pytest) >&2; \
+	  else echo "missing python3-pytest; run: sudo apt-get install python3-pytest" >&2; exit 1; fi; }
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/blackbox
+
+check: all unit blackbox
+
+demo: all
+	@mkdir -p demo
+	@echo "acud demo: socket demo/run/acud.sock, state demo/state"
+	@echo "in another terminal:  ./acuctl -s demo/run/acud.sock status"
+	@echo "                      ./acuctl -s demo/run/acud.sock start 1 20m --needles 6 --patient A1043"
+	./acud -f -c etc/demo.conf
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --std=c11 -Iinclude -D_GNU_SOURCE --suppress=missingIncludeSystem daemon cli
+	clang-tidy --quiet daemon/*.c cli/*.c -- $(WARN) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS)
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/acud/profiles.d \
+	  $(DESTDIR)$(UNITDIR)
+	install -m 0755 acud $(DESTDIR)$(SBINDIR)/acud
+	install -m 0755 acuctl $(DESTDIR)$(BINDIR)/acuctl
+	install -m 0644 systemd/acud.service $(DESTDIR)$(UNITDIR)/acud.service
+	[ -f $(DESTDIR)$(SYSCONFDIR)/acud/acud.conf ] || \
+	  install -m 0644 etc/acud.conf $(DESTDIR)$(SYSCONFDIR)/acud/acud.conf
+	for f in etc/profiles.d/*.conf; do [ -e "$$f" ] || continue; \
+	  [ -f $(DESTDIR)$(SYSCONFDIR)/acud/profiles.d/$${f##*/} ] || \
+	  install -m 0644 $$f $(DESTDIR)$(SYSCONFDIR)/acud/profiles.d/; done
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/acud $(DESTDIR)$(BINDIR)/acuctl $(DESTDIR)$(UNITDIR)/acud.service
+
+clean:
+	rm -rf build acud acuctl demo
+
+-include $(shell find build -name '*.d' 2>/dev/null)

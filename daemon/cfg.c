@@ -1,0 +1,1203 @@
+/* Configuration (SPEC §5). inih splits lines into sections and key = value;
+ * everything else happens here. Lines reach inih through our own reader so that
+ * every message can name FILE:LINE (inih 55 gives handlers no line number),
+ * over-long lines are refused instead of being split in two, indented lines are
+ * refused instead of being glued to the previous value, and section headers are
+ * seen even when a section has no keys. */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "cfg.h"
+
+#define LINE_OFFSET_MAX 1023
+#define LINE_NAME_MAX 31
+#define KEYS_MAX 16
+#define SOCKET_MAX ((int)sizeof(((struct sockaddr_un *)0)->sun_path))
+
+enum sect { S_NONE, S_DAEMON, S_GPIO, S_LIMITS, S_SAFETY, S_ALARM, S_ACCESS, S_ROOM, S_PROFILE, S__N };
+
+static const char *const sect_names[S__N] = {
+	"", "daemon", "gpio", "limits", "safety", "alarm", "access", "room", "profile",
+};
+
+enum { K_SOCKET, K_STATE_DIR, K_PROFILES_DIR, K_LOG_LEVEL };
+static const char *const daemon_keys[] = { "socket", "state_dir", "profiles_dir", "log_level", NULL };
+
+enum { K_BACKEND, K_CHIP, K_ACTIVE_LOW, K_HEARTBEAT, K_HEARTBEAT_HZ, K_SIM_STATE, K_SIM_TRACE };
+static const char *const gpio_keys[] = {
+	"backend", "chip", "active_low", "heartbeat", "heartbeat_hz", "sim_state", "sim_trace", NULL,
+};
+
+enum { K_SESSION_MIN, K_SESSION_MAX, K_STIM_MAX };
+static const char *const limits_keys[] = { "session_min", "session_max", "stim_max", NULL };
+
+/* After require_needle_count, one key per soft flag in enum acu_flag order. */
+enum { K_REQUIRE_NEEDLE_COUNT };
+static const char *const safety_keys[] = {
+	"require_needle_count", "pregnancy", "epilepsy", "heart-disease", "bleeding-disorder",
+	"metal-implant", NULL,
+};
+
+enum { K_ESCALATE_AFTER, K_CHECKIN_INTERVAL };
+static const char *const alarm_keys[] = { "escalate_after", "checkin_interval", NULL };
+
+enum { K_DESK_GROUP, K_PRACTITIONER_GROUP, K_TECHNICIAN_GROUP, K_SOCKET_GROUP };
+static const char *const access_keys[] = {
+	"desk_group", "practitioner_group", "technician_group", "socket_group", NULL,
+};
+
+enum { K_NAME, K_GATE, K_PULSE, K_ALARM, K_AUDIBLE, K_INTERLOCK };
+static const char *const room_keys[] = { "name", "gate", "pulse", "alarm", "audible", "interlock", NULL };
+
+enum {
+	K_DESCRIPTION, K_MODE, K_FREQUENCY_HZ, K_ALT_FREQUENCY_HZ, K_SWITCH_S, K_ON_S, K_OFF_S,
+	K_PULSE_WIDTH_US, K_DELAY_S, K_DURATION_S, K_CHANNELS, K_PREGNANCY_SAFE,
+};
+static const char *const profile_keys[] = {
+	"description", "mode", "frequency_hz", "alt_frequency_hz", "switch_s", "on_s", "off_s",
+	"pulse_width_us", "delay_s", "duration_s", "channels", "pregnancy_safe", NULL,
+};
+
+static const char *const *const sect_keys[S__N] = {
+	NULL, daemon_keys, gpio_keys, limits_keys, safety_keys, alarm_keys, access_keys,
+	room_keys, profile_keys,
+};
+
+static const char *const mode_names[] = { "continuous", "dense-disperse", "intermittent" };
+
+/* Lines where each key of a room or profile was set, for checks made after the
+ * key was read; 0 = not set. Kept here, not in cfg.h: only loading needs them. */
+struct key_lines {
+	int line[KEYS_MAX];
+};
+
+/* A GPIO line already claimed, to refuse a second use anywhere. */
+struct used_line {
+	struct acu_line spec;
+	char what[64];
+	int lineno;
+};
+
+struct parser {
+	struct acu_cfg *cfg;
+	char dir[PATH_MAX];            /* the config file's directory, absolute */
+	const char *file;              /* the file being read, for messages */
+	int profiles_only;             /* a profiles_dir file */
+
+	/* reader */
+	FILE *f;
+	char *buf;
+	size_t cap;
+	int lineno;
+
+	/* where we are */
+	enum sect sect;
+	int sect_line;
+	int cur;                       /* index of the current room or profile */
+	int sect_first[S__N];          /* header line of each singleton section */
+	struct key_lines single[S__N]; /* key lines of the singleton sections */
+	struct key_lines *room_keys;
+	struct key_lines *prof_keys;
+	int rooms_cap, profs_cap;
+	int nprofiles_checked;         /* profiles already validated */
+
+	struct used_line *used;
+	int nused, used_cap;
+
+	int err_line;                  /* -1: no error yet */
+	char err[PATH_MAX + 512];
+};
+
+static int perr(struct parser *p, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Records the first error only: later ones are consequences or noise. */
+static int perr(struct parser *p, int line, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (p->err_line >= 0)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(p->err, sizeof p->err, "%s:%d: %s", p->file, line, msg);
+	else
+		snprintf(p->err, sizeof p->err, "%s: %s", p->file, msg);
+	p->err_line = line > 0 ? line : 0;
+	return -1;
+}
+
+/* "1h30m" style, for messages that quote limits. */
+static const char *fmt_dur(int64_t s, char *buf, size_t len)
+{
+	int64_t h = s / 3600, m = s % 3600 / 60, sec = s % 60;
+	int n = 0;
+
+	buf[0] = '\0';
+	if (h)
+		n += snprintf(buf + n, len - (size_t)n, "%lldh", (long long)h);
+	if (m)
+		n += snprintf(buf + n, len - (size_t)n, "%lldm", (long long)m);
+	if (sec || s == 0)
+		snprintf(buf + n, len - (size_t)n, "%llds", (long long)sec);
+	return buf;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+		if (strcmp(v, yes[i]) == 0) {
+			*out = 1;
+			return 0;
+		}
+		if (strcmp(v, no[i]) == 0) {
+			*out = 0;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int get_bool(struct parser *p, const char *key, const char *v, int *out)
+{
+	if (parse_bool(v, out) < 0)
+		return perr(p, p->lineno, "%s: '%s' is not a boolean (yes/no, true/false, on/off, 1/0)",
+			    key, v);
+	return 0;
+}
+
+static int get_int(struct parser *p, const char *key, const char *v, int lo, int hi, int *out)
+{
+	int64_t n;
+
+	if (acu_parse_int(v, INT64_MIN, INT64_MAX, &n) < 0)
+		return perr(p, p->lineno, "%s: '%s' is not a whole number", key, v);
+	if (n < lo || n > hi)
+		return perr(p, p->lineno, "%s: %s is out of range (%d to %d)", key, v, lo, hi);
+	*out = (int)n;
+	return 0;
+}
+
+static int get_dur(struct parser *p, const char *key, const char *v, int64_t lo, int64_t hi,
+		   int64_t *out)
+{
+	char a[32], b[32];
+	int64_t s;
+
+	if (acu_parse_duration(v, &s) < 0)
+		return perr(p, p->lineno, "%s: bad duration '%s' (use 90s, 25m, 1h, 1h30m or seconds)",
+			    key, v);
+	if (s < lo || s > hi)
+		return perr(p, p->lineno, "%s: %s is out of range (%s to %s)", key, v,
+			    fmt_dur(lo, a, sizeof a), fmt_dur(hi, b, sizeof b));
+	*out = s;
+	return 0;
+}
+
+/* Relative paths are taken from the config file's directory, so a config and
+ * its state can move together (make demo runs from a checkout). */
+static int get_path(struct parser *p, const char *key, const char *v, char *dst, size_t len)
+{
+	int n;
+
+	if (v[0] == '/') {
+		n = snprintf(dst, len, "%s", v);
+	} else {
+		while (v[0] == '.' && v[1] == '/')
+			for (v += 2; *v == '/'; v++)
+				;
+		n = snprintf(dst, len, "%s/%s", p->dir, *v ? v : ".");
+	}
+	if (n < 0 || (size_t)n >= len) {
+		if (len == (size_t)SOCKET_MAX)
+			return perr(p, p->lineno,
+				    "%s: path %s%s%s is %d bytes; a Unix socket path must be under %d",
+				    key, v[0] == '/' ? "" : p->dir, v[0] == '/' ? "" : "/", v, n,
+				    SOCKET_MAX);
+		return perr(p, p->lineno, "%s: path too long", key);
+	}
+	return 0;
+}
+
+/* Free text: names and descriptions end up in JSON and logs. */
+static int get_text(struct parser *p, const char *key, const char *v, char *dst, size_t len)
+{
+	for (const char *s = v; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return perr(p, p->lineno, "%s: control character in value", key);
+	if (strlen(v) >= len)
+		return perr(p, p->lineno, "%s: longer than %zu characters", key, len - 1);
+	memcpy(dst, v, strlen(v) + 1);
+	return 0;
+}
+
+static int get_group(struct parser *p, const char *key, const char *v, char *dst, size_t len)
+{
+	for (const char *s = v; *s; s++)
+		if (isspace((unsigned char)*s) || *s == ':' || *s == ',' || (unsigned char)*s < 0x20)
+			return perr(p, p->lineno, "%s: '%s' is not a group name", key, v);
+	return get_text(p, key, v, dst, len);
+}
+
+static void line_str(const struct acu_line *l, char *buf, size_t len)
+{
+	if (l->offset >= 0)
+		snprintf(buf, len, "%d", l->offset);
+	else
+		snprintf(buf, len, "%s", l->name);
+}
+
+/* Offsets compare with offsets and names with names: the config cannot know
+ * which name a chip gives which offset. */
+static int line_clash(const struct acu_line *a, const struct acu_line *b)
+{
+	if (a->offset >= 0 || b->offset >= 0)
+		return a->offset == b->offset;
+	return strcmp(a->name, b->name) == 0;
+}
+
+/* "[!]OFFSET" or "[!]NAME". active_low holds only the '!' until the end of
+ * loading: [gpio] active_low may come after the rooms. */
+static int get_line(struct parser *p, const char *key, const char *s, const char *what,
+		    struct acu_line *out)
+{
+	struct acu_line l;
+	size_t n;
+	int digits = 1;
+	char buf[40];
+
+	memset(&l, 0, sizeof l);
+	l.set = 1;
+	l.offset = -1;
+	if (*s == '!') {
+		l.active_low = 1;
+		s++;
+	}
+	n = strlen(s);
+	if (n == 0)
+		return perr(p, p->lineno, "%s: '!' must be followed by a line offset or name", key);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!isdigit(c))
+			digits = 0;
+		if (!(isalnum(c) || c == '_' || c == '.' || c == '-'))
+			return perr(p, p->lineno,
+				    "%s: '%s' is not a GPIO line (an offset 0 to %d or a line name)",
+				    key, s, LINE_OFFSET_MAX);
+	}
+	if (digits) {
+		int64_t v;
+		if (n > 4 || acu_parse_int(s, 0, LINE_OFFSET_MAX, &v) < 0)
+			return perr(p, p->lineno, "%s: line offset %s is out of range (0 to %d)",
+				    key, s, LINE_OFFSET_MAX);
+		l.offset = (int)v;
+	} else {
+		if (n > LINE_NAME_MAX)
+			return perr(p, p->lineno, "%s: line name '%s' is longer than %d characters",
+				    key, s, LINE_NAME_MAX);
+		memcpy(l.name, s, n + 1);
+	}
+	for (int i = 0; i < p->nused; i++) {
+		if (line_clash(&p->used[i].spec, &l)) {
+			line_str(&l, buf, sizeof buf);
+			return perr(p, p->lineno, "%s: GPIO line %s used twice (also %s at line %d)",
+				    key, buf, p->used[i].what, p->used[i].lineno);
+		}
+	}
+	if (p->nused == p->used_cap) {
+		int cap = p->used_cap ? 2 * p->used_cap : 32;
+		struct used_line *u = realloc(p->used, (size_t)cap * sizeof *u);
+		if (!u)
+			return perr(p, p->lineno, "out of memory");
+		p->used = u;
+		p->used_cap = cap;
+	}
+	p->used[p->nused].spec = l;
+	snprintf(p->used[p->nused].what, sizeof p->used[p->nused].what, "%s", what);
+	p->used[p->nused].lineno = p->lineno;
+	p->nused++;
+	*out = l;
+	return 0;
+}
+
+/* Comma list with optional spaces; every entry must be there ("17,,27" is a
+ * typo, not two channels). Calls fn on each trimmed entry. */
+static int split_list(struct parser *p, const char *key, const char *v, int max, const char *toomany,
+		      int (*fn)(struct parser *p, const char *key, const char *item, int idx, void *arg),
+		      void *arg)
+{
+	char buf[256], *s, *e, *next;
+	int n = 0;
+
+	if (strlen(v) >= sizeof buf)
+		return perr(p, p->lineno, "%s: value too long", key);
+	strcpy(buf, v);
+	for (s = buf; s; s = next) {
+		next = strchr(s, ',');
+		if (next)
+			*next++ = '\0';
+		while (isspace((unsigned char)*s))
+			s++;
+		e = s + strlen(s);
+		while (e > s && isspace((unsigned char)e[-1]))
+			*--e = '\0';
+		if (!*s)
+			return perr(p, p->lineno, "%s: empty entry in list '%s'", key, v);
+		if (n >= max)
+			return perr(p, p->lineno, "%s: %s", key, toomany);
+		if (fn(p, key, s, n, arg) < 0)
+			return -1;
+		n++;
+	}
+	return n;
+}
+
+struct line_list {
+	struct acu_line *lines;
+	char what[48];
+};
+
+static int line_item(struct parser *p, const char *key, const char *item, int idx, void *arg)
+{
+	struct line_list *ll = arg;
+	char what[64];
+
+	snprintf(what, sizeof what, "%s %s", ll->what, key);
+	return get_line(p, key, item, what, &ll->lines[idx]);
+}
+
+static int channel_item(struct parser *p, const char *key, const char *item, int idx, void *arg)
+{
+	unsigned *mask = arg;
+	int c;
+
+	(void)idx;
+	if (get_int(p, key, item, 1, ACU_MAX_CHANNELS, &c) < 0)
+		return -1;
+	if (*mask & (1u << (c - 1)))
+		return perr(p, p->lineno, "%s: channel %d listed twice", key, c);
+	*mask |= 1u << (c - 1);
+	return 0;
+}
+
+static void cfg_defaults(struct acu_cfg *c)
+{
+	snprintf(c->socket, sizeof c->socket, "%s", ACU_DEFAULT_SOCKET);
+	snprintf(c->state_dir, sizeof c->state_dir, "%s", ACU_DEFAULT_STATE_DIR);
+	snprintf(c->profiles_dir, sizeof c->profiles_dir, "%s", ACU_DEFAULT_PROFILES_DIR);
+	c->log_level = LOG_INFO;
+	c->backend = BACKEND_GPIOD;
+	snprintf(c->chip, sizeof c->chip, "gpiochip0");
+	c->heartbeat.offset = -1;
+	c->heartbeat_hz = 10;
+	c->session_min = 5 * 60;
+	c->session_max = 60 * 60;
+	c->stim_max = 30 * 60;
+	c->require_needle_count = 1;
+	for (int f = 0; f < FL__N; f++)
+		c->policy[f] = POLICY_WARN;
+	for (int f = 0; f < FL_SOFT_FIRST; f++)
+		c->policy[f] = POLICY_REFUSE; /* hard flags: never read, but never "warn" */
+	c->policy[FL_PREGNANCY] = POLICY_REFUSE;
+	c->policy[FL_EPILEPSY] = POLICY_REFUSE;
+	c->policy[FL_HEART_DISEASE] = POLICY_REFUSE;
+	c->escalate_after = 5 * 60;
+	c->checkin_interval = 10 * 60;
+	snprintf(c->desk_group, sizeof c->desk_group, "acu-desk");
+	snprintf(c->practitioner_group, sizeof c->practitioner_group, "acu-practitioner");
+	snprintf(c->technician_group, sizeof c->technician_group, "acu-tech");
+}
+
+static int set_daemon(struct parser *p, int k, const char *key, const char *v)
+{
+	static const struct { const char *name; int level; } levels[] = {
+		{ "err", LOG_ERR }, { "warning", LOG_WARNING }, { "notice", LOG_NOTICE },
+		{ "info", LOG_INFO }, { "debug", LOG_DEBUG },
+	};
+	struct acu_cfg *c = p->cfg;
+
+	switch (k) {
+	case K_SOCKET:
+		return get_path(p, key, v, c->socket, sizeof c->socket);
+	case K_STATE_DIR:
+		return get_path(p, key, v, c->state_dir, sizeof c->state_dir);
+	case K_PROFILES_DIR:
+		return get_path(p, key, v, c->profiles_dir, sizeof c->profiles_dir);
+	case K_LOG_LEVEL:
+		for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+			if (strcmp(v, levels[i].name) == 0) {
+				c->log_level = levels[i].level;
+				return 0;
+			}
+		}
+		return perr(p, p->lineno,
+			    "%s: '%s' is not a log level (err, warning, notice, info, debug)", key, v);
+	}
+	return 0;
+}
+
+static int set_gpio(struct parser *p, int k, const char *key, const char *v)
+{
+	struct acu_cfg *c = p->cfg;
+
+	switch (k) {
+	case K_BACKEND:
+		if (strcmp(v, "gpiod") == 0)
+			c->backend = BACKEND_GPIOD;
+		else if (strcmp(v, "sim") == 0)
+			c->backend = BACKEND_SIM;
+		else
+			return perr(p, p->lineno, "%s: '%s' is not a backend (gpiod or sim)", key, v);
+		return 0;
+	case K_CHIP:
+		return get_group(p, key, v, c->chip, sizeof c->chip);
+	case K_ACTIVE_LOW:
+		return get_bool(p, key, v, &c->active_low);
+	case K_HEARTBEAT:
+		return get_line(p, key, v, "heartbeat", &c->heartbeat);
+	case K_HEARTBEAT_HZ:
+		return get_int(p, key, v, 1, 50, &c->heartbeat_hz);
+	case K_SIM_STATE:
+		return get_path(p, key, v, c->sim_state, sizeof c->sim_state);
+	case K_SIM_TRACE:
+		if (!*v) {
+			c->sim_trace[0] = '\0';
+			return 0;
+		}
+		return get_path(p, key, v, c->sim_trace, sizeof c->sim_trace);
+	}
+	return 0;
+}
+
+static int set_limits(struct parser *p, int k, const char *key, const char *v)
+{
+	struct acu_cfg *c = p->cfg;
+
+	switch (k) {
+	case K_SESSION_MIN:
+		return get_dur(p, key, v, 1, 4 * 3600, &c->session_min);
+	case K_SESSION_MAX:
+		return get_dur(p, key, v, 1, 4 * 3600, &c->session_max);
+	case K_STIM_MAX:
+		return get_dur(p, key, v, 1, ACU_STIM_MAX_LIMIT_S, &c->stim_max);
+	}
+	return 0;
+}
+
+static int set_safety(struct parser *p, int k, const char *key, const char *v)
+{
+	struct acu_cfg *c = p->cfg;
+	int f;
+
+	if (k == K_REQUIRE_NEEDLE_COUNT)
+		return get_bool(p, key, v, &c->require_needle_count);
+	f = FL_SOFT_FIRST + k - 1;
+	if (strcmp(v, "refuse") == 0)
+		c->policy[f] = POLICY_REFUSE;
+	else if (strcmp(v, "warn") == 0)
+		c->policy[f] = POLICY_WARN;
+	else
+		return perr(p, p->lineno, "%s: '%s' is not a policy (refuse or warn)", key, v);
+	return 0;
+}
+
+static int set_alarm(struct parser *p, int k, const char *key, const char *v)
+{
+	struct acu_cfg *c = p->cfg;
+
+	if (k == K_ESCALATE_AFTER)
+		return get_dur(p, key, v, 0, 24 * 3600, &c->escalate_after);
+	return get_dur(p, key, v, 0, 24 * 3600, &c->checkin_interval);
+}
+
+static int set_access(struct parser *p, int k, const char *key, const char *v)
+{
+	struct acu_cfg *c = p->cfg;
+
+	switch (k) {
+	case K_DESK_GROUP:
+		return get_group(p, key, v, c->desk_group, sizeof c->desk_group);
+	case K_PRACTITIONER_GROUP:
+		return get_group(p, key, v, c->practitioner_group, sizeof c->practitioner_group);
+	case K_TECHNICIAN_GROUP:
+		return get_group(p, key, v, c->technician_group, sizeof c->technician_group);
+	case K_SOCKET_GROUP:
+		return get_group(p, key, v, c->socket_group, sizeof c->socket_group);
+	}
+	return 0;
+}
+
+static int set_room(struct parser *p, int k, const char *key, const char *v)
+{
+	struct acu_room_cfg *r = &p->cfg->rooms[p->cur];
+	struct line_list ll;
+	int n;
+
+	snprintf(ll.what, sizeof ll.what, "room %s", r->id);
+	switch (k) {
+	case K_NAME:
+		return get_text(p, key, v, r->name, sizeof r->name);
+	case K_GATE:
+		ll.lines = r->gate;
+		n = split_list(p, key, v, ACU_MAX_CHANNELS, "more than 8 channels", line_item, &ll);
+		if (n < 0)
+			return -1;
+		r->nchannels = n;
+		return 0;
+	case K_PULSE:
+		if (strcmp(v, "none") == 0) {
+			r->npulse = 0;
+			return 0;
+		}
+		ll.lines = r->pulse;
+		n = split_list(p, key, v, ACU_MAX_CHANNELS, "more than 8 channels", line_item, &ll);
+		if (n < 0)
+			return -1;
+		r->npulse = n;
+		return 0;
+	case K_ALARM:
+		snprintf(ll.what + strlen(ll.what), sizeof ll.what - strlen(ll.what), " alarm");
+		return get_line(p, key, v, ll.what, &r->alarm);
+	case K_AUDIBLE:
+		return get_bool(p, key, v, &r->audible);
+	case K_INTERLOCK:
+		snprintf(ll.what + strlen(ll.what), sizeof ll.what - strlen(ll.what), " interlock");
+		return get_line(p, key, v, ll.what, &r->interlock);
+	}
+	return 0;
+}
+
+static int set_profile(struct parser *p, int k, const char *key, const char *v)
+{
+	struct acu_profile_cfg *pr = &p->cfg->profiles[p->cur];
+	int64_t s;
+	int n;
+
+	switch (k) {
+	case K_DESCRIPTION:
+		return get_text(p, key, v, pr->description, sizeof pr->description);
+	case K_MODE:
+		for (size_t i = 0; i < sizeof mode_names / sizeof mode_names[0]; i++) {
+			if (strcmp(v, mode_names[i]) == 0) {
+				pr->mode = (enum acu_mode)i;
+				return 0;
+			}
+		}
+		return perr(p, p->lineno,
+			    "%s: '%s' is not a mode (continuous, dense-disperse, intermittent)", key, v);
+	case K_FREQUENCY_HZ:
+		return get_int(p, key, v, 1, 200, &pr->frequency_hz);
+	case K_ALT_FREQUENCY_HZ:
+		return get_int(p, key, v, 1, 200, &pr->alt_frequency_hz);
+	case K_SWITCH_S:
+	case K_ON_S:
+	case K_OFF_S:
+		if (get_dur(p, key, v, 1, k == K_SWITCH_S ? 60 : 600, &s) < 0)
+			return -1;
+		*(k == K_SWITCH_S ? &pr->switch_s : k == K_ON_S ? &pr->on_s : &pr->off_s) = (int)s;
+		return 0;
+	case K_PULSE_WIDTH_US:
+		return get_int(p, key, v, 50, 1000, &pr->pulse_width_us);
+	case K_DELAY_S:
+		/* The session_max bound is checked once [limits] has surely been read. */
+		return get_dur(p, key, v, 0, 4 * 3600, &pr->delay_s);
+	case K_DURATION_S:
+		return get_dur(p, key, v, 1, ACU_STIM_MAX_LIMIT_S, &pr->duration_s);
+	case K_CHANNELS:
+		pr->channels = 0;
+		n = split_list(p, key, v, ACU_MAX_CHANNELS, "more than 8 channels", channel_item,
+			       &pr->channels);
+		return n < 0 ? -1 : 0;
+	case K_PREGNANCY_SAFE:
+		return get_bool(p, key, v, &pr->pregnancy_safe);
+	}
+	return 0;
+}
+
+static int (*const setters[S__N])(struct parser *, int, const char *, const char *) = {
+	NULL, set_daemon, set_gpio, set_limits, set_safety, set_alarm, set_access, set_room,
+	set_profile,
+};
+
+/* Keys that may be given empty on purpose. */
+static int may_be_empty(enum sect s, int k)
+{
+	return (s == S_PROFILE && k == K_DESCRIPTION) || (s == S_ACCESS && k == K_SOCKET_GROUP) ||
+	       (s == S_GPIO && k == K_SIM_TRACE);
+}
+
+static struct key_lines *cur_keys(struct parser *p)
+{
+	if (p->sect == S_ROOM)
+		return &p->room_keys[p->cur];
+	if (p->sect == S_PROFILE)
+		return &p->prof_keys[p->cur];
+	return &p->single[p->sect];
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct parser *p = user;
+	const char *const *keys;
+	struct key_lines *kl;
+	int k;
+
+	(void)section; /* our reader tracks sections, with their lines */
+	if (p->err_line >= 0)
+		return 0;
+	if (!*name) {
+		perr(p, p->lineno, "syntax error (expected [section] or key = value)");
+		return 0;
+	}
+	if (p->sect == S_NONE) {
+		perr(p, p->lineno, "%s: key outside any section", name);
+		return 0;
+	}
+	keys = sect_keys[p->sect];
+	for (k = 0; keys[k]; k++)
+		if (strcmp(name, keys[k]) == 0)
+			break;
+	if (!keys[k]) {
+		int f = acu_flag_parse(name);
+		if (p->sect == S_SAFETY && f >= 0 && ((1u << f) & FL_HARD_MASK))
+			perr(p, p->lineno,
+			     "%s can never be relaxed: hard contraindications always refuse", name);
+		else
+			perr(p, p->lineno, "unknown key '%s' in [%s]", name, sect_names[p->sect]);
+		return 0;
+	}
+	kl = cur_keys(p);
+	if (kl->line[k]) {
+		perr(p, p->lineno, "duplicate key '%s' (first at line %d)", name, kl->line[k]);
+		return 0;
+	}
+	kl->line[k] = p->lineno;
+	if (!*value && !may_be_empty(p->sect, k)) {
+		perr(p, p->lineno, "%s: a value is required", name);
+		return 0;
+	}
+	return setters[p->sect](p, k, name, value) == 0;
+}
+
+/* Checks a room once its section is complete: the keys may come in any order. */
+static int end_room(struct parser *p)
+{
+	struct acu_room_cfg *r = &p->cfg->rooms[p->cur];
+	struct key_lines *kl = &p->room_keys[p->cur];
+
+	if (!kl->line[K_GATE])
+		return perr(p, r->line, "room %s: gate is required (one line per channel)", r->id);
+	if (r->npulse && r->npulse != r->nchannels)
+		return perr(p, kl->line[K_PULSE],
+			    "pulse: %d pulse line%s for %d gate line%s (give one per channel, or none)",
+			    r->npulse, r->npulse == 1 ? "" : "s", r->nchannels,
+			    r->nchannels == 1 ? "" : "s");
+	return 0;
+}
+
+static int end_section(struct parser *p)
+{
+	if (p->sect == S_ROOM)
+		return end_room(p);
+	return 0;
+}
+
+static int grow(void **arr, int *cap, int need, size_t size, void **aux, size_t auxsize)
+{
+	int ncap;
+	void *a, *b;
+
+	if (need <= *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 8;
+	a = realloc(*arr, (size_t)ncap * size);
+	if (!a)
+		return -1;
+	*arr = a;
+	b = realloc(*aux, (size_t)ncap * auxsize);
+	if (!b)
+		return -1;
+	*aux = b;
+	*cap = ncap;
+	return 0;
+}
+
+static int new_room(struct parser *p, const char *id)
+{
+	struct acu_cfg *c = p->cfg;
+	struct acu_room_cfg *r;
+
+	if (!acu_valid_ref(id))
+		return perr(p, p->lineno, "bad room id '%s' (1 to 32 of A-Z a-z 0-9 . _ -)", id);
+	for (int i = 0; i < c->nrooms; i++)
+		if (strcmp(c->rooms[i].id, id) == 0)
+			return perr(p, p->lineno, "duplicate room %s (first at line %d)", id,
+				    c->rooms[i].line);
+	if (c->nrooms >= ACU_MAX_ROOMS)
+		return perr(p, p->lineno, "more than %d rooms", ACU_MAX_ROOMS);
+	if (grow((void **)&c->rooms, &p->rooms_cap, c->nrooms + 1, sizeof *c->rooms,
+		 (void **)&p->room_keys, sizeof *p->room_keys) < 0)
+		return perr(p, p->lineno, "out of memory");
+	r = &c->rooms[c->nrooms];
+	memset(r, 0, sizeof *r);
+	memset(&p->room_keys[c->nrooms], 0, sizeof *p->room_keys);
+	snprintf(r->id, sizeof r->id, "%s", id);
+	snprintf(r->name, sizeof r->name, "Room %s", id);
+	snprintf(r->file, sizeof r->file, "%s", p->file);
+	r->line = p->lineno;
+	r->alarm.offset = -1;
+	r->interlock.offset = -1;
+	p->cur = c->nrooms++;
+	return 0;
+}
+
+static int new_profile(struct parser *p, const char *name)
+{
+	struct acu_cfg *c = p->cfg;
+	struct acu_profile_cfg *pr;
+
+	if (!acu_valid_ref(name))
+		return perr(p, p->lineno, "bad profile name '%s' (1 to 32 of A-Z a-z 0-9 . _ -)",
+			    name);
+	for (int i = 0; i < c->nprofiles; i++) {
+		if (strcmp(c->profiles[i].name, name) != 0)
+			continue;
+		if (strcmp(c->profiles[i].file, p->file) == 0)
+			return perr(p, p->lineno, "duplicate profile %s (first at line %d)", name,
+				    c->profiles[i].line);
+		return perr(p, p->lineno, "duplicate profile %s (first at %s:%d)", name,
+			    c->profiles[i].file, c->profiles[i].line);
+	}
+	if (grow((void **)&c->profiles, &p->profs_cap, c->nprofiles + 1, sizeof *c->profiles,
+		 (void **)&p->prof_keys, sizeof *p->prof_keys) < 0)
+		return perr(p, p->lineno, "out of memory");
+	pr = &c->profiles[c->nprofiles];
+	memset(pr, 0, sizeof *pr);
+	memset(&p->prof_keys[c->nprofiles], 0, sizeof *p->prof_keys);
+	snprintf(pr->name, sizeof pr->name, "%s", name);
+	pr->mode = MODE_CONTINUOUS;
+	pr->frequency_hz = 2;
+	pr->alt_frequency_hz = 100;
+	pr->switch_s = 3;
+	pr->on_s = 5;
+	pr->off_s = 5;
+	pr->pulse_width_us = 200;
+	snprintf(pr->file, sizeof pr->file, "%s", p->file);
+	pr->line = p->lineno;
+	p->cur = c->nprofiles++;
+	return 0;
+}
+
+/* "[type]" or "[type NAME]"; hdr is the text between the brackets. */
+static int begin_section(struct parser *p, char *hdr)
+{
+	char *type = hdr, *arg, *e;
+	int s;
+
+	if (end_section(p) < 0)
+		return -1;
+	p->sect = S_NONE;
+	while (isspace((unsigned char)*type))
+		type++;
+	for (arg = type; *arg && !isspace((unsigned char)*arg); arg++)
+		;
+	if (*arg)
+		*arg++ = '\0';
+	while (isspace((unsigned char)*arg))
+		arg++;
+	e = arg + strlen(arg);
+	while (e > arg && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+
+	for (s = 1; s < S__N; s++)
+		if (strcmp(type, sect_names[s]) == 0)
+			break;
+	if (s == S__N)
+		return perr(p, p->lineno, "unknown section [%s%s%s]", type, *arg ? " " : "", arg);
+	if (p->profiles_only && s != S_PROFILE)
+		return perr(p, p->lineno,
+			    "[%s] in a profiles_dir file: only [profile NAME] sections may be here",
+			    type);
+	if (s == S_ROOM || s == S_PROFILE) {
+		if (!*arg)
+			return perr(p, p->lineno, "[%s] needs a name: [%s %s]", type, type,
+				    s == S_ROOM ? "ID" : "NAME");
+		if ((s == S_ROOM ? new_room(p, arg) : new_profile(p, arg)) < 0)
+			return -1;
+	} else {
+		if (*arg)
+			return perr(p, p->lineno, "[%s] takes no name", type);
+		if (p->sect_first[s])
+			return perr(p, p->lineno, "section [%s] appears twice (first at line %d)",
+				    type, p->sect_first[s]);
+		p->sect_first[s] = p->lineno;
+	}
+	p->sect = (enum sect)s;
+	p->sect_line = p->lineno;
+	return 0;
+}
+
+/* The ini_reader: one physical line per call, so inih's line count is ours. */
+static char *reader(char *str, int num, void *stream)
+{
+	struct parser *p = stream;
+	ssize_t n;
+	char *s, *t, *c;
+	size_t len;
+
+	if (p->err_line >= 0)
+		return NULL;
+	errno = 0;
+	n = getline(&p->buf, &p->cap, p->f);
+	if (n < 0) {
+		if (ferror(p->f))
+			perr(p, p->lineno + 1, "read error: %s", strerror(errno ? errno : EIO));
+		else
+			end_section(p);
+		return NULL;
+	}
+	p->lineno++;
+	s = p->buf;
+	len = (size_t)n;
+	if (len && s[len - 1] == '\n')
+		s[--len] = '\0';
+	if (len && s[len - 1] == '\r')
+		s[--len] = '\0';
+	if (p->lineno == 1 && len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) {
+		s += 3;
+		len -= 3;
+	}
+	if (strlen(s) != len) {
+		perr(p, p->lineno, "NUL byte in line");
+		return NULL;
+	}
+	/* inih would parse the cut-off rest as a line of its own. */
+	if (len > (size_t)num - 1) {
+		perr(p, p->lineno, "line longer than %d characters", num - 1);
+		return NULL;
+	}
+	/* SPEC: ';' starts a comment anywhere on a line (inih alone would want a
+	 * space before it). */
+	c = strchr(s, ';');
+	if (c)
+		*c = '\0';
+	for (t = s; isspace((unsigned char)*t); t++)
+		;
+	if (*t == '\0' || *t == '#') {
+		str[0] = '\0';
+		return str;
+	}
+	if (t != s) {
+		perr(p, p->lineno,
+		     "indented line: continuation lines are not supported (remove the leading space)");
+		return NULL;
+	}
+	if (*t == '[') {
+		char hdr[256], *close = strchr(t, ']');
+		const char *rest;
+
+		if (!close) {
+			perr(p, p->lineno, "syntax error (expected [section] or key = value)");
+			return NULL;
+		}
+		for (rest = close + 1; isspace((unsigned char)*rest); rest++)
+			;
+		if (*rest) {
+			perr(p, p->lineno, "syntax error: text after ']'");
+			return NULL;
+		}
+		snprintf(hdr, sizeof hdr, "%.*s", (int)(close - t - 1), t + 1);
+		if (begin_section(p, hdr) < 0)
+			return NULL;
+	}
+	memcpy(str, s, strlen(s) + 1);
+	return str;
+}
+
+static int parse_file(struct parser *p, const char *path, int profiles_only)
+{
+	int ret;
+
+	p->file = path;
+	p->profiles_only = profiles_only;
+	p->lineno = 0;
+	p->sect = S_NONE;
+	p->f = fopen(path, "r");
+	if (!p->f)
+		return perr(p, 0, "cannot open: %s", strerror(errno));
+	ret = ini_parse_stream(reader, p, handler, p);
+	fclose(p->f);
+	p->f = NULL;
+	/* inih goes on after a syntax error; the first error in the file wins. */
+	if (ret > 0 && (p->err_line < 0 || ret < p->err_line)) {
+		p->err_line = -1;
+		return perr(p, ret, "syntax error (expected [section] or key = value)");
+	}
+	if (ret < 0 && p->err_line < 0)
+		return perr(p, 0, "cannot parse (inih error %d)", ret);
+	return p->err_line >= 0 ? -1 : 0;
+}
+
+/* The line to blame for a post-parse check: the key if it was set, else the
+ * section header. */
+static int key_or(const struct key_lines *kl, int k, int fallback)
+{
+	return kl->line[k] ? kl->line[k] : fallback;
+}
+
+static int check_profile(struct parser *p, int i)
+{
+	const struct acu_cfg *c = p->cfg;
+	const struct acu_profile_cfg *pr = &c->profiles[i];
+	const struct key_lines *kl = &p->prof_keys[i];
+	char a[32], b[32];
+	int freqs[2] = { pr->frequency_hz, pr->alt_frequency_hz };
+	int nfreq = pr->mode == MODE_DENSE_DISPERSE ? 2 : 1;
+
+	p->file = pr->file;
+	/* A pulse must end before the next begins, with the line low as long. */
+	for (int j = 0; j < nfreq; j++) {
+		if ((int64_t)pr->pulse_width_us * 2 * freqs[j] >= 1000000)
+			return perr(p, key_or(kl, K_PULSE_WIDTH_US, pr->line),
+				    "pulse_width_us: %d us is not below half the period of %s %d Hz",
+				    pr->pulse_width_us, j ? "alt_frequency_hz" : "frequency_hz",
+				    freqs[j]);
+	}
+	if (pr->delay_s > c->session_max)
+		return perr(p, kl->line[K_DELAY_S], "delay_s: %s is above session_max (%s)",
+			    fmt_dur(pr->delay_s, a, sizeof a), fmt_dur(c->session_max, b, sizeof b));
+	if (pr->duration_s > c->stim_max)
+		return perr(p, kl->line[K_DURATION_S], "duration_s: %s is above stim_max (%s)",
+			    fmt_dur(pr->duration_s, a, sizeof a), fmt_dur(c->stim_max, b, sizeof b));
+	return 0;
+}
+
+static int check_profiles(struct parser *p)
+{
+	for (; p->nprofiles_checked < p->cfg->nprofiles; p->nprofiles_checked++)
+		if (check_profile(p, p->nprofiles_checked) < 0)
+			return -1;
+	return 0;
+}
+
+/* Whole-file checks of the main config, once every section has been read. */
+static int check_main(struct parser *p, const char *path)
+{
+	struct acu_cfg *c = p->cfg;
+	const struct key_lines *lim = &p->single[S_LIMITS];
+	char a[32], b[32];
+
+	p->file = path;
+	if (c->nrooms == 0)
+		return perr(p, p->lineno > 0 ? p->lineno : 1,
+			    "no [room ID] section: at least one room is required");
+	if (c->session_min > c->session_max) {
+		int l = lim->line[K_SESSION_MIN] > lim->line[K_SESSION_MAX] ?
+			lim->line[K_SESSION_MIN] : lim->line[K_SESSION_MAX];
+		return perr(p, l, "session_min (%s) is above session_max (%s)",
+			    fmt_dur(c->session_min, a, sizeof a), fmt_dur(c->session_max, b, sizeof b));
+	}
+	/* Polarity waited for [gpio] active_low, wherever it was. */
+	c->heartbeat.active_low ^= c->active_low;
+	for (int i = 0; i < c->nrooms; i++) {
+		struct acu_room_cfg *r = &c->rooms[i];
+		for (int j = 0; j < r->nchannels; j++)
+			r->gate[j].active_low ^= c->active_low;
+		for (int j = 0; j < r->npulse; j++)
+			r->pulse[j].active_low ^= c->active_low;
+		r->alarm.active_low ^= c->active_low;
+		r->interlock.active_low ^= c->active_low;
+	}
+	if (!p->single[S_GPIO].line[K_SIM_STATE]) {
+		int n = snprintf(c->sim_state, sizeof c->sim_state, "%s/gpio-sim.state", c->state_dir);
+		if (n < 0 || (size_t)n >= sizeof c->sim_state)
+			return perr(p, key_or(&p->single[S_DAEMON], K_STATE_DIR, 0),
+				    "state_dir: path too long");
+	}
+	return check_profiles(p);
+}
+
+static int conf_name(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+
+	return d->d_name[0] != '.' && n > 5 && strcmp(d->d_name + n - 5, ".conf") == 0;
+}
+
+/* Byte order, not the locale's: the load order must not depend on LANG. */
+static int name_cmp(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static int load_profiles_dir(struct parser *p, const char *path)
+{
+	struct acu_cfg *c = p->cfg;
+	int line = p->single[S_DAEMON].line[K_PROFILES_DIR];
+	struct dirent **list = NULL;
+	char file[PATH_MAX];
+	int n, rc = 0;
+
+	p->file = path;
+	n = scandir(c->profiles_dir, &list, conf_name, name_cmp);
+	if (n < 0) {
+		/* The packaged default may be absent; a directory the technician
+		 * named must exist. */
+		if (errno == ENOENT && (!line || strcmp(c->profiles_dir, ACU_DEFAULT_PROFILES_DIR) == 0))
+			return 0;
+		return perr(p, line, "profiles_dir %s: %s", c->profiles_dir, strerror(errno));
+	}
+	for (int i = 0; i < n; i++) {
+		struct stat st;
+		int len;
+
+		if (rc < 0)
+			continue;
+		p->file = path;
+		len = snprintf(file, sizeof file, "%s/%s", c->profiles_dir, list[i]->d_name);
+		if (len < 0 || (size_t)len >= sizeof file) {
+			rc = perr(p, line, "profiles_dir: path too long");
+			continue;
+		}
+		if (stat(file, &st) < 0 || !S_ISREG(st.st_mode))
+			continue; /* a dangling link or a directory named x.conf */
+		rc = parse_file(p, file, 1);
+		if (rc == 0)
+			rc = check_profiles(p);
+	}
+	for (int i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+	return rc;
+}
+
+/* The directory relative paths are taken from, made absolute: the daemon's
+ * working directory is no business of the config. */
+static int config_dir(struct parser *p, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char cwd[PATH_MAX];
+	int n;
+
+	if (slash == path)
+		n = snprintf(p->dir, sizeof p->dir, "/");
+	else if (slash && path[0] == '/')
+		n = snprintf(p->dir, sizeof p->dir, "%.*s", (int)(slash - path), path);
+	else if (!getcwd(cwd, sizeof cwd))
+		return perr(p, 0, "cannot resolve relative paths: %s", strerror(errno));
+	else if (slash)
+		n = snprintf(p->dir, sizeof p->dir, "%s/%.*s", cwd, (int)(slash - path), path);
+	else
+		n = snprintf(p->dir, sizeof p->dir, "%s", cwd);
+	if (n < 0 || (size_t)n >= sizeof p->dir)
+		return perr(p, 0, "path too long");
+	return 0;
+}
+
+struct acu_cfg *cfg_load(const char *path, char *err, size_t errlen)
+{
+	struct parser p;
+	struct acu_cfg *c;
+	int rc = -1;
+
+	memset(&p, 0, sizeof p);
+	p.err_line = -1;
+	p.file = path;
+	c = calloc(1, sizeof *c);
+	if (!c) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	p.cfg = c;
+	if (strlen(path) >= sizeof c->path) {
+		perr(&p, 0, "path too long");
+		goto out;
+	}
+	snprintf(c->path, sizeof c->path, "%s", path);
+	cfg_defaults(c);
+	if (config_dir(&p, path) < 0 || parse_file(&p, path, 0) < 0 || check_main(&p, path) < 0 ||
+	    load_profiles_dir(&p, path) < 0)
+		goto out;
+	rc = 0;
+out:
+	free(p.buf);
+	free(p.used);
+	free(p.room_keys);
+	free(p.prof_keys);
+	if (rc < 0) {
+		snprintf(err, errlen, "%s", p.err);
+		cfg_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void cfg_free(struct acu_cfg *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->rooms);
+	free(cfg->profiles);
+	free(cfg);
+}
+
+const struct acu_room_cfg *cfg_room(const struct acu_cfg *cfg, const char *id)
+{
+	for (int i = 0; i < cfg->nrooms; i++)
+		if (strcmp(cfg->rooms[i].id, id) == 0)
+			return &cfg->rooms[i];
+	return NULL;
+}
+
+const struct acu_profile_cfg *cfg_profile(const struct acu_cfg *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->nprofiles; i++)
+		if (strcmp(cfg->profiles[i].name, name) == 0)
+			return &cfg->profiles[i];
+	return NULL;
+}
+
+static int same_line(const struct acu_line *a, const struct acu_line *b)
+{
+	if (a->set != b->set)
+		return 0;
+	if (!a->set)
+		return 1;
+	return a->offset == b->offset && a->active_low == b->active_low &&
+	       (a->offset >= 0 || strcmp(a->name, b->name) == 0);
+}
+
+int cfg_room_same_wiring(const struct acu_room_cfg *a, const struct acu_room_cfg *b)
+{
+	if (a->nchannels != b->nchannels || a->npulse != b->npulse)
+		return 0;
+	for (int i = 0; i < a->nchannels; i++)
+		if (!same_line(&a->gate[i], &b->gate[i]))
+			return 0;
+	for (int i = 0; i < a->npulse; i++)
+		if (!same_line(&a->pulse[i], &b->pulse[i]))
+			return 0;
+	return same_line(&a->alarm, &b->alarm) && same_line(&a->interlock, &b->interlock);
+}
+
+const char *cfg_mode_name(enum acu_mode m)
+{
+	return (unsigned)m < sizeof mode_names / sizeof mode_names[0] ? mode_names[m] : "?";
+}

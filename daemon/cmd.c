@@ -1,0 +1,629 @@
+/* Request dispatch (SPEC §6): one table row per command with the role it needs
+ * and the keys it accepts; every field is validated before anything changes. */
+#include <string.h>
+
+#include "daemon.h"
+#include "gpio.h"
+
+struct cmd {
+	const char *name;
+	enum acu_role role;
+	const char *const *keys;       /* accepted besides id and cmd; NULL-terminated */
+	json_t *(*fn)(struct acud *d, struct client *c, json_t *req, struct acu_err *err);
+};
+
+/* --- field access: wrong types are bad-request, wrong values out-of-range --- */
+
+static int req_int(json_t *req, const char *key, int required, int64_t lo, int64_t hi,
+		   int64_t *out, struct acu_err *err)
+{
+	json_t *v = json_object_get(req, key);
+
+	if (!v) {
+		if (required)
+			return acu_fail(err, E_BAD_REQUEST, "%s: required", key);
+		return 0;
+	}
+	if (!json_is_integer(v))
+		return acu_fail(err, E_BAD_REQUEST, "%s: expected an integer", key);
+	if (json_integer_value(v) < lo || json_integer_value(v) > hi)
+		return acu_fail(err, E_OUT_OF_RANGE, "%s: %lld outside %lld..%lld", key,
+				(long long)json_integer_value(v), (long long)lo, (long long)hi);
+	*out = json_integer_value(v);
+	return 1;
+}
+
+static int req_str(json_t *req, const char *key, int required, const char **out,
+		   struct acu_err *err)
+{
+	json_t *v = json_object_get(req, key);
+
+	if (!v) {
+		if (required)
+			return acu_fail(err, E_BAD_REQUEST, "%s: required", key);
+		return 0;
+	}
+	if (!json_is_string(v))
+		return acu_fail(err, E_BAD_REQUEST, "%s: expected a string", key);
+	*out = json_string_value(v);
+	return 1;
+}
+
+static int req_bool(json_t *req, const char *key, int required, int *out, struct acu_err *err)
+{
+	json_t *v = json_object_get(req, key);
+
+	if (!v) {
+		if (required)
+			return acu_fail(err, E_BAD_REQUEST, "%s: required", key);
+		return 0;
+	}
+	if (!json_is_boolean(v))
+		return acu_fail(err, E_BAD_REQUEST, "%s: expected true or false", key);
+	*out = json_is_true(v);
+	return 1;
+}
+
+static int req_flags(json_t *req, int required, unsigned *out, struct acu_err *err)
+{
+	json_t *v = json_object_get(req, "flags"), *f;
+	size_t i;
+
+	*out = 0;
+	if (!v) {
+		if (required)
+			return acu_fail(err, E_BAD_REQUEST, "flags: required");
+		return 0;
+	}
+	if (!json_is_array(v) || (required && json_array_size(v) == 0))
+		return acu_fail(err, E_BAD_REQUEST, "flags: expected a list of flag names");
+	json_array_foreach(v, i, f) {
+		int fl = json_is_string(f) ? acu_flag_parse(json_string_value(f)) : -1;
+		if (fl < 0)
+			return acu_fail(err, E_BAD_REQUEST,
+					"flags: unknown flag %s%s%s (known: pacemaker, icd, implanted-device, "
+					"pregnancy, epilepsy, heart-disease, bleeding-disorder, metal-implant)",
+					json_is_string(f) ? "'" : "",
+					json_is_string(f) ? json_string_value(f) : "(not a string)",
+					json_is_string(f) ? "'" : "");
+		*out |= 1u << fl;
+	}
+	return 1;
+}
+
+static struct acu_room *req_room(struct acud *d, json_t *req, struct acu_err *err)
+{
+	const char *id;
+	struct acu_room *r;
+
+	if (req_str(req, "room", 1, &id, err) < 0)
+		return NULL;
+	r = acud_room(d, id);
+	if (!r)
+		acu_fail(err, E_UNKNOWN_ROOM, "no room '%.40s'", id);
+	return r;
+}
+
+static json_t *room_reply(const struct acu_room *r, const struct acu_now *now)
+{
+	return json_pack("{s:o}", "room", room_json(r, now));
+}
+
+/* The history record of a command: what was asked, by whom. */
+static json_t *command_record(const struct client *c, const char *name, json_t *req)
+{
+	json_t *rec = json_deep_copy(req);
+
+	json_object_del(rec, "id");
+	json_object_del(rec, "room");
+	json_object_del(rec, "cmd");
+	json_object_set_new(rec, "type", json_string("command"));
+	json_object_set_new(rec, "cmd", json_string(name));
+	json_object_set_new(rec, "user", json_string(client_user(c)));
+	return rec;
+}
+
+/* S8: every refusal is in the history, with who asked and why. */
+static void refusal(struct acud *d, const struct client *c, const struct acu_room *r,
+		    const char *name, const struct acu_err *err)
+{
+	history_add(d, r->cfg->id,
+		    json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", "refusal", "cmd", name, "user",
+			      client_user(c), "code", acu_errcode_name(err->code), "message",
+			      err->msg));
+}
+
+/* Brings the room up to date, applies op, and commits whatever changed, even on
+ * a refusal that raised an alarm. */
+typedef int (*room_op)(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
+		       const struct acu_now *now, struct acu_err *err);
+
+static json_t *session_cmd(struct acud *d, struct client *c, json_t *req, struct acu_err *err,
+			   const char *name, room_op op)
+{
+	struct acu_room *r = req_room(d, req, err), before;
+	struct acu_now now = acu_now();
+	char msg[256];
+	int rc;
+
+	if (!r)
+		return NULL;
+	memcpy(&before, r, sizeof before);
+	room_tick(r, d->cfg, &now);
+	rc = op(d, c, r, req, &now, err);
+	if (rc < 0) {
+		refusal(d, c, r, name, err);
+		if (memcmp(&before, r, sizeof before) != 0 &&
+		    acud_commit(d, r, &before, &now, NULL, name, msg, sizeof msg) < 0)
+			log_err("%s", msg);
+		return NULL;
+	}
+	if (acud_commit(d, r, &before, &now, command_record(c, name, req), name, msg,
+			sizeof msg) < 0) {
+		acu_fail(err, E_INTERNAL, "%s", msg);
+		return NULL;
+	}
+	return room_reply(r, &now);
+}
+
+/* --- session commands ------------------------------------------------------ */
+
+static void warn_flags(struct acud *d, const struct client *c, const struct acu_room *r,
+		       unsigned warned)
+{
+	if (!warned)
+		return;
+	log_warnx("room %s: stimulation armed by %s despite flags (policy warn)", r->cfg->id,
+		  client_user(c));
+	history_add(d, r->cfg->id, json_pack("{s:s,s:s,s:o}", "type", "warning", "user",
+					     client_user(c), "flags", flags_json(warned)));
+}
+
+static int op_start(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
+		    const struct acu_now *now, struct acu_err *err)
+{
+	struct acu_start st = { .needles = -1, .practitioner = client_user(c) };
+	int64_t n;
+	int rc;
+
+	if (req_int(req, "duration_s", 1, INT32_MIN, INT32_MAX, &st.duration_s, err) < 0)
+		return -1;
+	rc = req_int(req, "needles", 0, INT32_MIN, INT32_MAX, &n, err);
+	if (rc < 0)
+		return -1;
+	if (rc > 0) {
+		if (n < 0 || n > ACU_NEEDLES_MAX)
+			return acu_fail(err, E_OUT_OF_RANGE, "needles: must be 0..%d", ACU_NEEDLES_MAX);
+		st.needles = (int)n;
+	}
+	if (req_str(req, "patient", 0, &st.patient, err) < 0 ||
+	    req_str(req, "profile", 0, &st.profile, err) < 0 ||
+	    req_flags(req, 0, &st.flags, err) < 0 || req_bool(req, "stim", 0, &st.stim, err) < 0)
+		return -1;
+	if (!st.stim)
+		return room_start(r, d->cfg, &st, now, err);
+	/* A start that asks to arm and cannot is refused whole (SPEC §3). */
+	{
+		struct acu_room trial;
+		unsigned warned;
+
+		memcpy(&trial, r, sizeof trial);
+		if (room_start(&trial, d->cfg, &st, now, err) < 0 ||
+		    room_stim_on(&trial, d->cfg, now, &warned, err) < 0)
+			return -1;
+		memcpy(r, &trial, sizeof *r);
+		warn_flags(d, c, r, warned);
+		return 0;
+	}
+}
+
+static int op_pause(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
+		    const struct acu_now *now, struct acu_err *err)
+{
+	(void)c;
+	(void)req;
+	return room_pause(r, d->cfg, now, err);
+}
+
+static int op_resume(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
+		     const struct acu_now *now, struct acu_err *err)
+{
+	(void)c;
+	(void)req;
+	return room_resume(r, d->cfg, now, err);
+}
+
+static int op_stop(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
+		   const struct acu_now *now, struct acu_err *err)
+{
+	(void)c;
+	(void)req;
+	return room_stop(r, d->cfg, now, err);
+}
+
+static int op_checkin(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
+		      const struct acu_now *now, struct acu_err *err)
+{
+	(void)c;
+	(void)req;
+	return room_checkin(r, d->cfg, now, err);
+}
+
+static int op_extend(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
+		     const struct acu_now *now, struct acu_err *err)
+{
+	int64_t s;
+
+	(void)c;
+	if (req_int(req, "duration_s", 1, INT32_MIN, INT32_MAX, &s, err) < 0)
+		return -1;
+	return room_extend(r, d->cfg, s, now, err);
+}
+
+static int op_needles(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
+		      const struct acu_now *now, struct acu_err *err)
+{
+	int64_t delta;
+
+	(void)d;
+	(void)c;
+	(void)now;
+	if (req_int(req, "delta", 1, -1000, 1000, &delta, err) < 0)
+		return -1;
+	return room_needles(r, (int)delta, err);
+}
+
+static int op_flag(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
+		   const struct acu_now *now, struct acu_err *err)
+{
+	unsigned flags;
+
+	(void)d;
+	(void)c;
+	if (req_flags(req, 1, &flags, err) < 0)
+		return -1;
+	return room_flag(r, flags, now, err);
+}
+
+static int op_silence(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
+		      const struct acu_now *now, struct acu_err *err)
+{
+	int64_t s = ACU_SILENCE_DEFAULT_S;
+
+	(void)d;
+	(void)c;
+	if (req_int(req, "duration_s", 0, INT32_MIN, INT32_MAX, &s, err) < 0)
+		return -1;
+	return room_silence(r, s, now, err);
+}
+
+static int op_stim(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
+		   const struct acu_now *now, struct acu_err *err)
+{
+	unsigned warned;
+	int on;
+
+	if (req_bool(req, "on", 1, &on, err) < 0)
+		return -1;
+	if (!on) {
+		if (r->s.state == ST_IDLE)
+			return acu_fail(err, E_INVALID_STATE, "room %s: no session", r->cfg->id);
+		room_stim_off(r, "stim-off");
+		return 0;
+	}
+	if (room_stim_on(r, d->cfg, now, &warned, err) < 0)
+		return -1;
+	warn_flags(d, c, r, warned);
+	return 0;
+}
+
+#define SESSION_CMD(name, fn)                                                           \
+	static json_t *cmd_##fn(struct acud *d, struct client *c, json_t *req,          \
+				struct acu_err *err)                                    \
+	{                                                                               \
+		return session_cmd(d, c, req, err, name, op_##fn);                      \
+	}
+SESSION_CMD("start", start)
+SESSION_CMD("pause", pause)
+SESSION_CMD("resume", resume)
+SESSION_CMD("stop", stop)
+SESSION_CMD("checkin", checkin)
+SESSION_CMD("extend", extend)
+SESSION_CMD("needles", needles)
+SESSION_CMD("flag", flag)
+SESSION_CMD("silence", silence)
+SESSION_CMD("stim", stim)
+
+/* finish records the whole session, as it was, in the history. */
+static json_t *cmd_finish(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
+{
+	struct acu_room *r = req_room(d, req, err), before;
+	struct acu_now now = acu_now();
+	const char *override = NULL;
+	json_t *session, *rec;
+	int64_t removed;
+	char msg[256];
+	int rc;
+
+	if (!r)
+		return NULL;
+	if (req_int(req, "removed", 1, INT32_MIN, INT32_MAX, &removed, err) < 0 ||
+	    req_str(req, "override", 0, &override, err) < 0)
+		return NULL;
+	if (override && (strlen(override) < 1 || strlen(override) > 200))
+		return acu_fail(err, E_BAD_REQUEST, "override: a reason of 1 to 200 characters"), NULL;
+	memcpy(&before, r, sizeof before);
+	room_tick(r, d->cfg, &now);
+	session = room_json(r, &now);
+	rc = room_finish(r, (int)removed, override, &now, err);
+	if (rc < 0) {
+		json_decref(session);
+		refusal(d, c, r, "finish", err);
+		if (memcmp(&before, r, sizeof before) != 0 &&
+		    acud_commit(d, r, &before, &now, NULL, "finish", msg, sizeof msg) < 0)
+			log_err("%s", msg);
+		return NULL;
+	}
+	rec = json_pack("{s:s,s:s,s:s,s:I,s:o}", "type", "session",
+			"outcome", removed == before.s.needles ? "finished" : "override",
+			"user", client_user(c), "removed", (json_int_t)removed, "session", session);
+	if (override)
+		json_object_set_new(rec, "override", json_string(override));
+	if (acud_commit(d, r, &before, &now, rec, "finish", msg, sizeof msg) < 0) {
+		acu_fail(err, E_INTERNAL, "%s", msg);
+		return NULL;
+	}
+	return room_reply(r, &now);
+}
+
+/* --- read-only and administrative commands -------------------------------- */
+
+static json_t *cmd_status(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
+{
+	struct acu_now now = acu_now();
+	json_t *rooms;
+
+	(void)c;
+	if (json_object_get(req, "room")) {
+		struct acu_room *r = req_room(d, req, err);
+		return r ? room_reply(r, &now) : NULL;
+	}
+	rooms = json_array();
+	for (int i = 0; i < d->nrooms; i++)
+		json_array_append_new(rooms, room_json(&d->rooms[i], &now));
+	return json_pack("{s:o}", "rooms", rooms);
+}
+
+static json_t *cmd_profiles(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
+{
+	json_t *a = json_array();
+
+	(void)c;
+	(void)req;
+	(void)err;
+	for (int i = 0; i < d->cfg->nprofiles; i++)
+		json_array_append_new(a, profile_json(&d->cfg->profiles[i]));
+	return json_pack("{s:o}", "profiles", a);
+}
+
+static json_t *cmd_profile(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
+{
+	const struct acu_profile_cfg *p;
+	const char *name;
+
+	(void)c;
+	if (req_str(req, "name", 1, &name, err) < 0)
+		return NULL;
+	p = cfg_profile(d->cfg, name);
+	if (!p)
+		return acu_fail(err, E_UNKNOWN_PROFILE, "no profile '%.64s'", name), NULL;
+	return json_pack("{s:o}", "profile", profile_json(p));
+}
+
+static json_t *cmd_history(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
+{
+	const char *room = NULL;
+	int64_t since = 0, limit = 100;
+	json_t *v = json_object_get(req, "since"), *entries;
+
+	(void)c;
+	if (req_str(req, "room", 0, &room, err) < 0 ||
+	    req_int(req, "limit", 0, 1, 1000, &limit, err) < 0)
+		return NULL;
+	if (room && !acud_room(d, room) && !acu_valid_ref(room))
+		return acu_fail(err, E_BAD_REQUEST, "room: not a room id"), NULL;
+	if (json_is_string(v)) {
+		if (acu_parse_rfc3339(json_string_value(v), &since) < 0)
+			return acu_fail(err, E_BAD_REQUEST,
+					"since: expected RFC 3339 time or unix seconds"), NULL;
+	} else if (json_is_integer(v)) {
+		if (json_integer_value(v) < 0 || json_integer_value(v) > INT64_MAX / NS_PER_SEC)
+			return acu_fail(err, E_OUT_OF_RANGE, "since: out of range"), NULL;
+		since = json_integer_value(v) * NS_PER_SEC;
+	} else if (v) {
+		return acu_fail(err, E_BAD_REQUEST, "since: expected RFC 3339 time or unix seconds"),
+		       NULL;
+	}
+	entries = history_query(d, room, since, (int)limit, err);
+	return entries ? json_pack("{s:o}", "entries", entries) : NULL;
+}
+
+static json_t *cmd_reload(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
+{
+	char msg[512];
+
+	(void)req;
+	log_notice("reload requested by %s", client_user(c));
+	if (acud_reload(d, msg, sizeof msg) < 0)
+		return acu_fail(err, E_CONFIG, "%s", msg), NULL;
+	return json_object();
+}
+
+static json_t *cmd_watch(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
+{
+	(void)d;
+	(void)req;
+	(void)err;
+	client_set_watching(c);
+	return json_pack("{s:b}", "watching", 1);
+}
+
+static json_t *cmd_version(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
+{
+	(void)d;
+	(void)req;
+	(void)err;
+	return json_pack("{s:s,s:i,s:s,s:s}", "version", ACUD_VERSION, "protocol", ACUD_PROTOCOL,
+			 "user", client_user(c), "role", acu_role_name(client_role(d, c)));
+}
+
+/* The level reaches the daemon later, through the line's fd, like a real edge. */
+static json_t *cmd_sim_input(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
+{
+	json_t *line = json_object_get(req, "line");
+	char name[40], msg[256];
+	int64_t level;
+
+	(void)c;
+	if (d->cfg->backend != BACKEND_SIM)
+		return acu_fail(err, E_UNSUPPORTED, "sim-input needs [gpio] backend = sim"), NULL;
+	if (json_is_integer(line) && json_integer_value(line) >= 0 &&
+	    json_integer_value(line) <= 100000)
+		snprintf(name, sizeof name, "%lld", (long long)json_integer_value(line));
+	else if (json_is_string(line) && strlen(json_string_value(line)) < sizeof name)
+		snprintf(name, sizeof name, "%s", json_string_value(line));
+	else
+		return acu_fail(err, E_BAD_REQUEST, "line: expected a line offset or name"), NULL;
+	if (req_int(req, "level", 1, 0, 1, &level, err) < 0)
+		return NULL;
+	if (gpio_sim_input(d->gpio, name, (int)level, msg, sizeof msg) < 0)
+		return acu_fail(err, E_OUT_OF_RANGE, "%s", msg), NULL;
+	return json_pack("{s:s,s:i}", "line", name, "level", (int)level);
+}
+
+static const char *const k_none[] = { NULL };
+static const char *const k_room[] = { "room", NULL };
+static const char *const k_start[] = { "room", "duration_s", "needles", "patient", "profile",
+				       "flags", "stim", NULL };
+static const char *const k_extend[] = { "room", "duration_s", NULL };
+static const char *const k_finish[] = { "room", "removed", "override", NULL };
+static const char *const k_stim[] = { "room", "on", NULL };
+static const char *const k_flag[] = { "room", "flags", NULL };
+static const char *const k_needles[] = { "room", "delta", NULL };
+static const char *const k_profile[] = { "name", NULL };
+static const char *const k_history[] = { "room", "since", "limit", NULL };
+static const char *const k_sim[] = { "line", "level", NULL };
+
+static const struct cmd cmds[] = {
+	{ "status", ROLE_DESK, k_room, cmd_status },
+	{ "watch", ROLE_DESK, k_none, cmd_watch },
+	{ "profiles", ROLE_DESK, k_none, cmd_profiles },
+	{ "profile", ROLE_DESK, k_profile, cmd_profile },
+	{ "version", ROLE_DESK, k_none, cmd_version },
+	{ "start", ROLE_PRACTITIONER, k_start, cmd_start },
+	{ "pause", ROLE_PRACTITIONER, k_room, cmd_pause },
+	{ "resume", ROLE_PRACTITIONER, k_room, cmd_resume },
+	{ "extend", ROLE_PRACTITIONER, k_extend, cmd_extend },
+	{ "stop", ROLE_PRACTITIONER, k_room, cmd_stop },
+	{ "finish", ROLE_PRACTITIONER, k_finish, cmd_finish },
+	{ "checkin", ROLE_PRACTITIONER, k_room, cmd_checkin },
+	{ "stim", ROLE_PRACTITIONER, k_stim, cmd_stim },
+	{ "flag", ROLE_PRACTITIONER, k_flag, cmd_flag },
+	{ "needles", ROLE_PRACTITIONER, k_needles, cmd_needles },
+	{ "silence", ROLE_PRACTITIONER, k_extend, cmd_silence },
+	{ "history", ROLE_PRACTITIONER, k_history, cmd_history },
+	{ "reload", ROLE_TECHNICIAN, k_none, cmd_reload },
+	{ "sim-input", ROLE_TECHNICIAN, k_sim, cmd_sim_input },
+};
+
+static json_t *error_reply(json_t *id, const struct acu_err *err)
+{
+	json_t *r = json_object();
+
+	if (id)
+		json_object_set(r, "id", id);
+	json_object_set_new(r, "ok", json_false());
+	json_object_set_new(r, "error", json_pack("{s:s,s:s}", "code", acu_errcode_name(err->code),
+						  "message", err->msg));
+	return r;
+}
+
+static int check_keys(json_t *req, const struct cmd *cmd, struct acu_err *err)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(req, key, v) {
+		int known = strcmp(key, "id") == 0 || strcmp(key, "cmd") == 0;
+		for (const char *const *k = cmd->keys; !known && *k; k++)
+			known = strcmp(key, *k) == 0;
+		if (!known)
+			return acu_fail(err, E_BAD_REQUEST, "%s: unknown key '%.40s'", cmd->name, key);
+	}
+	return 0;
+}
+
+json_t *cmd_dispatch(struct acud *d, struct client *c, const char *line, size_t len)
+{
+	struct acu_err err = { E_INTERNAL, "" };
+	const struct cmd *cmd = NULL;
+	json_error_t jerr;
+	json_t *req, *id = NULL, *v, *reply = NULL;
+	const char *name;
+	enum acu_role role;
+
+	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!req) {
+		acu_fail(&err, E_BAD_REQUEST, "malformed JSON: %s", jerr.text);
+		return error_reply(NULL, &err);
+	}
+	if (!json_is_object(req)) {
+		acu_fail(&err, E_BAD_REQUEST, "a request is a JSON object");
+		goto out;
+	}
+	id = json_object_get(req, "id");
+	if (id && (json_is_object(id) || json_is_array(id))) {
+		id = NULL;
+		acu_fail(&err, E_BAD_REQUEST, "id: expected a number or a string");
+		goto out;
+	}
+	v = json_object_get(req, "cmd");
+	if (!json_is_string(v)) {
+		acu_fail(&err, E_BAD_REQUEST, "cmd: required, a string");
+		goto out;
+	}
+	name = json_string_value(v);
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+		if (strcmp(cmds[i].name, name) == 0)
+			cmd = &cmds[i];
+	if (!cmd) {
+		acu_fail(&err, E_UNKNOWN_COMMAND, "unknown command '%.40s'", name);
+		goto out;
+	}
+	role = client_role(d, c);
+	if (role < cmd->role) {
+		acu_fail(&err, E_FORBIDDEN, "%s needs the %s role; user %s has %s", cmd->name,
+			 acu_role_name(cmd->role), client_user(c),
+			 role == ROLE_NONE ? "none" : acu_role_name(role));
+		goto out;
+	}
+	if (check_keys(req, cmd, &err) < 0)
+		goto out;
+	reply = cmd->fn(d, c, req, &err);
+out:
+	if (reply) {
+		/* id and ok first, for people reading the socket by eye. */
+		json_t *head = json_object();
+
+		if (id)
+			json_object_set(head, "id", id);
+		json_object_set_new(head, "ok", json_true());
+		json_object_update(head, reply);
+		json_decref(reply);
+		reply = head;
+	} else {
+		reply = error_reply(id, &err);
+	}
+	json_decref(req);
+	return reply;
+}

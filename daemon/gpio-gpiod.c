@@ -1,0 +1,103 @@
+/* The real backend: the kernel's GPIO character device through libgpiod 1.6
+ * (the v1 API Debian bookworm ships). Every gpiod_* call lives in this file, so
+ * a v2 backend can sit beside it. Requests are held for the daemon's lifetime. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <gpiod.h>
+
+#include "gpio.h"
+
+static const char consumer[] = "acud";
+
+static int gd_open(struct gpio *g, const struct acu_cfg *cfg, char *err, size_t errlen)
+{
+	struct gpiod_chip *chip = gpiod_chip_open_lookup(cfg->chip);
+
+	if (!chip) {
+		snprintf(err, errlen, "gpio chip %s: %s", cfg->chip, strerror(errno));
+		return -1;
+	}
+	g->priv = chip;
+	return 0;
+}
+
+static int gd_request(struct gpio *g, struct gpio_line *l, char *err, size_t errlen)
+{
+	struct gpiod_chip *chip = g->priv;
+	struct gpiod_line *line;
+	int rc;
+
+	if (l->spec.offset >= 0)
+		line = gpiod_chip_get_line(chip, (unsigned)l->spec.offset);
+	else
+		line = gpiod_chip_find_line(chip, l->spec.name);
+	if (!line) {
+		snprintf(err, errlen, "no such line on this chip%s%s",
+			 errno ? ": " : "", errno ? strerror(errno) : "");
+		return -1;
+	}
+	if (gpiod_line_is_used(line)) {
+		snprintf(err, errlen, "busy: in use by %s",
+			 gpiod_line_consumer(line) ? gpiod_line_consumer(line) : "another program");
+		return -1;
+	}
+	/* Polarity is applied above the backend; the initial value is the
+	 * physical inactive level so the line never glitches active. */
+	if (l->dir == GPIO_OUT)
+		rc = gpiod_line_request_output(line, consumer, l->spec.active_low);
+	else
+		rc = gpiod_line_request_both_edges_events(line, consumer);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot request: %s", strerror(errno));
+		return -1;
+	}
+	l->priv = line;
+	if (l->dir == GPIO_IN)
+		l->fd = gpiod_line_event_get_fd(line);
+	return 0;
+}
+
+static int gd_set(struct gpio *g, struct gpio_line *l, int physical)
+{
+	(void)g;
+	return l->priv ? gpiod_line_set_value(l->priv, physical) : -1;
+}
+
+static int gd_read_input(struct gpio *g, struct gpio_line *l)
+{
+	const struct timespec zero = { 0, 0 };
+	struct gpiod_line_event ev;
+
+	(void)g;
+	if (!l->priv)
+		return -1;
+	/* Drain every queued edge; the level that counts is the line's now. */
+	while (gpiod_line_event_wait(l->priv, &zero) == 1)
+		if (gpiod_line_event_read(l->priv, &ev) < 0)
+			break;
+	return gpiod_line_get_value(l->priv);
+}
+
+static void gd_close(struct gpio *g)
+{
+	for (int i = 0; i < g->nlines; i++)
+		if (g->lines[i].priv) {
+			gpiod_line_release(g->lines[i].priv);
+			g->lines[i].priv = NULL;
+		}
+	if (g->priv)
+		gpiod_chip_close(g->priv);
+	g->priv = NULL;
+}
+
+const struct gpio_backend gpio_backend_gpiod = {
+	.name = "gpiod",
+	.open = gd_open,
+	.request = gd_request,
+	.set = gd_set,
+	.read_input = gd_read_input,
+	.close = gd_close,
+};

@@ -1,0 +1,220 @@
+/* The simulated backend (SPEC §5): the physical level of every line in a state
+ * file replaced atomically on each change, an optional trace of changes with
+ * monotonic timestamps, and inputs fed through a pipe so that a simulated edge
+ * takes the same path through the event loop as a real one. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "gpio.h"
+
+struct sim {
+	char state_path[PATH_MAX];
+	int trace_fd;
+};
+
+struct sim_line {
+	int level;                     /* physical */
+	int pipe_w;                    /* inputs: write end, fed by sim-input */
+};
+
+static void key_of(const struct gpio_line *l, char *buf, size_t len)
+{
+	if (l->spec.offset >= 0)
+		snprintf(buf, len, "%d", l->spec.offset);
+	else
+		snprintf(buf, len, "%s", l->spec.name);
+}
+
+static int cmp_lines(const void *a, const void *b)
+{
+	const struct gpio_line *x = *(const struct gpio_line *const *)a;
+	const struct gpio_line *y = *(const struct gpio_line *const *)b;
+
+	if (x->spec.offset >= 0 && y->spec.offset >= 0)
+		return (x->spec.offset > y->spec.offset) - (x->spec.offset < y->spec.offset);
+	if (x->spec.offset >= 0 || y->spec.offset >= 0)
+		return x->spec.offset >= 0 ? -1 : 1;
+	return strcmp(x->spec.name, y->spec.name);
+}
+
+/* OFFSET=LEVEL per line, sorted by offset (named lines after, by name). */
+static int sim_save(struct gpio *g)
+{
+	struct sim *s = g->priv;
+	const struct gpio_line *sorted[g->nlines + 1];
+	char buf[64 * (g->nlines + 1)], key[40];
+	size_t off = 0;
+	int n = 0;
+
+	for (int i = 0; i < g->nlines; i++)
+		if (g->lines[i].priv)
+			sorted[n++] = &g->lines[i];
+	qsort(sorted, (size_t)n, sizeof sorted[0], cmp_lines);
+	for (int i = 0; i < n; i++) {
+		const struct sim_line *sl = sorted[i]->priv;
+		key_of(sorted[i], key, sizeof key);
+		off += (size_t)snprintf(buf + off, sizeof buf - off, "%s=%d\n", key, sl->level);
+	}
+	return write_atomic(s->state_path, buf, off, 0);
+}
+
+static void sim_trace(struct gpio *g, const struct gpio_line *l, int level)
+{
+	struct sim *s = g->priv;
+	char line[96], key[40];
+	int n;
+
+	if (s->trace_fd < 0)
+		return;
+	key_of(l, key, sizeof key);
+	n = snprintf(line, sizeof line, "%lld %s %d\n", (long long)acu_mono_now(), key, level);
+	if (write(s->trace_fd, line, (size_t)n) != n)
+		log_warnx("sim: trace write failed: %s", strerror(errno));
+}
+
+static int sim_open(struct gpio *g, const struct acu_cfg *cfg, char *err, size_t errlen)
+{
+	struct sim *s = calloc(1, sizeof *s);
+
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	snprintf(s->state_path, sizeof s->state_path, "%s", cfg->sim_state);
+	s->trace_fd = -1;
+	if (cfg->sim_trace[0]) {
+		s->trace_fd = open(cfg->sim_trace, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+		if (s->trace_fd < 0) {
+			snprintf(err, errlen, "sim_trace %s: %s", cfg->sim_trace, strerror(errno));
+			free(s);
+			return -1;
+		}
+	}
+	g->priv = s;
+	return 0;
+}
+
+static int sim_request(struct gpio *g, struct gpio_line *l, char *err, size_t errlen)
+{
+	struct sim_line *sl = calloc(1, sizeof *sl);
+	int p[2];
+
+	if (!sl) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	sl->pipe_w = -1;
+	/* Inactive at start, inputs included: an interlock starts clear. */
+	sl->level = l->spec.active_low;
+	if (l->dir == GPIO_IN) {
+		if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
+			snprintf(err, errlen, "pipe: %s", strerror(errno));
+			free(sl);
+			return -1;
+		}
+		l->fd = p[0];
+		sl->pipe_w = p[1];
+	}
+	l->priv = sl;
+	if (l->dir == GPIO_OUT)
+		sim_trace(g, l, sl->level);
+	if (sim_save(g) < 0) {
+		snprintf(err, errlen, "sim_state %s: %s", ((struct sim *)g->priv)->state_path,
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int sim_set(struct gpio *g, struct gpio_line *l, int physical)
+{
+	struct sim_line *sl = l->priv;
+
+	if (!sl)
+		return -1;
+	if (sl->level == physical)
+		return 0;
+	sl->level = physical;
+	sim_trace(g, l, physical);
+	return sim_save(g);
+}
+
+static int sim_read_input(struct gpio *g, struct gpio_line *l)
+{
+	struct sim_line *sl = l->priv;
+	char buf[64];
+
+	(void)g;
+	if (!sl)
+		return -1;
+	while (read(l->fd, buf, sizeof buf) > 0)
+		;
+	return sl->level;
+}
+
+static void sim_close(struct gpio *g)
+{
+	struct sim *s = g->priv;
+
+	for (int i = 0; i < g->nlines; i++) {
+		struct sim_line *sl = g->lines[i].priv;
+		if (!sl)
+			continue;
+		if (sl->pipe_w >= 0)
+			close(sl->pipe_w);
+		if (g->lines[i].fd >= 0)
+			close(g->lines[i].fd);
+		free(sl);
+		g->lines[i].priv = NULL;
+	}
+	if (s) {
+		if (s->trace_fd >= 0)
+			close(s->trace_fd);
+		free(s);
+	}
+}
+
+int gpio_sim_input(struct gpio *g, const char *line, int level, char *err, size_t errlen)
+{
+	struct gpio_line *l = NULL;
+	struct sim_line *sl;
+	char key[40];
+
+	if (!g || g->be != &gpio_backend_sim) {
+		snprintf(err, errlen, "sim-input needs [gpio] backend = sim");
+		return -1;
+	}
+	for (int i = 0; i < g->nlines; i++) {
+		key_of(&g->lines[i], key, sizeof key);
+		if (strcmp(key, line) == 0)
+			l = &g->lines[i];
+	}
+	if (!l || l->dir != GPIO_IN) {
+		snprintf(err, errlen, "line %.40s is not a configured input", line);
+		return -1;
+	}
+	sl = l->priv;
+	sl->level = !!level;
+	if (sim_save(g) < 0)
+		log_warnx("sim: cannot save state: %s", strerror(errno));
+	/* The byte only wakes the event loop; the level is read back from the line. */
+	if (write(sl->pipe_w, "e", 1) < 0 && errno != EAGAIN) {
+		snprintf(err, errlen, "sim input pipe: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+const struct gpio_backend gpio_backend_sim = {
+	.name = "sim",
+	.open = sim_open,
+	.request = sim_request,
+	.set = sim_set,
+	.read_input = sim_read_input,
+	.close = sim_close,
+};

@@ -1,0 +1,142 @@
+/* Backend-independent GPIO: which lines the config names, polarity, all-off. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpio.h"
+
+static void describe(const struct acu_line *l, char *buf, size_t len)
+{
+	if (l->offset >= 0)
+		snprintf(buf, len, "%s%d", l->active_low ? "!" : "", l->offset);
+	else
+		snprintf(buf, len, "%s%s", l->active_low ? "!" : "", l->name);
+}
+
+static int add_line(struct gpio *g, const struct acu_line *spec, enum gpio_dir dir)
+{
+	struct gpio_line *l;
+
+	if (!spec->set)
+		return 0;
+	l = &g->lines[g->nlines++];
+	memset(l, 0, sizeof *l);
+	l->spec = *spec;
+	l->dir = dir;
+	l->fd = -1;
+	return 0;
+}
+
+static int same_line(const struct acu_line *a, const struct acu_line *b)
+{
+	if (a->offset >= 0 || b->offset >= 0)
+		return a->offset == b->offset;
+	return strcmp(a->name, b->name) == 0;
+}
+
+struct gpio_line *gpio_find(struct gpio *g, const struct acu_line *spec)
+{
+	if (!g || !spec->set)
+		return NULL;
+	for (int i = 0; i < g->nlines; i++)
+		if (same_line(&g->lines[i].spec, spec))
+			return &g->lines[i];
+	return NULL;
+}
+
+struct gpio *gpio_open(const struct acu_cfg *cfg, char *err, size_t errlen)
+{
+	struct gpio *g = calloc(1, sizeof *g);
+	int max = 1;
+
+	if (!g) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	g->be = cfg->backend == BACKEND_SIM ? &gpio_backend_sim : &gpio_backend_gpiod;
+	for (int i = 0; i < cfg->nrooms; i++)
+		max += 2 * ACU_MAX_CHANNELS + 2;
+	g->lines = calloc((size_t)max, sizeof *g->lines);
+	if (!g->lines) {
+		free(g);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	/* Outputs first, so they are all safe before any input can report. */
+	for (int i = 0; i < cfg->nrooms; i++) {
+		const struct acu_room_cfg *r = &cfg->rooms[i];
+		for (int c = 0; c < r->nchannels; c++)
+			add_line(g, &r->gate[c], GPIO_OUT);
+		for (int c = 0; c < r->npulse; c++)
+			add_line(g, &r->pulse[c], GPIO_OUT);
+		add_line(g, &r->alarm, GPIO_OUT);
+	}
+	add_line(g, &cfg->heartbeat, GPIO_OUT);
+	for (int i = 0; i < cfg->nrooms; i++)
+		add_line(g, &cfg->rooms[i].interlock, GPIO_IN);
+	if (g->be->open(g, cfg, err, errlen) < 0) {
+		free(g->lines);
+		free(g);
+		return NULL;
+	}
+	for (int i = 0; i < g->nlines; i++) {
+		struct gpio_line *l = &g->lines[i];
+		char name[48], why[256];
+
+		if (g->be->request(g, l, why, sizeof why) < 0) {
+			describe(&l->spec, name, sizeof name);
+			snprintf(err, errlen, "gpio %s line %s: %s", cfg->chip, name, why);
+			gpio_close(g);
+			return NULL;
+		}
+		l->active = 0;
+	}
+	return g;
+}
+
+void gpio_close(struct gpio *g)
+{
+	if (!g)
+		return;
+	gpio_all_off(g);
+	g->be->close(g);
+	free(g->lines);
+	free(g);
+}
+
+int gpio_set(struct gpio *g, struct gpio_line *l, int active)
+{
+	active = !!active;
+	if (!l || l->dir != GPIO_OUT)
+		return -1;
+	if (g->be->set(g, l, active ^ l->spec.active_low) < 0)
+		return -1;
+	l->active = active;
+	return 0;
+}
+
+int gpio_read(struct gpio *g, struct gpio_line *l)
+{
+	int phys;
+
+	if (!l || l->dir != GPIO_IN)
+		return -1;
+	phys = g->be->read_input(g, l);
+	if (phys < 0)
+		return -1;
+	l->active = phys ^ l->spec.active_low;
+	return l->active;
+}
+
+int gpio_all_off(struct gpio *g)
+{
+	int failed = 0;
+
+	if (!g)
+		return 0;
+	for (int i = 0; i < g->nlines; i++)
+		if (g->lines[i].dir == GPIO_OUT && gpio_set(g, &g->lines[i], 0) < 0)
+			failed++;
+	return failed;
+}

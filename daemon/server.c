@@ -1,0 +1,417 @@
+/* The control socket (SPEC §6): JSON lines over a SOCK_STREAM Unix socket, one
+ * bufferevent per client, peer credentials for roles, and watchers that are
+ * dropped rather than allowed to grow memory. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "daemon.h"
+
+#define OUTPUT_MAX (1024 * 1024) /* per client: beyond this a reader is too slow */
+#define CLIENTS_MAX 4096
+#define MAX_GROUPS 256
+
+struct client {
+	struct server *srv;
+	struct bufferevent *bev;
+	struct client *prev, *next;
+	uid_t uid;
+	gid_t gid;
+	int ngroups;
+	gid_t groups[MAX_GROUPS];
+	char user[ACU_NAME_MAX + 1];
+	int watching;
+	int discarding;                /* skipping the rest of an oversized line */
+};
+
+struct server {
+	struct acud *d;
+	struct evconnlistener *listener;
+	struct event *resume;          /* re-enables accepting after EMFILE */
+	struct client *clients;
+	int nclients;
+	char path[108];
+};
+
+static void client_free(struct client *c)
+{
+	struct server *s = c->srv;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	s->nclients--;
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+uid_t client_uid(const struct client *c) { return c->uid; }
+const char *client_user(const struct client *c) { return c->user; }
+void client_set_watching(struct client *c) { c->watching = 1; }
+
+static int in_group(const struct client *c, gid_t g)
+{
+	if (g == (gid_t)-1)
+		return 0;
+	if (c->gid == g)
+		return 1;
+	for (int i = 0; i < c->ngroups; i++)
+		if (c->groups[i] == g)
+			return 1;
+	return 0;
+}
+
+enum acu_role client_role(struct acud *d, const struct client *c)
+{
+	if (c->uid == 0 || c->uid == d->self_uid)
+		return ROLE_TECHNICIAN;
+	if (in_group(c, d->technician_gid))
+		return ROLE_TECHNICIAN;
+	if (in_group(c, d->practitioner_gid))
+		return ROLE_PRACTITIONER;
+	if (in_group(c, d->desk_gid))
+		return ROLE_DESK;
+	return ROLE_NONE;
+}
+
+/* Sends one JSON line; a client whose output backs up past OUTPUT_MAX is
+ * dropped. Returns -1 when the client is gone. */
+static int client_send(struct client *c, json_t *msg)
+{
+	char *text = json_dumps(msg, JSON_COMPACT);
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	if (!text)
+		return 0;
+	if (evbuffer_get_length(out) > OUTPUT_MAX) {
+		log_warnx("client uid %u: output backlog over %d bytes; dropped", (unsigned)c->uid,
+			  OUTPUT_MAX);
+		free(text);
+		client_free(c);
+		return -1;
+	}
+	evbuffer_add(out, text, strlen(text));
+	evbuffer_add(out, "\n", 1);
+	free(text);
+	return 0;
+}
+
+void server_broadcast(struct server *s, json_t *event)
+{
+	struct client *c, *next;
+	char *text;
+	size_t len;
+
+	if (!s)
+		return;
+	text = json_dumps(event, JSON_COMPACT);
+	if (!text)
+		return;
+	len = strlen(text);
+	/* Encoded once for every watcher. */
+	for (c = s->clients; c; c = next) {
+		struct evbuffer *out;
+
+		next = c->next;
+		if (!c->watching)
+			continue;
+		out = bufferevent_get_output(c->bev);
+		if (evbuffer_get_length(out) > OUTPUT_MAX) {
+			log_warnx("watcher uid %u: %zu bytes unread; dropped", (unsigned)c->uid,
+				  evbuffer_get_length(out));
+			client_free(c);
+			continue;
+		}
+		evbuffer_add(out, text, len);
+		evbuffer_add(out, "\n", 1);
+	}
+	free(text);
+}
+
+static json_t *too_long(void)
+{
+	return json_pack("{s:b,s:{s:s,s:s}}", "ok", 0, "error", "code", "bad-request", "message",
+			 "request longer than 4096 bytes");
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	struct client *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	for (;;) {
+		struct evbuffer_ptr eol;
+		size_t eol_len = 0, len;
+		char *line;
+		json_t *reply;
+
+		/* A watch connection is an event stream: what it sends is ignored, so
+		 * no broadcast can free a client while its own request is running. */
+		if (c->watching) {
+			evbuffer_drain(in, evbuffer_get_length(in));
+			return;
+		}
+		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+		if (c->discarding) {
+			if (eol.pos < 0) {
+				evbuffer_drain(in, evbuffer_get_length(in));
+				return;
+			}
+			evbuffer_drain(in, (size_t)eol.pos + eol_len);
+			c->discarding = 0;
+			continue;
+		}
+		if (eol.pos < 0) {
+			if (evbuffer_get_length(in) <= ACU_REQUEST_MAX)
+				return;
+			/* Answer now and skip to the next newline: the connection lives on. */
+			evbuffer_drain(in, evbuffer_get_length(in));
+			c->discarding = 1;
+			reply = too_long();
+			if (client_send(c, reply) < 0) {
+				json_decref(reply);
+				return;
+			}
+			json_decref(reply);
+			continue;
+		}
+		len = (size_t)eol.pos;
+		if (len > ACU_REQUEST_MAX) {
+			evbuffer_drain(in, len + eol_len);
+			reply = too_long();
+		} else {
+			line = malloc(len + 1);
+			if (!line)
+				fatal("out of memory");
+			evbuffer_remove(in, line, len);
+			evbuffer_drain(in, eol_len);
+			line[len] = '\0';
+			if (len && line[len - 1] == '\r')
+				line[--len] = '\0';
+			if (len == 0) {
+				free(line);
+				continue;
+			}
+			reply = cmd_dispatch(c->srv->d, c, line, len);
+			free(line);
+		}
+		if (!reply)
+			continue;
+		if (client_send(c, reply) < 0) {
+			json_decref(reply);
+			return;
+		}
+		json_decref(reply);
+	}
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		client_free(arg);
+}
+
+static void peer_identity(struct client *c, int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	c->uid = (uid_t)-1;
+	c->gid = (gid_t)-1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+		c->uid = cred.uid;
+		c->gid = cred.gid;
+	}
+	/* Supplementary groups as the peer had them at connect (Linux 4.13+);
+	 * otherwise the group database's view of the user. */
+	len = sizeof c->groups;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &len) == 0) {
+		c->ngroups = (int)(len / sizeof(gid_t));
+	} else if (getpwuid_r(c->uid, &pw, buf, sizeof buf, &res) == 0 && res) {
+		int n = MAX_GROUPS;
+		if (getgrouplist(res->pw_name, res->pw_gid, c->groups, &n) >= 0)
+			c->ngroups = n;
+	}
+	res = NULL;
+	if (getpwuid_r(c->uid, &pw, buf, sizeof buf, &res) == 0 && res &&
+	    strlen(res->pw_name) <= ACU_NAME_MAX)
+		snprintf(c->user, sizeof c->user, "%s", res->pw_name);
+	else
+		snprintf(c->user, sizeof c->user, "uid-%u", (unsigned)c->uid);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		      void *arg)
+{
+	struct server *s = arg;
+	struct client *c;
+
+	(void)l;
+	(void)sa;
+	(void)salen;
+	if (s->nclients >= CLIENTS_MAX) {
+		log_warnx("%d clients connected; refusing another", s->nclients);
+		evutil_closesocket(fd);
+		return;
+	}
+	c = calloc(1, sizeof *c);
+	if (!c) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c->srv = s;
+	peer_identity(c, fd);
+	c->bev = bufferevent_socket_new(s->d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		evutil_closesocket(fd);
+		free(c);
+		return;
+	}
+	bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	c->next = s->clients;
+	if (s->clients)
+		s->clients->prev = c;
+	s->clients = c;
+	s->nclients++;
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(s->listener);
+}
+
+/* Out of descriptors: stop accepting for a moment instead of spinning on a
+ * listening socket that stays readable. */
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct server *s = arg;
+	struct timeval tv = { 0, 100 * 1000 };
+	int e = EVUTIL_SOCKET_ERROR();
+
+	log_warnx("accept: %s; pausing new connections for 100 ms", evutil_socket_error_to_string(e));
+	evconnlistener_disable(l);
+	evtimer_add(s->resume, &tv);
+}
+
+/* A socket file that nobody answers on is stale and may be replaced; one that
+ * answers means another acud owns it. */
+static int socket_in_use(const char *path)
+{
+	struct sockaddr_un sa;
+	int fd, rc;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+	close(fd);
+	return rc == 0;
+}
+
+struct server *server_open(struct acud *d, char *err, size_t errlen)
+{
+	struct server *s = calloc(1, sizeof *s);
+	struct sockaddr_un sa;
+	struct stat st;
+	mode_t old;
+	int fd;
+
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->d = d;
+	snprintf(s->path, sizeof s->path, "%s", d->cfg->socket);
+	if (lstat(s->path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "%s exists and is not a socket", s->path);
+			goto fail;
+		}
+		if (socket_in_use(s->path)) {
+			snprintf(err, errlen, "%s: another acud is already listening", s->path);
+			goto fail;
+		}
+		unlink(s->path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		goto fail;
+	}
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", s->path);
+	/* Created 0660 from the start: no window in which anyone else may connect. */
+	old = umask(0117);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		umask(old);
+		snprintf(err, errlen, "bind %s: %s", s->path, strerror(errno));
+		close(fd);
+		goto fail;
+	}
+	umask(old);
+	chmod(s->path, 0660);
+	if (d->cfg->socket_group[0]) {
+		struct group *g = getgrnam(d->cfg->socket_group);
+		if (!g)
+			log_warnx("socket_group %s: no such group; socket keeps its group",
+				  d->cfg->socket_group);
+		else if (chown(s->path, (uid_t)-1, g->gr_gid) < 0)
+			log_warnx("chown %s to group %s: %s", s->path, d->cfg->socket_group,
+				  strerror(errno));
+	}
+	s->listener = evconnlistener_new(d->base, accept_cb, s,
+					 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024, fd);
+	if (!s->listener) {
+		snprintf(err, errlen, "listen %s: %s", s->path, strerror(errno));
+		close(fd);
+		unlink(s->path);
+		goto fail;
+	}
+	evconnlistener_set_error_cb(s->listener, accept_error_cb);
+	s->resume = evtimer_new(d->base, resume_cb, s);
+	return s;
+fail:
+	free(s);
+	return NULL;
+}
+
+void server_close(struct server *s)
+{
+	if (!s)
+		return;
+	while (s->clients)
+		client_free(s->clients);
+	if (s->listener)
+		evconnlistener_free(s->listener);
+	if (s->resume)
+		event_free(s->resume);
+	unlink(s->path);
+	free(s);
+}

@@ -1,0 +1,196 @@
+/* Small pure helpers shared by acud, acuctl and the tests. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* strptime, timegm */
+#endif
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "acud.h"
+
+static const char *const state_names[ST__N] = { "idle", "running", "paused", "due" };
+static const char *const flag_names[FL__N] = {
+	"pacemaker", "icd", "implanted-device", "pregnancy",
+	"epilepsy", "heart-disease", "bleeding-disorder", "metal-implant",
+};
+static const char *const alarm_names[AL__N] = {
+	"due", "checkin", "interlock", "needle-mismatch", "gpio-fault",
+};
+static const char *const prio_names[] = { "none", "low", "medium", "high" };
+static const char *const err_names[E__N] = {
+	"ok", "bad-request", "unknown-command", "unknown-room", "unknown-profile",
+	"forbidden", "invalid-state", "out-of-range", "contraindicated", "unsupported",
+	"needle-mismatch", "interlock", "gpio-fault", "config", "internal",
+};
+static const char *const role_names[] = { "none", "desk", "practitioner", "technician" };
+
+const char *acu_state_name(enum acu_state s) { return (unsigned)s < ST__N ? state_names[s] : "?"; }
+const char *acu_flag_name(enum acu_flag f) { return (unsigned)f < FL__N ? flag_names[f] : "?"; }
+const char *acu_alarm_name(enum acu_alarm_kind k) { return (unsigned)k < AL__N ? alarm_names[k] : "?"; }
+const char *acu_priority_name(enum acu_priority p) { return (unsigned)p <= PRIO_HIGH ? prio_names[p] : "?"; }
+const char *acu_errcode_name(enum acu_errcode c) { return (unsigned)c < E__N ? err_names[c] : "internal"; }
+const char *acu_role_name(enum acu_role r) { return (unsigned)r <= ROLE_TECHNICIAN ? role_names[r] : "?"; }
+
+int acu_flag_parse(const char *s)
+{
+	for (int i = 0; i < FL__N; i++)
+		if (strcmp(s, flag_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+int acu_fail(struct acu_err *err, enum acu_errcode code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err) {
+		err->code = code;
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+int acu_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (!s || !*s || !(isdigit((unsigned char)*s) || *s == '-' || *s == '+'))
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Accepts a sequence of NUMBER[UNIT] with units h, m, s in that order (a bare
+ * number means seconds and must stand alone); caps at 10 days so nothing overflows. */
+int acu_parse_duration(const char *s, int64_t *seconds)
+{
+	const int64_t cap = 10 * 24 * 3600;
+	int64_t total = 0;
+	int last_rank = 0, parts = 0;
+
+	if (!s || !*s)
+		return -1;
+	while (*s) {
+		int64_t v = 0;
+		int digits = 0, rank;
+
+		while (isdigit((unsigned char)*s)) {
+			v = v * 10 + (*s++ - '0');
+			if (v > cap)
+				return -1;
+			digits++;
+		}
+		if (!digits)
+			return -1;
+		switch (*s) {
+		case 'h': rank = 1; v *= 3600; s++; break;
+		case 'm': rank = 2; v *= 60; s++; break;
+		case 's': rank = 3; s++; break;
+		case '\0':
+			if (parts)
+				return -1;
+			rank = 4;
+			break;
+		default:
+			return -1;
+		}
+		if (rank <= last_rank)
+			return -1;
+		last_rank = rank;
+		total += v;
+		if (total > cap)
+			return -1;
+		parts++;
+	}
+	*seconds = total;
+	return 0;
+}
+
+int acu_valid_ref(const char *s)
+{
+	size_t n = 0;
+
+	if (!s)
+		return 0;
+	for (; s[n]; n++) {
+		unsigned char c = (unsigned char)s[n];
+		if (!(isalnum(c) || c == '.' || c == '_' || c == '-'))
+			return 0;
+		if (n >= ACU_ID_MAX)
+			return 0;
+	}
+	return n >= 1;
+}
+
+void acu_rfc3339(int64_t wall_ns, char *buf, size_t len)
+{
+	time_t t = (time_t)(wall_ns / NS_PER_SEC);
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, len, "1970-01-01T00:00:00Z");
+}
+
+int acu_parse_rfc3339(const char *s, int64_t *wall_ns)
+{
+	struct tm tm;
+	const char *p;
+	int off = 0;
+	time_t t;
+
+	memset(&tm, 0, sizeof tm);
+	p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!p)
+		return -1;
+	if (*p == '.') /* fractional seconds are accepted and dropped */
+		for (p++; isdigit((unsigned char)*p); p++)
+			;
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int hh, mm;
+		if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2 || hh > 23 || mm > 59)
+			return -1;
+		off = (hh * 60 + mm) * 60 * (*p == '+' ? 1 : -1);
+		p += 6;
+	} else {
+		return -1;
+	}
+	if (*p)
+		return -1;
+	t = timegm(&tm);
+	if (t == (time_t)-1)
+		return -1;
+	*wall_ns = ((int64_t)t - off) * NS_PER_SEC;
+	return 0;
+}
+
+int64_t acu_mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+}
+
+struct acu_now acu_now(void)
+{
+	struct timespec ts;
+	struct acu_now n;
+
+	n.mono = acu_mono_now();
+	clock_gettime(CLOCK_REALTIME, &ts);
+	n.wall = (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+	return n;
+}

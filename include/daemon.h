@@ -1,0 +1,104 @@
+/* acud's shell: the event loop, clients, persistence and logging around the pure
+ * room logic. */
+#ifndef ACU_DAEMON_H
+#define ACU_DAEMON_H
+
+#include <stdarg.h>
+#include <sys/types.h>
+#include <syslog.h>
+#include <jansson.h>
+
+#include "acud.h"
+#include "cfg.h"
+#include "room.h"
+
+struct event_base;
+struct event;
+struct client;
+struct gpio;
+
+struct acud {
+	struct event_base *base;
+	struct acu_cfg *cfg;
+	const char *config_path;
+	int nrooms;
+	struct acu_room *rooms;
+	struct event *deadline;        /* the one timer for every room's next deadline */
+	struct event *watchdog;        /* only under systemd with WatchdogSec= */
+	struct server *server;
+	int history_fd;
+	char boot_id[40];
+	uid_t self_uid;
+	gid_t desk_gid, practitioner_gid, technician_gid; /* (gid_t)-1: no such group */
+	struct gpio *gpio;
+	struct event *heartbeat;
+	int gates_on;                  /* gates active across all rooms */
+	int quitting;
+};
+
+/* log.c: stderr with syslog priority prefixes, for the journal. */
+void log_init(int level);
+void log_set_level(int level);
+void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_set_fatal_hook(void (*hook)(void));
+void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+#define log_err(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define log_warnx(...) log_msg(LOG_WARNING, __VA_ARGS__)
+#define log_notice(...) log_msg(LOG_NOTICE, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+/* notify.c: sd_notify(3)'s datagram protocol, written from systemd's docs. */
+void notify(const char *msg);
+uint64_t notify_watchdog_usec(void);
+
+/* roomjson.c: the room object of SPEC §6. */
+json_t *room_json(const struct acu_room *r, const struct acu_now *now);
+json_t *profile_json(const struct acu_profile_cfg *p);
+json_t *flags_json(unsigned flags);
+
+/* state.c: atomic state file and append-only history (SPEC §8). */
+int state_save(struct acud *d, const struct acu_now *now, char *err, size_t errlen);
+void state_load(struct acud *d, const struct acu_now *now);
+int write_atomic(const char *path, const char *data, size_t len, int durable);
+void history_open(struct acud *d);
+/* Adds "ts" and "room" and appends one line; steals the reference to e. */
+void history_add(struct acud *d, const char *room, json_t *e);
+json_t *history_query(struct acud *d, const char *room, int64_t since_wall, int limit,
+		      struct acu_err *err);
+
+/* server.c: the control socket. */
+struct server *server_open(struct acud *d, char *err, size_t errlen);
+void server_close(struct server *s);
+void server_broadcast(struct server *s, json_t *event);
+uid_t client_uid(const struct client *c);
+const char *client_user(const struct client *c);
+enum acu_role client_role(struct acud *d, const struct client *c);
+void client_set_watching(struct client *c);
+
+/* cmd.c: request dispatch; returns the reply object. */
+json_t *cmd_dispatch(struct acud *d, struct client *c, const char *line, size_t len);
+
+/* acud.c: the parts of the daemon the commands drive. */
+struct acu_room *acud_room(struct acud *d, const char *id);
+/* Drives the room's gates for its new state first (S6: off before anyone hears
+ * of it; cause names why), then saves state, records and broadcasts what changed in room r since *before, and
+ * re-arms the deadline timer; record (stolen, may be NULL) goes to the history
+ * first. Returns 0, or -1 with r restored to *before. */
+int acud_commit(struct acud *d, struct acu_room *r, const struct acu_room *before,
+		const struct acu_now *now, json_t *record, const char *cause, char *err,
+		size_t errlen);
+int acud_reload(struct acud *d, char *err, size_t errlen);
+void acud_reschedule(struct acud *d);
+
+/* stim.c: gates, pulses, alarm lines, heartbeat and interlocks. */
+int stim_open(struct acud *d, char *err, size_t errlen);
+void stim_close(struct acud *d);
+void stim_emergency_off(struct acud *d);
+/* Drives every gate of the room as gate_decide says; returns 1 if any changed. */
+int stim_apply(struct acud *d, struct acu_room *r, const struct acu_now *now, const char *cause);
+int stim_reload_check(struct acud *d, const struct acu_cfg *next, char *err, size_t errlen);
+int stim_reload(struct acud *d, const struct acu_cfg *old_cfg, struct acu_room *old_rooms,
+		int old_nrooms, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,59 @@
+/* The GPIO layer: one interface, two backends (gpiod: the kernel's character
+ * device through libgpiod 1.6; sim: simulated lines in a state file). Callers
+ * speak logical levels (1 = active); each backend applies the line's polarity. */
+#ifndef ACU_GPIO_H
+#define ACU_GPIO_H
+
+#include <stdint.h>
+#include "cfg.h"
+
+enum gpio_dir { GPIO_OUT, GPIO_IN };
+
+struct gpio_line {
+	struct acu_line spec;          /* as configured */
+	enum gpio_dir dir;
+	int active;                    /* last logical level written or read */
+	void *priv;                    /* backend's handle */
+	int fd;                        /* inputs: readable when an edge may be pending */
+};
+
+struct gpio;
+
+struct gpio_backend {
+	const char *name;
+	int (*open)(struct gpio *g, const struct acu_cfg *cfg, char *err, size_t errlen);
+	/* Outputs are requested at their inactive level: no glitch at start. */
+	int (*request)(struct gpio *g, struct gpio_line *l, char *err, size_t errlen);
+	int (*set)(struct gpio *g, struct gpio_line *l, int physical);
+	/* Reads pending edges of an input; returns the current physical level or -1. */
+	int (*read_input)(struct gpio *g, struct gpio_line *l);
+	void (*close)(struct gpio *g);
+};
+
+struct gpio {
+	const struct gpio_backend *be;
+	int nlines;
+	struct gpio_line *lines;
+	void *priv;
+};
+
+extern const struct gpio_backend gpio_backend_gpiod;
+extern const struct gpio_backend gpio_backend_sim;
+
+/* Requests every line the config names (rooms, heartbeat) and drives every
+ * output inactive. Returns NULL with a message naming the line on failure. */
+struct gpio *gpio_open(const struct acu_cfg *cfg, char *err, size_t errlen);
+void gpio_close(struct gpio *g);
+struct gpio_line *gpio_find(struct gpio *g, const struct acu_line *spec);
+/* Logical level; 0 or -1 when the write failed. */
+int gpio_set(struct gpio *g, struct gpio_line *l, int active);
+/* Current logical level of an input after draining its events, or -1. */
+int gpio_read(struct gpio *g, struct gpio_line *l);
+/* Drives every output inactive; returns the number of failed writes. */
+int gpio_all_off(struct gpio *g);
+
+/* Simulated backend only: changes an input's physical level, delivered through
+ * the line's fd like a real edge. */
+int gpio_sim_input(struct gpio *g, const char *line, int level, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,125 @@
+/* Rooms and sessions: the pure state machine of SPEC §2 and §4. No I/O here; time
+ * comes in as struct acu_now so tests drive it without sleeping. */
+#ifndef ACU_ROOM_H
+#define ACU_ROOM_H
+
+#include <stdint.h>
+#include "acud.h"
+#include "cfg.h"
+
+struct acu_alarm {
+	int active;
+	enum acu_priority priority;
+	int64_t since_mono;
+	int64_t since_wall;
+	int64_t silenced_until;        /* mono ns; 0 = not silenced */
+};
+
+struct acu_channel {
+	int on;                        /* gate as last driven */
+	int64_t delivered_ns;          /* stimulation delivered this session */
+	int64_t on_since;              /* mono ns when the gate went on */
+	int64_t pulses;                /* pulses driven this session */
+};
+
+struct acu_stim {
+	int armed;
+	int64_t armed_at;              /* mono ns: the schedule's origin */
+	int64_t armed_wall;
+	char blocked[64];              /* why output is blocked now, "" = not */
+	struct acu_channel ch[ACU_MAX_CHANNELS];
+	unsigned warned;               /* soft flags armed over with a warning */
+};
+
+struct acu_session {
+	enum acu_state state;
+	char patient[ACU_ID_MAX + 1];
+	char practitioner[ACU_NAME_MAX + 1];
+	char profile[ACU_NAME_MAX + 1];
+	int64_t started_wall;          /* wall ns */
+	int64_t duration_s;            /* planned, with extensions */
+	int64_t end;                   /* mono ns deadline while running */
+	int64_t remaining;             /* ns left, frozen while paused */
+	int64_t paused_since;          /* mono ns */
+	int64_t paused_ns;             /* total time paused */
+	int64_t due_since;             /* mono ns the timer reached zero or was stopped */
+	int64_t checkin_due;           /* mono ns, 0 = none */
+	int64_t checkin_left;          /* ns to the next check-in, frozen while paused */
+	int checkins;
+	int needles;
+	unsigned flags;                /* bit per enum acu_flag */
+	struct acu_stim stim;
+};
+
+struct acu_room {
+	const struct acu_room_cfg *cfg;
+	struct acu_session s;
+	struct acu_alarm alarm[AL__N];
+	int interlock_tripped;         /* input level, kept across sessions */
+	int gpio_fault;                /* S7: blocks arming until reload/restart */
+	char attention[128];           /* set when state could not be restored */
+	struct room_rt *rt;            /* the shell's timers and lines; not state */
+};
+
+/* Parameters of a start request, validated by the caller for types only. */
+struct acu_start {
+	int64_t duration_s;
+	int needles;                   /* -1 when not given */
+	const char *patient;           /* NULL when not given */
+	const char *practitioner;
+	const char *profile;           /* NULL when not given */
+	unsigned flags;
+	int stim;
+};
+
+void room_init(struct acu_room *r, const struct acu_room_cfg *cfg);
+
+int room_start(struct acu_room *r, const struct acu_cfg *cfg, const struct acu_start *req,
+	       const struct acu_now *now, struct acu_err *err);
+int room_pause(struct acu_room *r, const struct acu_cfg *cfg, const struct acu_now *now,
+	       struct acu_err *err);
+int room_resume(struct acu_room *r, const struct acu_cfg *cfg, const struct acu_now *now,
+		struct acu_err *err);
+int room_extend(struct acu_room *r, const struct acu_cfg *cfg, int64_t seconds,
+		const struct acu_now *now, struct acu_err *err);
+int room_stop(struct acu_room *r, const struct acu_cfg *cfg, const struct acu_now *now,
+	      struct acu_err *err);
+int room_finish(struct acu_room *r, int removed, const char *override,
+		const struct acu_now *now, struct acu_err *err);
+int room_checkin(struct acu_room *r, const struct acu_cfg *cfg, const struct acu_now *now,
+		 struct acu_err *err);
+int room_needles(struct acu_room *r, int delta, struct acu_err *err);
+int room_flag(struct acu_room *r, unsigned flags, const struct acu_now *now,
+	      struct acu_err *err);
+int room_silence(struct acu_room *r, int64_t seconds, const struct acu_now *now,
+		 struct acu_err *err);
+
+/* Applies every deadline that has passed (expiry, check-in, escalation, end of
+ * silence). Returns 1 when anything changed. */
+int room_tick(struct acu_room *r, const struct acu_cfg *cfg, const struct acu_now *now);
+/* The next monotonic instant room_tick has work to do, or ACU_NEVER. */
+int64_t room_next_deadline(const struct acu_room *r, const struct acu_cfg *cfg);
+
+/* Arming (SPEC §3): every refusal with its error code, or armed with the
+ * schedule starting now. Soft flags armed over with a warning are returned in
+ * *warned. */
+int room_stim_on(struct acu_room *r, const struct acu_cfg *cfg, const struct acu_now *now,
+		 unsigned *warned, struct acu_err *err);
+void room_stim_off(struct acu_room *r, const char *why);
+/* Stimulation a channel may still receive: min(profile duration or the session's
+ * remainder, [limits] stim_max), in ns. */
+int64_t room_stim_budget(const struct acu_room *r, const struct acu_cfg *cfg,
+			 const struct acu_profile_cfg *p);
+
+void room_alarm_raise(struct acu_room *r, enum acu_alarm_kind k, enum acu_priority p,
+		      const struct acu_now *now);
+void room_alarm_clear(struct acu_room *r, enum acu_alarm_kind k);
+/* Highest active priority, and whether the audible signal is silenced now. */
+enum acu_priority room_alarm_level(const struct acu_room *r);
+int room_silenced(const struct acu_room *r, int64_t mono);
+
+/* Seconds for the room object: remaining rounds up, overdue rounds down. */
+int64_t room_remaining_s(const struct acu_room *r, int64_t mono);
+int64_t room_overdue_s(const struct acu_room *r, int64_t mono);
+
+#endif
