@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <syslog.h>
@@ -120,6 +121,15 @@ struct parser {
 	char err[PATH_MAX + 512];
 };
 
+/* Copies what is known to fit (ids are checked first); cuts if not. */
+static void scopy(char *dst, size_t len, const char *src)
+{
+	size_t n = strnlen(src, len - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 static int perr(struct parser *p, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Records the first error only: later ones are consequences or noise. */
@@ -163,11 +173,11 @@ static int parse_bool(const char *v, int *out)
 	static const char *const no[] = { "no", "false", "off", "0" };
 
 	for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
-		if (strcmp(v, yes[i]) == 0) {
+		if (strcasecmp(v, yes[i]) == 0) {
 			*out = 1;
 			return 0;
 		}
-		if (strcmp(v, no[i]) == 0) {
+		if (strcasecmp(v, no[i]) == 0) {
 			*out = 0;
 			return 0;
 		}
@@ -223,7 +233,8 @@ static int get_path(struct parser *p, const char *key, const char *v, char *dst,
 		while (v[0] == '.' && v[1] == '/')
 			for (v += 2; *v == '/'; v++)
 				;
-		n = snprintf(dst, len, "%s/%s", p->dir, *v ? v : ".");
+		n = snprintf(dst, len, "%s%s%s", p->dir, strcmp(p->dir, "/") ? "/" : "",
+			     *v ? v : ".");
 	}
 	if (n < 0 || (size_t)n >= len) {
 		if (len == (size_t)SOCKET_MAX)
@@ -349,6 +360,12 @@ static int split_list(struct parser *p, const char *key, const char *v, int max,
 	if (strlen(v) >= sizeof buf)
 		return perr(p, p->lineno, "%s: value too long", key);
 	strcpy(buf, v);
+	/* Count first: "too many" says more than a clash on the fifth entry. */
+	for (s = buf; (s = strchr(s, ',')); s++)
+		n++;
+	if (n >= max)
+		return perr(p, p->lineno, "%s: %s", key, toomany);
+	n = 0;
 	for (s = buf; s; s = next) {
 		next = strchr(s, ',');
 		if (next)
@@ -360,8 +377,6 @@ static int split_list(struct parser *p, const char *key, const char *v, int max,
 			*--e = '\0';
 		if (!*s)
 			return perr(p, p->lineno, "%s: empty entry in list '%s'", key, v);
-		if (n >= max)
-			return perr(p, p->lineno, "%s: %s", key, toomany);
 		if (fn(p, key, s, n, arg) < 0)
 			return -1;
 		n++;
@@ -386,7 +401,7 @@ static int line_item(struct parser *p, const char *key, const char *item, int id
 static int channel_item(struct parser *p, const char *key, const char *item, int idx, void *arg)
 {
 	unsigned *mask = arg;
-	int c;
+	int c = 0;
 
 	(void)idx;
 	if (get_int(p, key, item, 1, ACU_MAX_CHANNELS, &c) < 0)
@@ -758,9 +773,10 @@ static int new_room(struct parser *p, const char *id)
 	r = &c->rooms[c->nrooms];
 	memset(r, 0, sizeof *r);
 	memset(&p->room_keys[c->nrooms], 0, sizeof *p->room_keys);
-	snprintf(r->id, sizeof r->id, "%s", id);
-	snprintf(r->name, sizeof r->name, "Room %s", id);
-	snprintf(r->file, sizeof r->file, "%s", p->file);
+	scopy(r->id, sizeof r->id, id);
+	memcpy(r->name, "Room ", 6);
+	scopy(r->name + 5, sizeof r->name - 5, id);
+	scopy(r->file, sizeof r->file, p->file);
 	r->line = p->lineno;
 	r->alarm.offset = -1;
 	r->interlock.offset = -1;
@@ -791,7 +807,7 @@ static int new_profile(struct parser *p, const char *name)
 	pr = &c->profiles[c->nprofiles];
 	memset(pr, 0, sizeof *pr);
 	memset(&p->prof_keys[c->nprofiles], 0, sizeof *p->prof_keys);
-	snprintf(pr->name, sizeof pr->name, "%s", name);
+	scopy(pr->name, sizeof pr->name, name);
 	pr->mode = MODE_CONTINUOUS;
 	pr->frequency_hz = 2;
 	pr->alt_frequency_hz = 100;
@@ -799,7 +815,7 @@ static int new_profile(struct parser *p, const char *name)
 	pr->on_s = 5;
 	pr->off_s = 5;
 	pr->pulse_width_us = 200;
-	snprintf(pr->file, sizeof pr->file, "%s", p->file);
+	scopy(pr->file, sizeof pr->file, p->file);
 	pr->line = p->lineno;
 	p->cur = c->nprofiles++;
 	return 0;
@@ -933,6 +949,7 @@ static char *reader(char *str, int num, void *stream)
 
 static int parse_file(struct parser *p, const char *path, int profiles_only)
 {
+	struct stat st;
 	int ret;
 
 	p->file = path;
@@ -942,6 +959,11 @@ static int parse_file(struct parser *p, const char *path, int profiles_only)
 	p->f = fopen(path, "r");
 	if (!p->f)
 		return perr(p, 0, "cannot open: %s", strerror(errno));
+	if (fstat(fileno(p->f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fclose(p->f);
+		p->f = NULL;
+		return perr(p, 0, "cannot open: %s", strerror(EISDIR));
+	}
 	ret = ini_parse_stream(reader, p, handler, p);
 	fclose(p->f);
 	p->f = NULL;

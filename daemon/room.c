@@ -115,7 +115,7 @@ int room_start(struct acu_room *r, const struct acu_cfg *cfg, const struct acu_s
 	s->duration_s = req->duration_s;
 	s->end = now->mono + req->duration_s * NS_PER_SEC;
 	s->needles = req->needles < 0 ? 0 : req->needles;
-	s->flags = req->flags;
+	s->flags = req->flags & ((1u << FL__N) - 1);
 	checkin_restart(r, cfg, now->mono);
 	r->attention[0] = '\0';
 	/* Alarms of the previous session are gone with it; a GPIO fault and a
@@ -272,11 +272,16 @@ int room_finish(struct acu_room *r, int removed, const char *override,
 int room_checkin(struct acu_room *r, const struct acu_cfg *cfg, const struct acu_now *now,
 		 struct acu_err *err)
 {
-	if (r->s.state != ST_RUNNING)
-		return acu_fail(err, E_INVALID_STATE, "room %s: check-in needs a running session, it is %s",
+	if (r->s.state != ST_RUNNING && r->s.state != ST_PAUSED)
+		return acu_fail(err, E_INVALID_STATE,
+				"room %s: check-in needs a running or paused session, it is %s",
 				r->cfg->id, acu_state_name(r->s.state));
 	r->s.checkins++;
-	checkin_restart(r, cfg, now->mono);
+	/* While paused the interval restarts from the resume. */
+	if (r->s.state == ST_PAUSED)
+		r->s.checkin_left = cfg->checkin_interval * NS_PER_SEC;
+	else
+		checkin_restart(r, cfg, now->mono);
 	room_alarm_clear(r, AL_CHECKIN);
 	return 0;
 }

@@ -147,14 +147,29 @@ static void alarm_update(struct acud *d, struct acu_room *r, const struct acu_no
 		gpio_fault(d, r, now);
 }
 
+/* A write that failed outside a commit (pulse edges, alarm flashes) is
+ * committed now, so the fault reaches the state file, history and watchers. */
+static void commit_fault(struct acud *d, struct acu_room *r, const struct acu_room *before,
+			 const struct acu_now *now)
+{
+	char msg[256];
+
+	if (r->gpio_fault && !before->gpio_fault &&
+	    acud_commit(d, r, before, now, NULL, "gpio-fault", msg, sizeof msg) < 0)
+		log_err("%s", msg);
+}
+
 static void alarm_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct room_rt *rt = arg;
+	struct acu_room *r = rt_room(rt), before;
 	struct acu_now now = acu_now();
 
 	(void)fd;
 	(void)what;
-	alarm_update(rt->d, rt_room(rt), &now);
+	memcpy(&before, r, sizeof before);
+	alarm_update(rt->d, r, &now);
+	commit_fault(rt->d, r, &before, &now);
 }
 
 static const struct acu_profile_cfg *room_profile(const struct acud *d, const struct acu_room *r)
@@ -214,6 +229,18 @@ static void pulse_schedule(struct acud *d, struct acu_room *r, const struct acu_
 	add_at(rt->pulse_ev, rt->rise);
 }
 
+/* The hot path: a snapshot for the rare fault only when a write fails. */
+static void pulse_edge(struct acud *d, struct acu_room *r, int high, const struct acu_now *now)
+{
+	struct acu_room before;
+
+	if (r->gpio_fault)
+		return;
+	memcpy(&before, r, sizeof before);
+	pulse_lines(d, r, high, now);
+	commit_fault(d, r, &before, now);
+}
+
 static void pulse_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct room_rt *rt = arg;
@@ -234,12 +261,12 @@ static void pulse_cb(evutil_socket_t fd, short what, void *arg)
 			add_at(rt->pulse_ev, rt->rise);
 			return;
 		}
-		pulse_lines(d, r, 1, &now);
+		pulse_edge(d, r, 1, &now);
 		if (rt->pulse_high)
 			add_at(rt->pulse_ev, rt->rise + (int64_t)p->pulse_width_us * 1000);
 		return;
 	}
-	pulse_lines(d, r, 0, &now);
+	pulse_edge(d, r, 0, &now);
 	rt->pulse_from = rt->rise + 1;
 	pulse_schedule(d, r, &now);
 }
@@ -336,8 +363,14 @@ int stim_apply(struct acud *d, struct acu_room *r, const struct acu_now *now, co
 		emit_gate(d, r, c, 1, cause);
 	}
 	if (st->armed && done) {
-		room_stim_off(r, "duration-done");
-		log_notice("room %s: stimulation time delivered; disarmed", r->cfg->id);
+		enum gate_why end = GATE_DURATION_DONE;
+
+		for (int c = 0; c < r->cfg->nchannels; c++)
+			if (why[c] == GATE_STIM_MAX)
+				end = GATE_STIM_MAX;
+		room_stim_off(r, gate_why_name(end));
+		log_notice("room %s: stimulation time delivered (%s); disarmed", r->cfg->id,
+			   gate_why_name(end));
 	} else if (serious != GATE_ON) {
 		snprintf(st->blocked, sizeof st->blocked, "%s", gate_why_name(serious));
 	} else if (st->armed) {
