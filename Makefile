@@ -120,4 +120,7 @@ uninstall:
 clean:
 	rm -rf build acud acuctl demo
 
+# Optional parts (vmtest, bench, fuzz, ...) each live in a file of their own.
+include $(wildcard mk/*.mk)
+
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -239,6 +239,10 @@ int acud_reload(struct acud *d, char *err, size_t errlen)
 			room_alarm_raise(&d->rooms[i], AL_GPIO_FAULT, PRIO_HIGH, &now);
 		}
 	}
+	for (int i = 0; i < d->nrooms; i++)
+		for (int j = 0; j < old_nrooms; j++)
+			if (strcmp(old_rooms[j].cfg->id, d->rooms[i].cfg->id) == 0)
+				alarm_changes(d, &d->rooms[i], &old_rooms[j]);
 	free(old_rooms);
 	cfg_free(old_cfg);
 	apply_access(d);
@@ -432,11 +436,17 @@ int main(int argc, char **argv)
 
 	ec = event_config_new();
 	event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+	/* Deadlines are computed from fresh clock readings, never a cached one. */
+	event_config_set_flag(ec, EVENT_BASE_FLAG_NO_CACHE_TIME);
+	/* After each client callback the loop looks for due timers again, so a
+	 * busy socket delays a pulse or a cut-off by one request at most. */
+	event_config_set_max_dispatch_interval(ec, NULL, 1, ACU_PRIO_CLIENT);
 	d->base = event_base_new_with_config(ec);
 	event_config_free(ec);
-	if (!d->base)
+	if (!d->base || event_base_priority_init(d->base, ACU_NPRIO) < 0)
 		fatal("cannot create the event loop");
 	d->deadline = evtimer_new(d->base, deadline_cb, d);
+	event_priority_set(d->deadline, ACU_PRIO_TIME);
 
 	d->nrooms = d->cfg->nrooms;
 	d->rooms = calloc((size_t)d->nrooms + 1, sizeof *d->rooms);

@@ -285,6 +285,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		free(c);
 		return;
 	}
+	bufferevent_priority_set(c->bev, ACU_PRIO_CLIENT);
 	bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	c->next = s->clients;

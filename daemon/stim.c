@@ -76,6 +76,7 @@ static void gpio_fault(struct acud *d, struct acu_room *r, const struct acu_now 
 			r->s.stim.ch[c].delivered_ns += now->mono - r->s.stim.ch[c].on_since;
 			r->s.stim.ch[c].on = 0;
 			d->gates_on--;
+			emit_gate(d, r, c, 0, "gpio-fault");
 		}
 	}
 	rt->pulse_high = 0;
@@ -107,6 +108,7 @@ static void heartbeat_update(struct acud *d)
 					      (suseconds_t)(half % NS_PER_SEC / 1000) };
 			event_del(d->heartbeat);
 			event_assign(d->heartbeat, d->base, -1, EV_PERSIST, heartbeat_cb, d);
+			event_priority_set(d->heartbeat, ACU_PRIO_TIME);
 			event_add(d->heartbeat, &tv);
 			heartbeat_cb(-1, 0, d);
 		}
@@ -335,7 +337,6 @@ int stim_apply(struct acud *d, struct acu_room *r, const struct acu_now *now, co
 			gpio_fault(d, r, now);
 		if (gpio_set(d->gpio, rt->gate[c], 0) < 0) {
 			gpio_fault(d, r, now);
-			emit_gate(d, r, c, 0, "gpio-fault");
 			return 1;
 		}
 		ch->on = 0;
@@ -352,8 +353,12 @@ int stim_apply(struct acud *d, struct acu_room *r, const struct acu_now *now, co
 		if (why[c] != GATE_ON || ch->on)
 			continue;
 		if (gpio_set(d->gpio, rt->gate[c], 1) < 0) {
+			/* The gate may or may not have gone active: count it on so
+			 * the fault drives it off and reports it. */
+			ch->on = 1;
+			ch->on_since = now->mono;
+			d->gates_on++;
 			gpio_fault(d, r, now);
-			emit_gate(d, r, c, 0, "gpio-fault");
 			return 1;
 		}
 		ch->on = 1;
@@ -463,6 +468,9 @@ static struct room_rt *rt_new(struct acud *d, int index)
 	rt->sched_ev = evtimer_new(d->base, sched_cb, rt);
 	rt->pulse_ev = evtimer_new(d->base, pulse_cb, rt);
 	rt->alarm_ev = evtimer_new(d->base, alarm_cb, rt);
+	event_priority_set(rt->sched_ev, ACU_PRIO_TIME);
+	event_priority_set(rt->pulse_ev, ACU_PRIO_TIME);
+	event_priority_set(rt->alarm_ev, ACU_PRIO_TIME);
 	for (int c = 0; c < rc->nchannels; c++)
 		rt->gate[c] = gpio_find(d->gpio, &rc->gate[c]);
 	for (int c = 0; c < rc->npulse; c++)
@@ -471,6 +479,7 @@ static struct room_rt *rt_new(struct acud *d, int index)
 	rt->interlock = gpio_find(d->gpio, &rc->interlock);
 	if (rt->interlock) {
 		rt->input_ev = event_new(d->base, rt->interlock->fd, EV_READ | EV_PERSIST, input_cb, rt);
+		event_priority_set(rt->input_ev, ACU_PRIO_TIME);
 		event_add(rt->input_ev, NULL);
 	}
 	return rt;
@@ -515,6 +524,7 @@ int stim_open(struct acud *d, char *err, size_t errlen)
 	if (!d->gpio)
 		return -1;
 	d->heartbeat = evtimer_new(d->base, heartbeat_cb, d);
+	event_priority_set(d->heartbeat, ACU_PRIO_TIME);
 	d->gates_on = 0;
 	rooms_attach(d, &now);
 	return 0;

@@ -17,6 +17,12 @@ struct event;
 struct client;
 struct gpio;
 
+/* Event priorities: what keeps time (pulses, gates, deadlines, interlocks)
+ * runs before clients. */
+#define ACU_PRIO_TIME 0
+#define ACU_PRIO_CLIENT 1
+#define ACU_NPRIO 2
+
 struct acud {
 	struct event_base *base;
 	struct acu_cfg *cfg;
