@@ -57,9 +57,10 @@ static void alarm_changes(struct acud *d, const struct acu_room *r, const struct
 			what = "cleared";
 		if (!what)
 			continue;
-		ev = alarm_event(r, k, what);
+		/* A cleared alarm is described as it was while active. */
+		ev = alarm_event(a->active ? r : before, k, what);
 		if (!a->active)
-			json_object_set_new(ev, "priority", json_string(acu_priority_name(b->priority)));
+			json_object_set_new(ev, "active", json_false());
 		server_broadcast(d->server, ev);
 		rec = json_deep_copy(ev);
 		json_object_del(rec, "event");

@@ -404,7 +404,7 @@ static int channel_item(struct parser *p, const char *key, const char *item, int
 	int c = 0;
 
 	(void)idx;
-	if (get_int(p, key, item, 1, ACU_MAX_CHANNELS, &c) < 0)
+	if (get_int(p, key, item, 1, ACU_MAX_CHANNELS, &c) < 0 || c < 1)
 		return -1;
 	if (*mask & (1u << (c - 1)))
 		return perr(p, p->lineno, "%s: channel %d listed twice", key, c);
@@ -602,7 +602,7 @@ static int set_room(struct parser *p, int k, const char *key, const char *v)
 static int set_profile(struct parser *p, int k, const char *key, const char *v)
 {
 	struct acu_profile_cfg *pr = &p->cfg->profiles[p->cur];
-	int64_t s;
+	int64_t s = 0;
 	int n;
 
 	switch (k) {

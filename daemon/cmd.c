@@ -93,7 +93,7 @@ static int req_flags(json_t *req, int required, unsigned *out, struct acu_err *e
 
 static struct acu_room *req_room(struct acud *d, json_t *req, struct acu_err *err)
 {
-	const char *id;
+	const char *id = NULL;
 	struct acu_room *r;
 
 	if (req_str(req, "room", 1, &id, err) < 0)
@@ -183,7 +183,7 @@ static int op_start(struct acud *d, struct client *c, struct acu_room *r, json_t
 		    const struct acu_now *now, struct acu_err *err)
 {
 	struct acu_start st = { .needles = -1, .practitioner = client_user(c) };
-	int64_t n;
+	int64_t n = -1;
 	int rc;
 
 	if (req_int(req, "duration_s", 1, INT32_MIN, INT32_MAX, &st.duration_s, err) < 0)
@@ -252,7 +252,7 @@ static int op_checkin(struct acud *d, struct client *c, struct acu_room *r, json
 static int op_extend(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
 		     const struct acu_now *now, struct acu_err *err)
 {
-	int64_t s;
+	int64_t s = 0;
 
 	(void)c;
 	if (req_int(req, "duration_s", 1, INT32_MIN, INT32_MAX, &s, err) < 0)
@@ -263,7 +263,7 @@ static int op_extend(struct acud *d, struct client *c, struct acu_room *r, json_
 static int op_needles(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
 		      const struct acu_now *now, struct acu_err *err)
 {
-	int64_t delta;
+	int64_t delta = 0;
 
 	(void)d;
 	(void)c;
@@ -301,7 +301,7 @@ static int op_stim(struct acud *d, struct client *c, struct acu_room *r, json_t 
 		   const struct acu_now *now, struct acu_err *err)
 {
 	unsigned warned;
-	int on;
+	int on = 0;
 
 	if (req_bool(req, "on", 1, &on, err) < 0)
 		return -1;
@@ -341,7 +341,7 @@ static json_t *cmd_finish(struct acud *d, struct client *c, json_t *req, struct 
 	struct acu_now now = acu_now();
 	const char *override = NULL;
 	json_t *session, *rec;
-	int64_t removed;
+	int64_t removed = 0;
 	char msg[256];
 	int rc;
 
@@ -409,7 +409,7 @@ static json_t *cmd_profiles(struct acud *d, struct client *c, json_t *req, struc
 static json_t *cmd_profile(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
 {
 	const struct acu_profile_cfg *p;
-	const char *name;
+	const char *name = NULL;
 
 	(void)c;
 	if (req_str(req, "name", 1, &name, err) < 0)
@@ -482,7 +482,7 @@ static json_t *cmd_sim_input(struct acud *d, struct client *c, json_t *req, stru
 {
 	json_t *line = json_object_get(req, "line");
 	char name[40], msg[256];
-	int64_t level;
+	int64_t level = 0;
 
 	(void)c;
 	if (d->cfg->backend != BACKEND_SIM)

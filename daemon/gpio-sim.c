@@ -15,6 +15,9 @@
 struct sim {
 	char state_path[PATH_MAX];
 	int trace_fd;
+	char *buf;                     /* the state file's text, sized at open */
+	size_t buflen;
+	const struct gpio_line **sorted;
 };
 
 struct sim_line {
@@ -46,8 +49,8 @@ static int cmp_lines(const void *a, const void *b)
 static int sim_save(struct gpio *g)
 {
 	struct sim *s = g->priv;
-	const struct gpio_line *sorted[g->nlines + 1];
-	char buf[64 * (g->nlines + 1)], key[40];
+	const struct gpio_line **sorted = s->sorted;
+	char key[40];
 	size_t off = 0;
 	int n = 0;
 
@@ -55,12 +58,14 @@ static int sim_save(struct gpio *g)
 		if (g->lines[i].priv)
 			sorted[n++] = &g->lines[i];
 	qsort(sorted, (size_t)n, sizeof sorted[0], cmp_lines);
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n && off < s->buflen; i++) {
 		const struct sim_line *sl = sorted[i]->priv;
 		key_of(sorted[i], key, sizeof key);
-		off += (size_t)snprintf(buf + off, sizeof buf - off, "%s=%d\n", key, sl->level);
+		off += (size_t)snprintf(s->buf + off, s->buflen - off, "%s=%d\n", key, sl->level);
 	}
-	return write_atomic(s->state_path, buf, off, 0);
+	if (off > s->buflen)
+		off = s->buflen;
+	return write_atomic(s->state_path, s->buf, off, 0);
 }
 
 static void sim_trace(struct gpio *g, const struct gpio_line *l, int level)
@@ -87,10 +92,23 @@ static int sim_open(struct gpio *g, const struct acu_cfg *cfg, char *err, size_t
 	}
 	snprintf(s->state_path, sizeof s->state_path, "%s", cfg->sim_state);
 	s->trace_fd = -1;
+	/* A key is at most 31 characters: "NAME=L\n" fits in 40. */
+	s->buflen = 40 * ((size_t)g->nlines + 1);
+	s->buf = malloc(s->buflen);
+	s->sorted = calloc((size_t)g->nlines + 1, sizeof *s->sorted);
+	if (!s->buf || !s->sorted) {
+		free(s->buf);
+		free(s->sorted);
+		free(s);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	if (cfg->sim_trace[0]) {
 		s->trace_fd = open(cfg->sim_trace, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 		if (s->trace_fd < 0) {
 			snprintf(err, errlen, "sim_trace %s: %s", cfg->sim_trace, strerror(errno));
+			free(s->buf);
+			free(s->sorted);
 			free(s);
 			return -1;
 		}
@@ -175,6 +193,8 @@ static void sim_close(struct gpio *g)
 	if (s) {
 		if (s->trace_fd >= 0)
 			close(s->trace_fd);
+		free(s->buf);
+		free(s->sorted);
 		free(s);
 	}
 }

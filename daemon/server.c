@@ -408,7 +408,7 @@ void server_close(struct server *s)
 	if (!s)
 		return;
 	while (s->clients)
-		client_free(s->clients);
+		client_free(s->clients); /* NOLINT(clang-analyzer-unix.Malloc): unlinks itself */
 	if (s->listener)
 		evconnlistener_free(s->listener);
 	if (s->resume)

@@ -198,7 +198,7 @@ static int room_load(struct loader *L, json_t *o, struct acu_room *r)
 	const int64_t T = INT64_MAX / 4, HOURS = INT64_C(100) * 3600 * NS_PER_SEC;
 	struct acu_session *s = &r->s;
 	char state[16], attention[sizeof r->attention];
-	int64_t v, flags, needles, checkins, fault;
+	int64_t v = 0, flags = 0, needles = 0, checkins = 0, fault;
 	json_t *alarms, *delivered, *a;
 	const char *key;
 
