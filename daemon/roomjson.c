@@ -48,9 +48,9 @@ static json_t *stim_json(const struct acu_room *r, const struct acu_now *now)
 						       "delivered_s", (json_int_t)(ns / NS_PER_SEC),
 						       "pulses", (json_int_t)ch->pulses));
 	}
-	return json_pack("{s:b,s:b,s:o,s:o,s:b}", "armed", st->armed, "on", any_on,
+	return json_pack("{s:b,s:b,s:o,s:o,s:b,s:I}", "armed", st->armed, "on", any_on,
 			 "channels", chans, "blocked", str_or_null(st->blocked),
-			 "pulse_lines", r->cfg->npulse > 0);
+			 "pulse_lines", r->cfg->npulse > 0, "missed_pulses", (json_int_t)st->missed);
 }
 
 static json_t *alarms_json(const struct acu_room *r, const struct acu_now *now)

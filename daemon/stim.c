@@ -259,8 +259,19 @@ static void pulse_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (!rt->pulse_high) {
+		struct sched_point pt;
+
 		if (now.mono < rt->rise) { /* woke early: wait out the rest */
 			add_at(rt->pulse_ev, rt->rise);
+			return;
+		}
+		/* Late by more than half a period (the loop was held up): that
+		 * pulse is missed, never fired in a burst to catch up. */
+		sched_at(p, r->s.stim.armed_at, rt->rise, &pt);
+		if (now.mono - rt->rise > NS_PER_SEC / (2 * pt.freq_hz)) {
+			r->s.stim.missed++;
+			rt->pulse_from = now.mono;
+			pulse_schedule(d, r, &now);
 			return;
 		}
 		pulse_edge(d, r, 1, &now);
@@ -595,7 +606,12 @@ int stim_reload(struct acud *d, const struct acu_cfg *old_cfg, struct acu_room *
 
 	if (same_lines(old_cfg, d->cfg)) {
 		for (int i = 0; i < old_nrooms; i++) {
-			rt_free(old_rooms[i].rt);
+			struct room_rt *rt = old_rooms[i].rt;
+
+			/* A pulse in flight ends now; the new timers start clean. */
+			for (int c = 0; rt && rt->pulse_high && c < old_rooms[i].cfg->npulse; c++)
+				gpio_set(d->gpio, rt->pulse[c], 0);
+			rt_free(rt);
 			old_rooms[i].rt = NULL;
 		}
 		for (int i = 0; i < d->nrooms; i++) {

@@ -29,6 +29,7 @@ struct acu_stim {
 	char blocked[64];              /* why output is blocked now, "" = not */
 	struct acu_channel ch[ACU_MAX_CHANNELS];
 	unsigned warned;               /* soft flags armed over with a warning */
+	int64_t missed;                /* pulses skipped because the loop was late */
 };
 
 struct acu_session {
