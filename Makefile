@@ -103,19 +103,14 @@ lint:
 	clang-tidy --quiet daemon/*.c cli/*.c -- $(WARN) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS)
 
 install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/acud/profiles.d \
-	  $(DESTDIR)$(UNITDIR)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR)
 	install -m 0755 acud $(DESTDIR)$(SBINDIR)/acud
 	install -m 0755 acuctl $(DESTDIR)$(BINDIR)/acuctl
-	install -m 0644 systemd/acud.service $(DESTDIR)$(UNITDIR)/acud.service
-	[ -f $(DESTDIR)$(SYSCONFDIR)/acud/acud.conf ] || \
-	  install -m 0644 etc/acud.conf $(DESTDIR)$(SYSCONFDIR)/acud/acud.conf
-	for f in etc/profiles.d/*.conf; do [ -e "$$f" ] || continue; \
-	  [ -f $(DESTDIR)$(SYSCONFDIR)/acud/profiles.d/$${f##*/} ] || \
-	  install -m 0644 $$f $(DESTDIR)$(SYSCONFDIR)/acud/profiles.d/; done
+	$(MAKE) --no-print-directory install-extra
 
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/acud $(DESTDIR)$(BINDIR)/acuctl $(DESTDIR)$(UNITDIR)/acud.service
+	rm -f $(DESTDIR)$(SBINDIR)/acud $(DESTDIR)$(BINDIR)/acuctl
+	$(MAKE) --no-print-directory uninstall-extra
 
 clean:
 	rm -rf build acud acuctl demo

@@ -231,9 +231,26 @@ int acud_reload(struct acud *d, char *err, size_t errlen)
 	d->rooms = rooms;
 	d->nrooms = cfg->nrooms;
 	if (stim_reload(d, old_cfg, old_rooms, old_nrooms, msg, sizeof msg) < 0) {
-		/* The old lines are gone and the new ones could not be had: every room
-		 * is faulted (outputs inactive) until the wiring is fixed. */
-		log_err("reload: %s", msg);
+		/* The new lines could not be had: back to the running config and its
+		 * lines, and the reload is refused (SPEC §5). */
+		char again[512];
+		struct acu_cfg *new_cfg = d->cfg;
+		struct acu_room *new_rooms = d->rooms;
+
+		d->cfg = old_cfg;
+		d->rooms = old_rooms;
+		d->nrooms = old_nrooms;
+		if (stim_open(d, again, sizeof again) == 0) {
+			for (int i = 0; i < d->nrooms; i++)
+				stim_apply(d, &d->rooms[i], &now, "reload");
+			free(new_rooms);
+			snprintf(err, errlen, "%s", msg);
+			goto fail;
+		}
+		log_err("reload: %s; the running lines cannot be had again: %s", msg, again);
+		d->cfg = new_cfg;
+		d->rooms = new_rooms;
+		d->nrooms = new_cfg->nrooms;
 		for (int i = 0; i < d->nrooms; i++) {
 			d->rooms[i].gpio_fault = 1;
 			room_stim_off(&d->rooms[i], "gpio-fault");

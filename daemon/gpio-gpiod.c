@@ -46,9 +46,17 @@ static int gd_request(struct gpio *g, struct gpio_line *l, char *err, size_t err
 	}
 	/* Polarity is applied above the backend; the initial value is the
 	 * physical inactive level so the line never glitches active. */
-	if (l->dir == GPIO_OUT)
-		rc = gpiod_line_request_output(line, consumer, l->spec.active_low);
-	else
+	if (l->dir == GPIO_OUT) {
+		/* Bias toward the inactive level too: a released line (crash,
+		 * exit) that the chip turns back into an input then rests
+		 * inactive; chips without bias support ignore it. */
+		rc = gpiod_line_request_output_flags(line, consumer,
+			l->spec.active_low ? GPIOD_LINE_REQUEST_FLAG_BIAS_PULL_UP
+					   : GPIOD_LINE_REQUEST_FLAG_BIAS_PULL_DOWN,
+			l->spec.active_low);
+		if (rc < 0)
+			rc = gpiod_line_request_output(line, consumer, l->spec.active_low);
+	} else
 		rc = gpiod_line_request_both_edges_events(line, consumer);
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot request: %s", strerror(errno));

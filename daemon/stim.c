@@ -275,8 +275,10 @@ static void pulse_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		pulse_edge(d, r, 1, &now);
+		/* The width counts from when the line actually went high, so a
+		 * late rise never makes a pulse shorter than pulse_width_us. */
 		if (rt->pulse_high)
-			add_at(rt->pulse_ev, rt->rise + (int64_t)p->pulse_width_us * 1000);
+			add_at(rt->pulse_ev, acu_mono_now() + (int64_t)p->pulse_width_us * 1000);
 		return;
 	}
 	pulse_edge(d, r, 0, &now);
