@@ -1,0 +1,76 @@
+"""`acuctl watch` on a terminal: the live board, run in a real tmux pane and read
+back with capture-pane, as a person at the front desk would see it."""
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import ACUCTL
+
+TMUX = shutil.which("tmux")
+
+
+def _tmux(sock, *args, check=True):
+    return subprocess.run([TMUX, "-S", sock, *args], capture_output=True, text=True,
+                          timeout=10, check=check)
+
+
+def _screen(sock):
+    return _tmux(sock, "capture-pane", "-p", "-t", "board").stdout
+
+
+def _wait_screen(sock, pred, what, timeout=8.0):
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = _screen(sock)
+        if pred(text):
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"board never showed {what}; last screen:\n{text}")
+
+
+@pytest.fixture
+def board(daemon, tmp_path):
+    if not TMUX:
+        subprocess.run(["apt-get", "install", "-y", "tmux"], capture_output=True, timeout=300)
+    assert shutil.which("tmux"), "tmux is needed for the board test (apt-get install tmux)"
+    sock = str(tmp_path / "tmux.sock")
+    cmd = f"{ACUCTL} -s {daemon.socket} watch; echo BOARD-EXIT=$?; sleep 30"
+    _tmux(sock, "-f", "/dev/null", "new-session", "-d", "-s", "board", "-x", "100", "-y", "20",
+          "env", "TERM=xterm-256color", "sh", "-c", cmd)
+    yield sock
+    _tmux(sock, "kill-server", check=False)
+
+
+def test_board_live(daemon, board):
+    sock = board
+    # Every room on the board, idle.
+    text = _wait_screen(sock, lambda t: "Lotus" in t and "Willow" in t, "the rooms")
+    assert "idle" in text
+    # A session started elsewhere appears without any key press: redrawn on the event.
+    daemon.start_session("1", 300, needles=6, patient="A1043")
+    text = _wait_screen(sock, lambda t: "A1043" in t and "running" in t, "room 1 running")
+    row = next(l for l in text.splitlines() if "Lotus" in l)
+    assert "left" in row and "[" in row, row
+    # The countdown moves between events.
+    first = row
+    time.sleep(2.2)
+    row = next(l for l in _screen(sock).splitlines() if "Lotus" in l)
+    assert row != first, f"countdown did not move: {row!r}"
+    # A stopped room is due and shows OVERDUE plainly, with its alarm.
+    daemon.ok({"cmd": "stop", "room": "1"})
+    text = _wait_screen(sock, lambda t: "OVERDUE" in t, "OVERDUE for room 1")
+    assert "due" in text.lower()
+    # Resized with the terminal.
+    _tmux(sock, "resize-window", "-t", "board", "-x", "60", "-y", "15", check=False)
+    text = _wait_screen(sock, lambda t: all(len(l) <= 60 for l in t.splitlines()) and "Lotus" in t,
+                        "a redraw at 60 columns")
+    # Restored on exit: q leaves the alternate screen; acuctl exits 0.
+    _tmux(sock, "send-keys", "-t", "board", "q")
+    text = _wait_screen(sock, lambda t: "BOARD-EXIT=" in t, "acuctl exiting")
+    assert "BOARD-EXIT=0" in text, text
+    assert "Lotus" not in text, "the board was left on the screen after exit"
