@@ -28,6 +28,8 @@ endif
 # Evaluated lazily, after the deps step has had its chance to install pkg-config modules.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+# --as-needed: only libraries acud calls into are mapped (every one costs RSS).
+LDLIBS_ACU = -Wl,--as-needed $(PKG_LIBS)
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) -MMD -MP
 
 DAEMON_SRC := $(filter-out daemon/acud.c,$(wildcard daemon/*.c))
@@ -63,10 +65,10 @@ $(BUILD)/%.o: %.c | $(BUILD)/.deps
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 acud: $(BUILD)/daemon/acud.o $(DAEMON_OBJ) $(BUILD)/.variant
-	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(BUILD)/daemon/acud.o $(DAEMON_OBJ) $(PKG_LIBS) -lm
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(BUILD)/daemon/acud.o $(DAEMON_OBJ) $(LDLIBS_ACU)
 
 acuctl: $(BUILD)/cli/acuctl.o $(UTIL_OBJ) $(BUILD)/.variant
-	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(BUILD)/cli/acuctl.o $(UTIL_OBJ) $(PKG_LIBS) -lm
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(BUILD)/cli/acuctl.o $(UTIL_OBJ) $(LDLIBS_ACU)
 
 # Relinks the binaries at the top when switching between plain and SANITIZE=1 builds.
 $(BUILD)/.variant: FORCE
@@ -76,7 +78,7 @@ FORCE:
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(PURE_OBJ) tests/unit/unit.h
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(PURE_OBJ) $(PKG_LIBS) -lm
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(PURE_OBJ) $(LDLIBS_ACU)
 
 unit: $(UNIT_BIN)
 	@rc=0; for t in $(UNIT_BIN); do $$t || rc=1; done; exit $$rc

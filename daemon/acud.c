@@ -74,57 +74,88 @@ static void alarm_changes(struct acud *d, const struct acu_room *r, const struct
 	}
 }
 
-int acud_commit(struct acud *d, struct acu_room *r, const struct acu_room *before,
-		const struct acu_now *now, json_t *record, const char *cause, char *err,
-		size_t errlen)
+/* What a committed change tells the world: history, alarms, the room event. */
+static void commit_report(struct acud *d, struct acu_room *r, const struct acu_room *before,
+			  const struct acu_now *now, json_t *record)
 {
 	json_t *ev;
 
-	stim_apply(d, r, now, cause);
-	if (state_save(d, now, err, errlen) < 0) {
-		/* Not saved, so not done: back to what the disk says, outputs too. */
-		memcpy(r, before, sizeof *r);
-		stim_apply(d, r, now, "rollback");
-		json_decref(record);
-		return -1;
-	}
 	if (record)
 		history_add(d, r->cfg->id, record);
 	alarm_changes(d, r, before);
 	ev = json_pack("{s:s,s:o}", "event", "room", "room", room_json(r, now));
 	server_broadcast(d->server, ev);
 	json_decref(ev);
-	acud_reschedule(d);
-	return 0;
 }
 
+int acud_commit(struct acud *d, struct acu_room *r, const struct acu_room *before,
+		const struct acu_now *now, json_t *record, const char *cause, char *err,
+		size_t errlen)
+{
+	int rc = 0;
+
+	/* One history sync for everything this change writes. */
+	d->history_batch++;
+	stim_apply(d, r, now, cause);
+	if (state_save(d, now, err, errlen) < 0) {
+		/* Not saved, so not done: back to what the disk says, outputs too. */
+		memcpy(r, before, sizeof *r);
+		stim_apply(d, r, now, "rollback");
+		json_decref(record);
+		rc = -1;
+	} else {
+		commit_report(d, r, before, now, record);
+		acud_reschedule(d);
+	}
+	d->history_batch--;
+	history_flush(d);
+	return rc;
+}
+
+/* Every room whose deadline passed has its gates driven first, then one save
+ * covers them all: a second room's gate-off never waits for the first's fsync. */
 static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct acud *d = arg;
 	struct acu_now now = acu_now();
+	struct acu_room *before;
+	unsigned char *changed;
+	int any = 0;
 	char msg[256];
 
 	(void)fd;
 	(void)what;
+	before = malloc(sizeof *before * ((size_t)d->nrooms + 1));
+	changed = calloc((size_t)d->nrooms + 1, 1);
+	if (!before || !changed)
+		fatal("out of memory");
+	d->history_batch++;
 	for (int i = 0; i < d->nrooms; i++) {
-		struct acu_room *r = &d->rooms[i], before;
+		struct acu_room *r = &d->rooms[i];
 
-		const char *cause = "tick";
-
-		memcpy(&before, r, sizeof before);
+		memcpy(&before[i], r, sizeof *r);
 		if (!room_tick(r, d->cfg, &now))
 			continue;
-		if (r->s.state == ST_DUE && before.s.state == ST_RUNNING) {
-			log_notice("room %s: retention time over; needles still in", r->cfg->id);
-			cause = "expiry";
-		}
-		/* The change stands even if it cannot be saved: a due timer is real. */
-		if (acud_commit(d, r, &before, &now, NULL, cause, msg, sizeof msg) < 0) {
-			log_err("%s", msg);
-			room_tick(r, d->cfg, &now);
-			stim_apply(d, r, &now, cause);
-		}
+		stim_apply(d, r, &now, r->s.state == ST_DUE && before[i].s.state == ST_RUNNING ?
+				       "expiry" : "tick");
+		changed[i] = 1;
+		any = 1;
 	}
+	/* A due timer is real even if it cannot be saved: the change stands. */
+	if (any && state_save(d, &now, msg, sizeof msg) < 0)
+		log_err("%s", msg);
+	for (int i = 0; i < d->nrooms; i++) {
+		if (!changed[i])
+			continue;
+		commit_report(d, &d->rooms[i], &before[i], &now, NULL);
+		if (d->rooms[i].s.state == ST_DUE && before[i].s.state == ST_RUNNING)
+			log_notice("room %s: retention time over; needles still in",
+				   d->rooms[i].cfg->id);
+	}
+	d->history_batch--;
+	history_flush(d);
+	free(before);
+	free(changed);
 	acud_reschedule(d);
 }
 
@@ -456,9 +487,14 @@ int main(int argc, char **argv)
 	event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
 	/* Deadlines are computed from fresh clock readings, never a cached one. */
 	event_config_set_flag(ec, EVENT_BASE_FLAG_NO_CACHE_TIME);
-	/* After each client callback the loop looks for due timers again, so a
-	 * busy socket delays a pulse or a cut-off by one request at most. */
-	event_config_set_max_dispatch_interval(ec, NULL, 1, ACU_PRIO_CLIENT);
+	/* Client callbacks run for at most 200 us before the loop looks for due
+	 * timers again, so busy sockets hold up a pulse or a cut-off that long
+	 * at most, without a full poll after every callback. */
+	{
+		const struct timeval slice = { 0, 200 };
+
+		event_config_set_max_dispatch_interval(ec, &slice, -1, ACU_PRIO_CLIENT);
+	}
 	d->base = event_base_new_with_config(ec);
 	event_config_free(ec);
 	if (!d->base || event_base_priority_init(d->base, ACU_NPRIO) < 0)

@@ -220,13 +220,14 @@ int gpio_sim_input(struct gpio *g, const char *line, int level, char *err, size_
 	}
 	sl = l->priv;
 	sl->level = !!level;
-	if (sim_save(g) < 0)
-		log_warnx("sim: cannot save state: %s", strerror(errno));
-	/* The byte only wakes the event loop; the level is read back from the line. */
+	/* The byte only wakes the event loop; the level is read back from the
+	 * line. It goes first so the edge is not held up by the file. */
 	if (write(sl->pipe_w, "e", 1) < 0 && errno != EAGAIN) {
 		snprintf(err, errlen, "sim input pipe: %s", strerror(errno));
 		return -1;
 	}
+	if (sim_save(g) < 0)
+		log_warnx("sim: cannot save state: %s", strerror(errno));
 	return 0;
 }
 

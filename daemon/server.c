@@ -89,6 +89,18 @@ enum acu_role client_role(struct acud *d, const struct client *c)
 	return ROLE_NONE;
 }
 
+/* Queues a line; when nothing was waiting it is written at once, so a reply or
+ * an event does not wait a loop pass for the socket to be polled writable. */
+static void queue_line(struct client *c, struct evbuffer *out, const char *text, size_t len)
+{
+	size_t waiting = evbuffer_get_length(out);
+
+	evbuffer_add(out, text, len);
+	evbuffer_add(out, "\n", 1);
+	if (!waiting)
+		evbuffer_write(out, bufferevent_getfd(c->bev));
+}
+
 /* Sends one JSON line; a client whose output backs up past OUTPUT_MAX is
  * dropped. Returns -1 when the client is gone. */
 static int client_send(struct client *c, json_t *msg)
@@ -105,8 +117,7 @@ static int client_send(struct client *c, json_t *msg)
 		client_free(c);
 		return -1;
 	}
-	evbuffer_add(out, text, strlen(text));
-	evbuffer_add(out, "\n", 1);
+	queue_line(c, out, text, strlen(text));
 	free(text);
 	return 0;
 }
@@ -137,8 +148,7 @@ void server_broadcast(struct server *s, json_t *event)
 			client_free(c);
 			continue;
 		}
-		evbuffer_add(out, text, len);
-		evbuffer_add(out, "\n", 1);
+		queue_line(c, out, text, len);
 	}
 	free(text);
 }

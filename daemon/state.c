@@ -104,11 +104,14 @@ static json_t *room_save(const struct acu_room *r)
 			 "gpio_fault", r->gpio_fault, "attention", r->attention);
 }
 
+static uint64_t state_sum(const char *text, size_t len);
+
 int state_save(struct acud *d, const struct acu_now *now, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 16];
 	json_t *rooms = json_array(), *top;
-	char *text;
+	char *text, *sealed;
+	size_t len;
 	int rc;
 
 	for (int i = 0; i < d->nrooms; i++)
@@ -116,18 +119,111 @@ int state_save(struct acud *d, const struct acu_now *now, char *err, size_t errl
 	top = json_pack("{s:i,s:s,s:I,s:I,s:o}", "version", STATE_VERSION, "boot_id", d->boot_id,
 			"saved_mono", (json_int_t)now->mono, "saved_wall", (json_int_t)now->wall,
 			"rooms", rooms);
-	text = json_dumps(top, JSON_COMPACT);
+	text = json_dumps(top, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(top);
 	if (!text) {
 		snprintf(err, errlen, "cannot encode state");
 		return -1;
 	}
+	len = strlen(text);
+	sealed = malloc(len + 40);
+	if (!sealed) {
+		free(text);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	/* The checksum of the text before it closes it: a flipped digit that
+	 * still parses is caught on load. */
+	memcpy(sealed, text, len - 1);
+	len = len - 1 + (size_t)snprintf(sealed + len - 1, 40, ",\"sum\":\"%016llx\"}\n",
+					 (unsigned long long)state_sum(text, len));
+	free(text);
 	state_path(d, path, sizeof path);
-	rc = write_atomic(path, text, strlen(text), 1);
+	rc = write_atomic(path, sealed, len, 1);
 	if (rc < 0)
 		snprintf(err, errlen, "cannot save state to %s: %s", path, strerror(errno));
-	free(text);
+	free(sealed);
 	return rc;
+}
+
+/* FNV-1a, 64 bits: detects damage, not tampering. */
+static uint64_t state_sum(const char *text, size_t len)
+{
+	uint64_t h = UINT64_C(14695981039346656037);
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)text[i];
+		h *= UINT64_C(1099511628211);
+	}
+	return h;
+}
+
+/* Reads and checks the file: no NUL bytes, JSON, and the checksum over the
+ * text the daemon wrote. NULL with the reason otherwise. */
+static json_t *state_read(const char *path, char *why, size_t whylen)
+{
+	json_error_t jerr;
+	json_t *top, *sum;
+	char *text = NULL, *again;
+	size_t cap = 0, len = 0;
+	FILE *f = fopen(path, "re");
+	char want[20];
+
+	if (!f) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		size_t n;
+
+		if (len == cap) {
+			char *bigger;
+
+			cap = cap ? cap * 2 : 65536;
+			if (cap > 64u << 20 || !(bigger = realloc(text, cap + 1))) {
+				snprintf(why, whylen, "larger than 64 MiB");
+				goto fail;
+			}
+			text = bigger;
+		}
+		n = fread(text + len, 1, cap - len, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	if (memchr(text, '\0', len)) {
+		snprintf(why, whylen, "NUL byte at offset %zu", (size_t)((char *)memchr(text, '\0', len) - text));
+		goto fail;
+	}
+	top = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!top) {
+		snprintf(why, whylen, "line %d: %s", jerr.line, jerr.text);
+		goto fail;
+	}
+	sum = json_object_get(top, "sum");
+	if (!json_is_string(sum)) {
+		json_decref(top);
+		snprintf(why, whylen, "no checksum");
+		goto fail;
+	}
+	snprintf(want, sizeof want, "%s", json_string_value(sum));
+	json_object_del(top, "sum");
+	again = json_dumps(top, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!again || strlen(want) != 16 ||
+	    strtoull(want, NULL, 16) != state_sum(again, strlen(again))) {
+		free(again);
+		json_decref(top);
+		snprintf(why, whylen, "checksum mismatch");
+		goto fail;
+	}
+	free(again);
+	free(text);
+	fclose(f);
+	return top;
+fail:
+	free(text);
+	fclose(f);
+	return NULL;
 }
 
 /* --- loading ------------------------------------------------------------- */
@@ -255,7 +351,7 @@ static int room_load(struct loader *L, json_t *o, struct acu_room *r)
 		return bad(L, "'%s' is not an object", "alarms");
 	json_object_foreach(alarms, key, a) {
 		int k = -1;
-		int64_t prio, since_wall, silenced;
+		int64_t prio = 0, since_wall = 0, silenced = 0;
 		for (int i = 0; i < AL__N; i++)
 			if (strcmp(key, acu_alarm_name(i)) == 0)
 				k = i;
@@ -346,21 +442,18 @@ void state_load(struct acud *d, const struct acu_now *now)
 {
 	char path[PATH_MAX + 16], aside[PATH_MAX + 64], why[256], stamp[40];
 	struct acu_room *scratch;
-	json_error_t jerr;
 	json_t *top;
 	struct stat st;
 
 	state_path(d, path, sizeof path);
 	if (stat(path, &st) < 0 && errno == ENOENT)
 		return;
-	top = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	top = state_read(path, why, sizeof why);
 	scratch = calloc((size_t)d->nrooms + 1, sizeof *scratch);
 	if (!scratch)
 		fatal("out of memory");
 	for (int i = 0; i < d->nrooms; i++)
 		scratch[i] = d->rooms[i];
-	if (!top)
-		snprintf(why, sizeof why, "line %d: %s", jerr.line, jerr.text);
 	if (top && state_parse(d, top, now, scratch, why, sizeof why) == 0) {
 		for (int i = 0; i < d->nrooms; i++)
 			d->rooms[i] = scratch[i];
@@ -421,8 +514,19 @@ void history_add(struct acud *d, const char *room, json_t *e)
 	if (d->history_fd < 0 || write(d->history_fd, line, len + 1) != (ssize_t)(len + 1))
 		log_err("history: cannot append: %s", d->history_fd < 0 ? "not open" : strerror(errno));
 	else
-		fdatasync(d->history_fd);
+		d->history_dirty = 1;
 	free(line);
+	if (!d->history_batch)
+		history_flush(d);
+}
+
+void history_flush(struct acud *d)
+{
+	if (!d->history_dirty || d->history_fd < 0)
+		return;
+	if (fdatasync(d->history_fd) < 0)
+		log_err("history: cannot sync: %s", strerror(errno));
+	d->history_dirty = 0;
 }
 
 json_t *history_query(struct acud *d, const char *room, int64_t since_wall, int limit,

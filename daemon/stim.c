@@ -269,7 +269,9 @@ static void pulse_cb(evutil_socket_t fd, short what, void *arg)
 		 * pulse is missed, never fired in a burst to catch up. */
 		sched_at(p, r->s.stim.armed_at, rt->rise, &pt);
 		if (now.mono - rt->rise > NS_PER_SEC / (2 * pt.freq_hz)) {
-			r->s.stim.missed++;
+			/* Every pulse due from this one up to now is skipped. */
+			r->s.stim.missed += sched_count_pulses(p, r->s.stim.armed_at, rt->rise,
+							       now.mono);
 			rt->pulse_from = now.mono;
 			pulse_schedule(d, r, &now);
 			return;
@@ -390,7 +392,13 @@ int stim_apply(struct acud *d, struct acu_room *r, const struct acu_now *now, co
 		log_notice("room %s: stimulation time delivered (%s); disarmed", r->cfg->id,
 			   gate_why_name(end));
 	} else if (serious != GATE_ON) {
-		snprintf(st->blocked, sizeof st->blocked, "%s", gate_why_name(serious));
+		/* A contraindication, refused flag, interlock or fault disarms:
+		 * nothing (a reload relaxing a policy, a cleared input) turns the
+		 * output back on without a new, checked `stim on`. */
+		if (st->armed)
+			log_notice("room %s: stimulation disarmed (%s)", r->cfg->id,
+				   gate_why_name(serious));
+		room_stim_off(r, gate_why_name(serious));
 	} else if (st->armed) {
 		st->blocked[0] = '\0';
 	}
@@ -444,15 +452,17 @@ static void input_cb(evutil_socket_t fd, short what, void *arg)
 		/* S5: off at once, a high alarm, disarmed until cleared and re-armed. */
 		room_stim_off(r, "interlock");
 		room_alarm_raise(r, AL_INTERLOCK, PRIO_HIGH, &now);
-		log_warnx("room %s: interlock tripped; stimulation off", r->cfg->id);
-	} else {
-		log_notice("room %s: interlock clear", r->cfg->id);
-		if (r->s.state == ST_IDLE)
-			room_alarm_clear(r, AL_INTERLOCK);
+	} else if (r->s.state == ST_IDLE) {
+		room_alarm_clear(r, AL_INTERLOCK);
 	}
 	if (acud_commit(d, r, &before, &now, json_pack("{s:s,s:b}", "type", "interlock", "tripped",
 						       level), "interlock", msg, sizeof msg) < 0)
 		log_err("%s", msg);
+	/* Logged after the gates are off: stderr can block. */
+	if (level)
+		log_warnx("room %s: interlock tripped; stimulation off", r->cfg->id);
+	else
+		log_notice("room %s: interlock clear", r->cfg->id);
 }
 
 /* --- set-up ----------------------------------------------------------------- */

@@ -33,6 +33,8 @@ struct acud {
 	struct event *watchdog;        /* only under systemd with WatchdogSec= */
 	struct server *server;
 	int history_fd;
+	int history_batch;             /* >0: history_add leaves the sync to history_flush */
+	int history_dirty;
 	char boot_id[40];
 	uid_t self_uid;
 	gid_t desk_gid, practitioner_gid, technician_gid; /* (gid_t)-1: no such group */
@@ -70,6 +72,7 @@ int write_atomic(const char *path, const char *data, size_t len, int durable);
 void history_open(struct acud *d);
 /* Adds "ts" and "room" and appends one line; steals the reference to e. */
 void history_add(struct acud *d, const char *room, json_t *e);
+void history_flush(struct acud *d);
 json_t *history_query(struct acud *d, const char *room, int64_t since_wall, int limit,
 		      struct acu_err *err);
 

@@ -8,6 +8,7 @@ on the daemon's internals.
 import json as jsonlib
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -224,7 +225,10 @@ class Daemon:
         self._errf = open(self.stderr_path, "ab")
         self._errf.write(f"----- start #{self.starts} -----\n".encode())
         self._errf.flush()
-        self.proc = subprocess.Popen([ACUD, "-f", "-c", self.conf], stdin=subprocess.DEVNULL,
+        # ACUD_WRAPPER (e.g. a valgrind command line) goes in front of acud.
+        wrapper = shlex.split(os.environ.get("ACUD_WRAPPER", ""))
+        self.proc = subprocess.Popen(wrapper + [ACUD, "-f", "-c", self.conf],
+                                     stdin=subprocess.DEVNULL,
                                      stdout=self._errf, stderr=self._errf, cwd=self.dir)
         if self not in _current_daemons:
             _current_daemons.append(self)
