@@ -29,7 +29,7 @@ endif
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 # --as-needed: only libraries acud calls into are mapped (every one costs RSS).
-LDLIBS_ACU = -Wl,--as-needed $(PKG_LIBS)
+LDLIBS_ACU = -Wl,--as-needed $(PKG_LIBS) -pthread
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) -MMD -MP
 
 DAEMON_SRC := $(filter-out daemon/acud.c,$(wildcard daemon/*.c))

@@ -328,6 +328,22 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(d->base);
 }
 
+/* The writer thread made a generation durable: release what waited for it. */
+static void persist_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct acud *d = arg;
+	char why[256] = "";
+	int failed = 0;
+	uint64_t done;
+
+	(void)fd;
+	(void)what;
+	done = persist_done(d->persist, &failed, why, sizeof why);
+	if (failed)
+		log_err("%s", why);
+	server_flush(d->server, done, failed, why);
+}
+
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -520,6 +536,14 @@ int main(int argc, char **argv)
 	deadline_cb(-1, 0, d);
 	if (state_save(d, &now, err, sizeof err) < 0)
 		fatal("%s", err);
+	/* From here on the disk is written by the writer thread. */
+	state_path(d, dir, sizeof dir);
+	d->persist = persist_start(dir, d->history_fd, err, sizeof err);
+	if (!d->persist)
+		fatal("%s", err);
+	d->persist_ev = event_new(d->base, persist_fd(d->persist), EV_READ | EV_PERSIST,
+				  persist_cb, d);
+	event_add(d->persist_ev, NULL);
 
 	d->server = server_open(d, err, sizeof err);
 	if (!d->server)
@@ -549,6 +573,12 @@ int main(int argc, char **argv)
 	for (int i = 0; i < d->nrooms; i++)
 		stim_apply(d, &d->rooms[i], &now, "shutdown");
 	stim_close(d);
+	/* What is queued reaches the disk, waiting replies go out, and the last
+	 * state is written in place. */
+	persist_stop(d->persist);
+	d->persist = NULL;
+	event_free(d->persist_ev);
+	server_flush(d->server, UINT64_MAX, 0, "");
 	if (state_save(d, &now, err, sizeof err) < 0)
 		log_err("%s", err);
 	server_close(d->server);

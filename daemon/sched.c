@@ -1,7 +1,7 @@
 /* The stimulus timeline: continuous, dense-disperse and intermittent, from the
  * arming instant. Pure integer arithmetic on nanoseconds. */
 #include "acud.h"
-#include "sched.h"
+#include "stimsched.h"
 
 void sched_at(const struct acu_profile_cfg *p, int64_t armed, int64_t t, struct sched_point *pt)
 {

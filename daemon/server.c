@@ -32,8 +32,19 @@ struct client {
 	int ngroups;
 	gid_t groups[MAX_GROUPS];
 	char user[ACU_NAME_MAX + 1];
-	int watching;
+	int watch_requested;           /* input is ignored from here on */
+	int watching;                  /* receives events (once its reply is out) */
 	int discarding;                /* skipping the rest of an oversized line */
+};
+
+/* A reply or event waiting for its generation to be on disk. */
+struct outmsg {
+	struct outmsg *next;
+	uint64_t gen;
+	struct client *c;              /* the client of a reply; NULL once it is gone */
+	int is_reply;
+	int sets_watching;
+	json_t *msg;
 };
 
 struct server {
@@ -43,6 +54,8 @@ struct server {
 	struct client *clients;
 	int nclients;
 	char path[108];
+	struct outmsg *out_head, *out_tail;
+	uint64_t done;                 /* durable generation, as last reported */
 };
 
 static void client_free(struct client *c)
@@ -56,13 +69,16 @@ static void client_free(struct client *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	s->nclients--;
+	for (struct outmsg *m = s->out_head; m; m = m->next)
+		if (m->c == c)
+			m->c = NULL;
 	bufferevent_free(c->bev);
 	free(c);
 }
 
 uid_t client_uid(const struct client *c) { return c->uid; }
 const char *client_user(const struct client *c) { return c->user; }
-void client_set_watching(struct client *c) { c->watching = 1; }
+void client_set_watching(struct client *c) { c->watch_requested = 1; }
 
 static int in_group(const struct client *c, gid_t g)
 {
@@ -122,14 +138,59 @@ static int client_send(struct client *c, json_t *msg)
 	return 0;
 }
 
+/* Replies and events go out in the order they were made, each once the change
+ * it reports is durable. Nothing pending: at once. */
+static int must_wait(struct server *s, uint64_t *gen)
+{
+	struct acud *d = s->d;
+
+	if (!d->persist)
+		return 0;
+	*gen = persist_queued(d->persist);
+	return s->out_head || *gen > s->done;
+}
+
+static void outbox_add(struct server *s, uint64_t gen, struct client *c, json_t *msg,
+		       int sets_watching)
+{
+	struct outmsg *m = calloc(1, sizeof *m);
+
+	if (!m)
+		fatal("out of memory");
+	m->gen = gen;
+	m->c = c;
+	m->is_reply = c != NULL;
+	m->sets_watching = sets_watching;
+	m->msg = msg;
+	if (s->out_tail)
+		s->out_tail->next = m;
+	else
+		s->out_head = m;
+	s->out_tail = m;
+}
+
+static void deliver_event(struct server *s, json_t *event);
+
 void server_broadcast(struct server *s, json_t *event)
+{
+	uint64_t gen;
+
+	if (!s)
+		return;
+	if (must_wait(s, &gen)) {
+		json_incref(event);
+		outbox_add(s, gen, NULL, event, 0);
+		return;
+	}
+	deliver_event(s, event);
+}
+
+static void deliver_event(struct server *s, json_t *event)
 {
 	struct client *c, *next;
 	char *text;
 	size_t len;
 
-	if (!s)
-		return;
 	text = json_dumps(event, JSON_COMPACT);
 	if (!text)
 		return;
@@ -153,6 +214,61 @@ void server_broadcast(struct server *s, json_t *event)
 	free(text);
 }
 
+/* Takes the reply. Returns -1 when the client is gone. */
+static int client_reply(struct client *c, json_t *reply)
+{
+	struct server *s = c->srv;
+	int sets = c->watch_requested && !c->watching;
+	uint64_t gen;
+	int rc;
+
+	if (must_wait(s, &gen)) {
+		outbox_add(s, gen, c, reply, sets);
+		return 0;
+	}
+	rc = client_send(c, reply);
+	json_decref(reply);
+	if (rc == 0 && sets)
+		c->watching = 1;
+	return rc;
+}
+
+void server_flush(struct server *s, uint64_t done, int failed, const char *why)
+{
+	if (!s)
+		return;
+	if (done > s->done)
+		s->done = done;
+	while (s->out_head && s->out_head->gen <= s->done) {
+		struct outmsg *m = s->out_head;
+
+		s->out_head = m->next;
+		if (!s->out_head)
+			s->out_tail = NULL;
+		if (!m->is_reply) {
+			deliver_event(s, m->msg);
+		} else if (m->c) {
+			if (failed && json_is_true(json_object_get(m->msg, "ok"))) {
+				/* Applied but not on disk: say so rather than acknowledge. */
+				json_t *err = json_object(), *id = json_object_get(m->msg, "id");
+
+				if (id)
+					json_object_set(err, "id", id);
+				json_object_set_new(err, "ok", json_false());
+				json_object_set_new(err, "error", json_pack(
+					"{s:s,s:s+}", "code", "internal", "message",
+					"the change took effect but could not be saved: ", why));
+				json_decref(m->msg);
+				m->msg = err;
+			}
+			if (client_send(m->c, m->msg) == 0 && m->sets_watching)
+				m->c->watching = 1;
+		}
+		json_decref(m->msg);
+		free(m);
+	}
+}
+
 static json_t *too_long(void)
 {
 	return json_pack("{s:b,s:{s:s,s:s}}", "ok", 0, "error", "code", "bad-request", "message",
@@ -172,7 +288,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 
 		/* A watch connection is an event stream: what it sends is ignored, so
 		 * no broadcast can free a client while its own request is running. */
-		if (c->watching) {
+		if (c->watch_requested) {
 			evbuffer_drain(in, evbuffer_get_length(in));
 			return;
 		}
@@ -192,12 +308,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			/* Answer now and skip to the next newline: the connection lives on. */
 			evbuffer_drain(in, evbuffer_get_length(in));
 			c->discarding = 1;
-			reply = too_long();
-			if (client_send(c, reply) < 0) {
-				json_decref(reply);
+			if (client_reply(c, too_long()) < 0)
 				return;
-			}
-			json_decref(reply);
 			continue;
 		}
 		len = (size_t)eol.pos;
@@ -222,11 +334,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		}
 		if (!reply)
 			continue;
-		if (client_send(c, reply) < 0) {
-			json_decref(reply);
+		if (client_reply(c, reply) < 0)
 			return;
-		}
-		json_decref(reply);
 	}
 }
 
@@ -419,6 +528,13 @@ void server_close(struct server *s)
 		return;
 	while (s->clients)
 		client_free(s->clients); /* NOLINT(clang-analyzer-unix.Malloc): unlinks itself */
+	while (s->out_head) {
+		struct outmsg *m = s->out_head;
+
+		s->out_head = m->next;
+		json_decref(m->msg);
+		free(m);
+	}
 	if (s->listener)
 		evconnlistener_free(s->listener);
 	if (s->resume)

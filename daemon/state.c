@@ -15,7 +15,7 @@
 
 #define STATE_VERSION 1
 
-static void state_path(const struct acud *d, char *buf, size_t len)
+void state_path(const struct acud *d, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/state.json", d->cfg->state_dir);
 }
@@ -138,6 +138,10 @@ int state_save(struct acud *d, const struct acu_now *now, char *err, size_t errl
 	len = len - 1 + (size_t)snprintf(sealed + len - 1, 40, ",\"sum\":\"%016llx\"}\n",
 					 (unsigned long long)state_sum(text, len));
 	free(text);
+	if (d->persist) {
+		persist_state(d->persist, sealed, len);
+		return 0;
+	}
 	state_path(d, path, sizeof path);
 	rc = write_atomic(path, sealed, len, 1);
 	if (rc < 0)
@@ -511,6 +515,11 @@ void history_add(struct acud *d, const char *room, json_t *e)
 		return;
 	len = strlen(line);
 	line[len] = '\n'; /* json_dumps leaves room: the terminator becomes the newline */
+	if (d->persist) {
+		persist_history(d->persist, line, len + 1);
+		free(line);
+		return;
+	}
 	if (d->history_fd < 0 || write(d->history_fd, line, len + 1) != (ssize_t)(len + 1))
 		log_err("history: cannot append: %s", d->history_fd < 0 ? "not open" : strerror(errno));
 	else
@@ -522,7 +531,7 @@ void history_add(struct acud *d, const char *room, json_t *e)
 
 void history_flush(struct acud *d)
 {
-	if (!d->history_dirty || d->history_fd < 0)
+	if (d->persist || !d->history_dirty || d->history_fd < 0)
 		return;
 	if (fdatasync(d->history_fd) < 0)
 		log_err("history: cannot sync: %s", strerror(errno));

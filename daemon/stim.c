@@ -9,7 +9,7 @@
 #include "daemon.h"
 #include "gate.h"
 #include "gpio.h"
-#include "sched.h"
+#include "stimsched.h"
 
 struct room_rt {
 	struct acud *d;

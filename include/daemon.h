@@ -16,6 +16,7 @@ struct event_base;
 struct event;
 struct client;
 struct gpio;
+struct persist;
 
 /* Event priorities: what keeps time (pulses, gates, deadlines, interlocks)
  * runs before clients. */
@@ -38,6 +39,8 @@ struct acud {
 	char boot_id[40];
 	uid_t self_uid;
 	gid_t desk_gid, practitioner_gid, technician_gid; /* (gid_t)-1: no such group */
+	struct persist *persist;       /* the writer thread; NULL: write in place */
+	struct event *persist_ev;
 	struct gpio *gpio;
 	struct event *heartbeat;
 	int gates_on;                  /* gates active across all rooms */
@@ -66,6 +69,7 @@ json_t *profile_json(const struct acu_profile_cfg *p);
 json_t *flags_json(unsigned flags);
 
 /* state.c: atomic state file and append-only history (SPEC §8). */
+void state_path(const struct acud *d, char *buf, size_t len);
 int state_save(struct acud *d, const struct acu_now *now, char *err, size_t errlen);
 void state_load(struct acud *d, const struct acu_now *now);
 int write_atomic(const char *path, const char *data, size_t len, int durable);
@@ -76,10 +80,22 @@ void history_flush(struct acud *d);
 json_t *history_query(struct acud *d, const char *room, int64_t since_wall, int limit,
 		      struct acu_err *err);
 
+/* persist.c: the writer thread. */
+struct persist *persist_start(const char *state_path, int history_fd, char *err, size_t errlen);
+int persist_fd(const struct persist *p);
+uint64_t persist_state(struct persist *p, char *text, size_t len);
+uint64_t persist_history(struct persist *p, const char *line, size_t len);
+uint64_t persist_queued(struct persist *p);
+uint64_t persist_done(struct persist *p, int *failed, char *err, size_t errlen);
+void persist_stop(struct persist *p);
+
 /* server.c: the control socket. */
 struct server *server_open(struct acud *d, char *err, size_t errlen);
 void server_close(struct server *s);
 void server_broadcast(struct server *s, json_t *event);
+/* Sends what waited for generation `done` to be durable; when the batch
+ * failed, waiting replies become errors naming why. */
+void server_flush(struct server *s, uint64_t done, int failed, const char *why);
 uid_t client_uid(const struct client *c);
 const char *client_user(const struct client *c);
 enum acu_role client_role(struct acud *d, const struct client *c);

@@ -6,7 +6,7 @@
 
 #include "acud.h"
 #include "cfg.h"
-#include "sched.h"
+#include "stimsched.h"
 #include "unit.h"
 
 #define SEC(x) ((int64_t)(x) * NS_PER_SEC)

@@ -1,8 +1,8 @@
 /* The stimulus schedule of a profile (SPEC §3) as a pure timeline: where the
  * pattern stands at any instant and when its next pulse falls. Times are
  * monotonic nanoseconds; `armed` is the schedule's origin. */
-#ifndef ACU_SCHED_H
-#define ACU_SCHED_H
+#ifndef ACU_STIMSCHED_H
+#define ACU_STIMSCHED_H
 
 #include <stdint.h>
 #include "cfg.h"
