@@ -1,0 +1,885 @@
+#!/usr/bin/python3
+"""make bench: acud against redis and cyclictest, side by side (issue 5).
+
+Orchestration and trace analysis only; every request in a timed loop is sent by
+the C load generator (bench/acubench.c). Each acud figure is printed next to a
+reference measured in the same run on the same machine, with the ratio and
+whether the target holds; bench/results.json gets every figure.
+
+  P1 control plane   status of one room, 1 and 32 connections  vs redis-benchmark PING_INLINE
+  P2 expiry          gate-off lateness behind the deadline      vs cyclictest (concurrent, same s)
+                     and an fsync'd file replace in state_dir timed meanwhile
+  P3 pulse timing    8 channels at 100 Hz under P1's 32-conn load vs cyclictest (concurrent)
+  P4 cut-off         stop / flag pacemaker / interlock -> gate off (client send to trace)
+                     vs cyclictest (concurrent) and the redis PING round trip
+  P5 idle cost       wake-ups/s idle, peak RSS with 32 sessions vs redis-server in the same window
+  P6 scale           256 rooms, 1000 watchers: status-all p99, fan-out to all watchers
+                     vs redis LRANGE_300 and redis PUBLISH to 1000 subscribers
+"""
+import argparse
+import bisect
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NS = 1_000_000_000
+
+# Room layout of the main instance (32 rooms): rooms 1..24 are gate-only with an
+# interlock input; rooms 25..32 have a gate and a pulse line each (P3's 8 channels).
+# Line offsets: gate 100+i, pulse 200+i, interlock 400+i, heartbeat 999.
+NROOMS = 32
+PULSE_ROOMS = list(range(25, 33))
+P1_ROOM = 1
+P2_ROOMS = list(range(2, 25))
+P4_ROOMS = list(range(2, 10))
+SCALE_ROOMS = 256
+
+
+def gate_line(i):
+    return 100 + i
+
+
+def pulse_line(i):
+    return 200 + i
+
+
+def ilock_line(i):
+    return 400 + i
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+# --- set-up -------------------------------------------------------------------
+
+def ensure_tools():
+    need = {"redis-server": "redis-server", "redis-benchmark": "redis-tools",
+            "cyclictest": "rt-tests"}
+    missing = sorted({pkg for tool, pkg in need.items() if not shutil.which(tool)})
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        sys.exit(f"bench: missing {', '.join(missing)}; run: sudo apt-get install {' '.join(missing)}")
+    log(f"installing {' '.join(missing)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    cmd = ["apt-get", "install", "-y", "--no-install-recommends"] + missing
+    if subprocess.call(cmd, env=env, stdout=sys.stderr) != 0:
+        subprocess.check_call(["apt-get", "update"], env=env, stdout=sys.stderr)
+        subprocess.check_call(cmd, env=env, stdout=sys.stderr)
+
+
+def fstype(path):
+    out = subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "-T", path], capture_output=True,
+                         text=True).stdout.strip().split("\n")[0]
+    if not out:
+        out = subprocess.run(["stat", "-f", "-c", "%T", path], capture_output=True,
+                             text=True).stdout.strip()
+    return out or "?"
+
+
+def machine_info(tmp, simdir):
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) // 1024} MiB"
+    except OSError:
+        pass
+    osname = "?"
+    try:
+        for line in open("/etc/os-release"):
+            if line.startswith("PRETTY_NAME="):
+                osname = line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+
+    def version(cmd):
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+            return (out.stdout + out.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "?"
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "cpu": cpu, "cpus": os.cpu_count(), "memory": mem, "os": osname,
+        "kernel": platform.release(), "state_dir_fs": fstype(tmp),
+        "sim_dir_fs": fstype(simdir),
+        "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
+        "redis": version(["redis-server", "--version"]),
+        "cyclictest": version(["cyclictest", "--help"]).strip(),
+    }
+
+
+def write_config(dirpath, simdir, nrooms, pulse_rooms, interlocks, log_level="info"):
+    """The bench config. state_dir (state.json, fsync'd on every change, and the
+    history) stays in the temporary directory on the ordinary filesystem; the sim
+    backend's files go to simdir (tmpfs when there is one): on hardware a line
+    write is an ioctl, and replacing the sim state file on a disk filesystem on
+    every pulse edge would measure the disk instead (see --sim-dir)."""
+    os.makedirs(os.path.join(dirpath, "profiles.d"), exist_ok=True)
+    os.makedirs(simdir, exist_ok=True)
+    lines = [
+        "; acud benchmark config, written by bench/run.py",
+        "[daemon]", "socket = run/acud.sock", "state_dir = state",
+        "profiles_dir = profiles.d", f"log_level = {log_level}",
+        "[gpio]", "backend = sim", f"sim_state = {simdir}/gpio-sim.state",
+        f"sim_trace = {simdir}/trace", "heartbeat = 999",
+        "[limits]", "session_min = 1s", "session_max = 4h", "stim_max = 60m",
+        "[safety]", "require_needle_count = yes",
+        "[alarm]", "escalate_after = 5m", "checkin_interval = 0",
+        "[profile cont]", "description = gate only, the stimulator sets the rate",
+        "mode = continuous", "frequency_hz = 2",
+        "[profile p100]", "description = 100 Hz pulses", "mode = continuous",
+        "frequency_hz = 100", "pulse_width_us = 200",
+    ]
+    for i in range(1, nrooms + 1):
+        lines += [f"[room {i}]", f"name = Room {i}", f"gate = {gate_line(i)}"]
+        if i in pulse_rooms:
+            lines.append(f"pulse = {pulse_line(i)}")
+        elif interlocks:
+            lines.append(f"interlock = {ilock_line(i)}")
+    path = os.path.join(dirpath, "acud.conf")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+class Acud:
+    """One acud on the sim backend in its own directory."""
+
+    rt_prio = 0  # --acud-fifo: run acud under SCHED_FIFO at this priority
+
+    def __init__(self, binary, dirpath, simdir, conf):
+        self.dir = dirpath
+        self.sock = os.path.join(dirpath, "run", "acud.sock")
+        self.trace = os.path.join(simdir, "trace")
+        self.errlog = open(os.path.join(dirpath, "acud.log"), "w")
+        argv = [binary, "-f", "-c", conf]
+        if Acud.rt_prio:
+            argv = ["chrt", "-f", str(Acud.rt_prio)] + argv
+        self.proc = subprocess.Popen(argv, stderr=self.errlog, stdout=self.errlog)
+        deadline = time.time() + 10
+        while True:
+            if self.proc.poll() is not None:
+                sys.exit(f"bench: acud exited at start-up; see {self.errlog.name}")
+            try:
+                self.conn = Conn(self.sock)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    sys.exit("bench: acud socket did not come up")
+                time.sleep(0.02)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        self.conn.close()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.errlog.close()
+
+
+class Conn:
+    """Blocking line client for set-up and clean-up (never in a timed loop)."""
+
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.connect(path)
+        self.f = self.s.makefile("rb")
+
+    def call(self, **req):
+        self.s.sendall((json.dumps(req, separators=(",", ":")) + "\n").encode())
+        reply = json.loads(self.f.readline())
+        return reply
+
+    def must(self, **req):
+        r = self.call(**req)
+        if not r.get("ok"):
+            sys.exit(f"bench: {req} refused: {r}")
+        return r
+
+    def close(self):
+        self.f.close()
+        self.s.close()
+
+
+def gen(args, *argv, timeout=600):
+    out = subprocess.run([args.gen] + [str(a) for a in argv], capture_output=True, text=True,
+                         timeout=timeout)
+    if out.returncode != 0:
+        sys.exit(f"bench: acubench {argv[0]} failed: {out.stderr.strip()}")
+    if out.stderr.strip():
+        log(out.stderr.strip())
+    return out.stdout
+
+
+def gen_json(args, *argv):
+    return json.loads(gen(args, *argv).strip().splitlines()[-1])
+
+
+# --- references ---------------------------------------------------------------
+
+class Redis:
+    def __init__(self, dirpath):
+        self.dir = dirpath
+        os.makedirs(dirpath, exist_ok=True)
+        self.sock = os.path.join(dirpath, "redis.sock")
+        self.log = open(os.path.join(dirpath, "redis.log"), "w")
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", "0", "--unixsocket", self.sock, "--unixsocketperm", "700",
+             "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", dirpath,
+             "--maxclients", "4096"], stdout=self.log, stderr=self.log)
+        deadline = time.time() + 10
+        while not os.path.exists(self.sock):
+            if self.proc.poll() is not None or time.time() > deadline:
+                sys.exit(f"bench: redis-server did not start; see {self.log.name}")
+            time.sleep(0.02)
+        time.sleep(0.1)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def benchmark(self, tests, clients, n):
+        out = subprocess.run(["redis-benchmark", "-s", self.sock, "-t", tests, "-c", str(clients),
+                              "-n", str(n), "--csv"], capture_output=True, text=True, timeout=120)
+        rows = {}
+        lines = [l for l in out.stdout.splitlines() if l.startswith('"')]
+        head = [h.strip('"') for h in lines[0].split('","')] if lines else []
+        for l in lines[1:]:
+            vals = [v.strip('"') for v in l.split('","')]
+            row = dict(zip(head, vals))
+            rows[row["test"]] = {
+                "rps": float(row["rps"]),
+                "p50_us": float(row["p50_latency_ms"]) * 1000,
+                "p99_us": float(row["p99_latency_ms"]) * 1000,
+                "max_us": float(row["max_latency_ms"]) * 1000,
+                "clients": clients, "requests": n}
+        if not rows:
+            sys.exit(f"bench: redis-benchmark gave no figures: {out.stderr.strip()}")
+        return rows
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+class FsyncProbe(threading.Thread):
+    """A same-run reference for the disk: every 50 ms, the atomic replace acud
+    does for its state file (write 8 KiB, fsync, rename, fsync the directory),
+    timed. Explains tails that come from the filesystem rather than the loop."""
+
+    def __init__(self, dirpath):
+        super().__init__(daemon=True)
+        self.dir = dirpath
+        self.times = []
+        self.halt = threading.Event()
+
+    def run(self):
+        path, tmp, data = os.path.join(self.dir, "probe"), os.path.join(self.dir, "probe.tmp"), b"x" * 8192
+        while not self.halt.wait(0.05):
+            t = time.monotonic_ns()
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.write(fd, data)
+            os.fsync(fd)
+            os.close(fd)
+            os.rename(tmp, path)
+            dfd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+            os.fsync(dfd)
+            os.close(dfd)
+            self.times.append(time.monotonic_ns() - t)
+
+    def result(self):
+        self.halt.set()
+        self.join()
+        return stats_us(self.times)
+
+
+def cyclictest_start(secs, max_us=20000):
+    # One thread, default priority (SCHED_OTHER), 1 ms interval, histogram in us.
+    return subprocess.Popen(["cyclictest", "-t1", f"-D{secs}s", f"-h{max_us}", "-q", "-i1000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def cyclictest_result(proc):
+    out, _ = proc.communicate(timeout=600)
+    hist, overflow, maxlat = [], 0, None
+    for line in out.splitlines():
+        if line[:1].isdigit():
+            us, count = line.split()[:2]
+            if int(count):
+                hist.append((int(us), int(count)))
+        elif line.startswith("# Histogram Overflows:"):
+            overflow = int(line.split(":")[1].split()[0])
+        elif line.startswith("# Max Latencies:"):
+            maxlat = int(line.split(":")[1].split()[0])
+    total = sum(c for _, c in hist) + overflow
+    if not total:
+        sys.exit(f"bench: cyclictest gave no histogram: {out[-500:]}")
+
+    def pct(q):
+        want, acc = q * total, 0
+        for us, c in hist:
+            acc += c
+            if acc >= want:
+                return float(us)
+        return float(maxlat)  # in the overflow: at most the max
+    # Wake-ups later than half a 100 Hz period: where a pulse would be skipped.
+    late_5ms = sum(c for us, c in hist if us > 5000) + overflow
+    return {"samples": total, "p50_us": pct(0.5), "p99_us": pct(0.99),
+            "max_us": float(maxlat if maxlat is not None else -1), "overflows": overflow,
+            "later_than_5ms": late_5ms}
+
+
+# --- trace and statistics -------------------------------------------------------
+
+class Trace:
+    def __init__(self, path):
+        self.by_line = {}
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) != 3:
+                    continue
+                ts, off, lvl = int(parts[0]), parts[1], int(parts[2])
+                d = self.by_line.setdefault(off, ([], []))
+                d[0].append(ts)
+                d[1].append(lvl)
+
+    def first(self, line, level, after, before=None):
+        """First timestamp at which line went to level, at or after `after`."""
+        ts, lv = self.by_line.get(str(line), ([], []))
+        i = bisect.bisect_left(ts, after)
+        while i < len(ts):
+            if before is not None and ts[i] > before:
+                return None
+            if lv[i] == level:
+                return ts[i]
+            i += 1
+        return None
+
+    def edges(self, line, level, lo, hi):
+        ts, lv = self.by_line.get(str(line), ([], []))
+        i = bisect.bisect_left(ts, lo)
+        out = []
+        while i < len(ts) and ts[i] <= hi:
+            if lv[i] == level:
+                out.append(ts[i])
+            i += 1
+        return out
+
+
+def stats_us(values_ns):
+    v = sorted(values_ns)
+    if not v:
+        return {"n": 0, "p50_us": None, "p99_us": None, "max_us": None}
+
+    def p(q):
+        return v[min(len(v) - 1, int(q * len(v)))] / 1000
+    return {"n": len(v), "p50_us": round(p(0.5), 1), "p99_us": round(p(0.99), 1),
+            "max_us": round(v[-1] / 1000, 1), "min_us": round(v[0] / 1000, 1)}
+
+
+def cpu_times():
+    f = open("/proc/stat").readline().split()[1:]
+    v = [int(x) for x in f]
+    return sum(v[:8]), v[7]  # total, steal
+
+
+def ctx_split(pid):
+    out = {"voluntary": 0, "nonvoluntary": 0}
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("voluntary_ctxt_switches"):
+            out["voluntary"] = int(line.split()[1])
+        elif line.startswith("nonvoluntary_ctxt_switches"):
+            out["nonvoluntary"] = int(line.split()[1])
+    return out
+
+
+def ctx_switches(pid):
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            for line in open(f"/proc/{pid}/task/{tid}/status"):
+                if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def proc_status(pid, key):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return None
+
+
+def smaps_rollup(pid):
+    out = {}
+    try:
+        for line in open(f"/proc/{pid}/smaps_rollup"):
+            parts = line.split()
+            if len(parts) == 3 and parts[2] == "kB":
+                out[parts[0].rstrip(":")] = int(parts[1])
+    except OSError:
+        pass
+    return out
+
+
+# --- benchmarks -----------------------------------------------------------------
+
+def p1(args, acud, redis, res):
+    secs = args.p1_secs
+    req = json.dumps({"cmd": "status", "room": str(P1_ROOM)}, separators=(",", ":"))
+    out = {}
+    for conns in (1, 32):
+        log(f"P1: status, {conns} connection(s), {secs} s")
+        a = gen_json(args, "rr", acud.sock, conns, secs, req)
+        log(f"P1: redis-benchmark PING_INLINE -c {conns}")
+        n = 100000 if conns == 1 else 300000
+        r = redis.benchmark("ping_inline", conns, n)["PING_INLINE"]
+        # Cross-check: the same C client against redis (inline PING).
+        x = gen_json(args, "rr", redis.sock, conns, max(2, secs // 2), "PING")
+        out[f"c{conns}"] = {"acud": a, "redis_benchmark": r, "acubench_redis": x}
+    res["P1"] = out
+
+
+def p2(args, acud, res):
+    secs = args.p2_secs
+    log(f"P2: short sessions (1-2 s) in {len(P2_ROOMS)} rooms for {secs} s, cyclictest alongside")
+    ct = cyclictest_start(secs)
+    probe = FsyncProbe(acud.dir)
+    probe.start()
+    text = gen(args, "expiry", acud.sock, secs, 1, 2, "cont", *P2_ROOMS)
+    disk = probe.result()
+    cyc = cyclictest_result(ct)
+    trace = Trace(acud.trace)
+    late, late_hi, bad = [], [], 0
+    for line in text.splitlines():
+        _, room, dur, send, recv = line.split()
+        room, dur, send, recv = int(room), int(dur), int(send), int(recv)
+        on = trace.first(gate_line(room), 1, send, recv + NS)
+        off = trace.first(gate_line(room), 0, on) if on else None
+        if on is None or off is None:
+            bad += 1
+            continue
+        # Deadline: the gate-on line is written inside the start's commit, a few
+        # us after the daemon took its clock for the session (end = that + dur),
+        # so gate-on + dur is the deadline to within those us (this figure reads
+        # slightly low by them); send + dur is an earlier bound (reads high by
+        # the socket hop). Lateness = gate-off trace time - deadline.
+        late.append(off - (on + dur * NS))
+        late_hi.append(off - (send + dur * NS))
+    res["P2"] = {"sessions": len(late), "unmatched": bad, "rooms": len(P2_ROOMS), "secs": secs,
+                 "lateness": stats_us(late), "lateness_upper_bound": stats_us(late_hi),
+                 "late_over_1ms": sum(1 for x in late if x > 1_000_000),
+                 "cyclictest": cyc, "state_dir_replace": disk}
+
+
+def p3(args, acud, res):
+    secs = args.p3_secs
+    req = json.dumps({"cmd": "status", "room": str(P1_ROOM)}, separators=(",", ":"))
+    log(f"P3: 8 channels at 100 Hz for {secs} s under the 32-connection status load, "
+        "cyclictest alongside")
+    starts = {}
+    for i in PULSE_ROOMS:
+        t = time.monotonic_ns()
+        acud.conn.must(cmd="start", room=str(i), duration_s=3600, needles=1, profile="p100",
+                       stim=True)
+        starts[i] = t
+    ct = cyclictest_start(secs)
+    cs0 = ctx_split(acud.pid)
+    load = subprocess.Popen([args.gen, "rr", acud.sock, "32", str(secs), req],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lout, lerr = load.communicate(timeout=secs + 60)
+    cs1 = ctx_split(acud.pid)
+    cyc = cyclictest_result(ct)
+    # The daemon's own count of pulses it skipped (late by more than half a period).
+    reported = 0
+    for i in PULSE_ROOMS:
+        st = acud.conn.must(cmd="status", room=str(i))["room"]["stim"]
+        reported += int(st.get("missed_pulses", 0))
+    stops = {}
+    for i in PULSE_ROOMS:
+        stops[i] = time.monotonic_ns()
+        acud.conn.must(cmd="stop", room=str(i))
+        acud.conn.must(cmd="finish", room=str(i), removed=1)
+    if load.returncode != 0:
+        sys.exit(f"bench: P3 load failed: {lerr}")
+    trace = Trace(acud.trace)
+    period = NS // 100
+    dev, missed, expected, extra, width = [], 0, 0, 0, []
+    for i in PULSE_ROOMS:
+        t0 = trace.first(gate_line(i), 1, starts[i])
+        rises = trace.edges(pulse_line(i), 1, t0, stops[i])
+        falls = trace.edges(pulse_line(i), 0, t0, stops[i] + NS)
+        # Ideal: the n-th pulse at arming + n/f (delay_s = 0). The arming instant
+        # is the gate-on trace time (written in the same commit, a few us after
+        # the daemon read the clock it arms with, so deviations read low by
+        # those us). acud fires a pulse up to half a period late and skips it
+        # after that, so each rising edge belongs to the nearest ideal instant.
+        n_exp = (stops[i] - t0) // period  # pulses due a period before the stop
+        expected += n_exp
+        seen = set()
+        for t in rises:
+            n = (t - t0 + period // 2) // period
+            if n in seen:
+                extra += 1
+                continue
+            seen.add(n)
+            dev.append(t - (t0 + n * period))
+        missed += sum(1 for n in range(n_exp) if n not in seen)
+        for r, f in zip(rises, falls):
+            width.append(f - r)
+    res["P3"] = {"channels": len(PULSE_ROOMS), "hz": 100, "secs": secs, "expected": expected,
+                 "missed": missed, "missed_reported_by_acud": reported, "extra_edges": extra,
+                 "deviation": stats_us(dev), "pulse_width": stats_us(width), "cyclictest": cyc,
+                 # Involuntary switches: the loop, busy with the load, was preempted.
+                 "acud_ctx_switches": {k: cs1[k] - cs0[k] for k in cs0},
+                 "load": json.loads(lout.strip().splitlines()[-1])}
+
+
+def p4(args, acud, res):
+    log("P4: cut-off latency: stop, flag pacemaker, interlock")
+    rooms = [f"{i}:{ilock_line(i)}" for i in P4_ROOMS]
+    ct = cyclictest_start(600)
+    text = gen(args, "cutoff", acud.sock, args.p4_trials, "cont", *rooms)
+    ct.send_signal(signal.SIGINT)  # cyclictest prints its histogram on SIGINT
+    cyc = cyclictest_result(ct)
+    trace = Trace(acud.trace)
+    lat = {"stop": [], "flag": [], "interlock": []}
+    bad = 0
+    for line in text.splitlines():
+        _, kind, room, send = line.split()
+        off = trace.first(gate_line(int(room)), 0, int(send), int(send) + NS)
+        if off is None:
+            bad += 1
+            continue
+        lat[kind].append(off - int(send))
+    res["P4"] = {k: stats_us(v) for k, v in lat.items()}
+    res["P4"]["unmatched"] = bad
+    res["P4"]["cyclictest"] = cyc
+    res["P4"]["note"] = ("CLOCK_MONOTONIC just before send() in the client to the gate-off "
+                         "trace line: includes the socket hop")
+
+
+def p5(args, binary, tmp, redis, res):
+    d, sd = os.path.join(tmp, "p5"), os.path.join(args.simdir, "p5")
+    conf = write_config(d, sd, NROOMS, PULSE_ROOMS, True)
+    acud = Acud(binary, d, sd, conf)
+    secs = args.p5_secs
+    log(f"P5: idle wake-ups over {secs} s (acud with {NROOMS} rooms, no session; redis alongside)")
+    time.sleep(1)
+    a0, r0, t0 = ctx_switches(acud.pid), ctx_switches(redis.pid), time.monotonic()
+    time.sleep(secs)
+    a1, r1, t1 = ctx_switches(acud.pid), ctx_switches(redis.pid), time.monotonic()
+    idle_rss = proc_status(acud.pid, "VmRSS")
+    log(f"P5: peak RSS with {NROOMS} sessions running")
+    for i in range(1, NROOMS + 1):
+        acud.conn.must(cmd="start", room=str(i), duration_s=3600, needles=1,
+                       profile="p100" if i in PULSE_ROOMS else "cont", stim=True)
+    time.sleep(2)
+    hwm = proc_status(acud.pid, "VmHWM")
+    rss = proc_status(acud.pid, "VmRSS")
+    roll = smaps_rollup(acud.pid)
+    maps = {}
+    try:
+        # Resident kB per mapped object, to show where the RSS is.
+        cur = None
+        for line in open(f"/proc/{acud.pid}/smaps"):
+            f = line.split()
+            if len(f) >= 5 and "-" in f[0] and ":" not in f[0]:
+                cur = os.path.basename(f[5]) if len(f) >= 6 else "[anon]"
+            elif f and f[0] == "Rss:" and cur:
+                maps[cur] = maps.get(cur, 0) + int(f[1])
+    except OSError:
+        pass
+    for i in range(1, NROOMS + 1):
+        acud.conn.must(cmd="stop", room=str(i))
+        acud.conn.must(cmd="finish", room=str(i), removed=1)
+    acud.stop()
+    # The floor: what any dynamically linked glibc process costs here.
+    floor = subprocess.Popen(["sleep", "30"])
+    time.sleep(0.3)
+    floor_hwm = proc_status(floor.pid, "VmHWM")
+    floor.kill()
+    floor.wait()
+    res["P5"] = {
+        "idle_secs": round(t1 - t0, 2),
+        "acud_wakeups_per_s": round((a1 - a0) / (t1 - t0), 3),
+        "redis_wakeups_per_s": round((r1 - r0) / (t1 - t0), 3),
+        "acud_idle_rss_kib": idle_rss, "acud_vmhwm_kib": hwm, "acud_rss_kib": rss,
+        "acud_rss_anon_kib": roll.get("Rss_Anon") or roll.get("Anonymous"),
+        "acud_rss_file_kib": roll.get("Rss_File"),
+        "acud_pss_kib": roll.get("Pss"), "sleep_vmhwm_kib": floor_hwm,
+        "acud_rss_by_mapping_kib": dict(sorted(maps.items(), key=lambda kv: -kv[1])[:12]),
+        "redis_vmhwm_kib": proc_status(redis.pid, "VmHWM"),
+    }
+
+
+def p6(args, binary, tmp, redis, res):
+    d, sd = os.path.join(tmp, "p6"), os.path.join(args.simdir, "p6")
+    conf = write_config(d, sd, SCALE_ROOMS, [], False)
+    acud = Acud(binary, d, sd, conf)
+    log(f"P6: {SCALE_ROOMS} sessions, {args.p6_watchers} watchers")
+    for i in range(1, SCALE_ROOMS + 1):
+        acud.conn.must(cmd="start", room=str(i), duration_s=3600, needles=1)
+    a = gen_json(args, "fanout", acud.sock, args.p6_watchers, args.p6_trials,
+                 '{"cmd":"watch"}', '"watching":true',
+                 '{"cmd":"extend","room":"1","duration_s":1}', '"event":"room"',
+                 '{"cmd":"status"}', args.p6_status)
+    # What a room event weighs, so the redis message is the same size.
+    ev = json.dumps({"event": "room", "room": acud.conn.must(cmd="status", room="1")["room"]},
+                    separators=(",", ":"))
+    hwm = proc_status(acud.pid, "VmHWM")
+    for i in range(1, SCALE_ROOMS + 1):
+        acud.conn.must(cmd="stop", room=str(i))
+        acud.conn.must(cmd="finish", room=str(i), removed=1)
+    acud.stop()
+    log("P6: redis PUBLISH to the same number of subscribers; LRANGE_300")
+    payload = "FANOUTMSG" + "x" * max(0, len(ev) - 9)
+    r = gen_json(args, "fanout", redis.sock, args.p6_watchers, args.p6_trials,
+                 "SUBSCRIBE bench", "subscribe", f"PUBLISH bench {payload}", "FANOUTMSG")
+    lr = redis.benchmark("lrange_300", 1, 5000)
+    lr = lr.get("LRANGE_300 (first 300 elements)") or next(
+        v for k, v in lr.items() if k.startswith("LRANGE"))
+    res["P6"] = {"rooms": SCALE_ROOMS, "watchers": args.p6_watchers, "trials": args.p6_trials,
+                 "acud": a, "acud_vmhwm_kib": hwm, "event_bytes": len(ev) + 1,
+                 "redis_publish": r, "redis_lrange_300": lr}
+
+
+# --- report ---------------------------------------------------------------------
+
+def fmt_us(v):
+    if v is None:
+        return "-"
+    if v >= 10000:
+        return f"{v / 1000:.1f} ms"
+    if v >= 1000:
+        return f"{v / 1000:.2f} ms"
+    return f"{v:.0f} us"
+
+
+def rows_of(res):
+    """(id, measure, acud, reference, ratio, target, holds) per line of the table."""
+    rows = []
+
+    def row(pid, what, acud, ref, ratio=None, target="", holds=None):
+        rows.append({"id": pid, "measure": what, "acud": acud, "reference": ref,
+                     "ratio": None if ratio is None else round(ratio, 3), "target": target,
+                     "holds": holds})
+    if "P1" in res:
+        for c in ("c1", "c32"):
+            p = res["P1"][c]
+            a, r, x = p["acud"], p["redis_benchmark"], p["acubench_redis"]
+            n = c[1:]
+            ratio = a["rps"] / r["rps"]
+            row("P1", f"status, {n} conn: req/s", f"{a['rps']:.0f}",
+                f"{r['rps']:.0f} (redis PING_INLINE)", ratio, "ratio >= 1.0", ratio >= 1.0)
+            row("P1", f"status, {n} conn: p50 / p99", f"{fmt_us(a['p50_us'])} / {fmt_us(a['p99_us'])}",
+                f"{fmt_us(r['p50_us'])} / {fmt_us(r['p99_us'])}", a["p99_us"] / r["p99_us"])
+            row("P1", f"  same client on redis PING, {n} conn", "",
+                f"{x['rps']:.0f}/s, p99 {fmt_us(x['p99_us'])}", a["rps"] / x["rps"])
+    if "P2" in res:
+        p, c = res["P2"], res["P2"]["cyclictest"]
+        l = p["lateness"]
+        ratio = l["p99_us"] / c["p99_us"] if l["n"] and c["p99_us"] else None
+        row("P2", f"expiry lateness p50 / p99 / max ({l['n']} sessions)",
+            f"{fmt_us(l['p50_us'])} / {fmt_us(l['p99_us'])} / {fmt_us(l['max_us'])}",
+            f"{fmt_us(c['p50_us'])} / {fmt_us(c['p99_us'])} / {fmt_us(c['max_us'])} (cyclictest)",
+            ratio, "p99 <= 2x cyclictest", ratio is not None and ratio <= 2.0 and not p["unmatched"])
+        d = p["state_dir_replace"]
+        row("P2", f"  sessions late > 1 ms; fsync'd replace in state_dir",
+            f"{p['late_over_1ms']} of {l['n']}",
+            f"{fmt_us(d['p50_us'])} / {fmt_us(d['p99_us'])} / {fmt_us(d['max_us'])} (probe, meanwhile)")
+    if "P3" in res:
+        p, c = res["P3"], res["P3"]["cyclictest"]
+        d = p["deviation"]
+        ratio = d["p99_us"] / c["p99_us"] if d["n"] and c["p99_us"] else None
+        row("P3", f"pulse deviation p50 / p99 / max ({d['n']} pulses)",
+            f"{fmt_us(d['p50_us'])} / {fmt_us(d['p99_us'])} / {fmt_us(d['max_us'])}",
+            f"{fmt_us(c['p50_us'])} / {fmt_us(c['p99_us'])} / {fmt_us(c['max_us'])} (cyclictest)",
+            ratio, "p99 <= 1.5x cyclictest", ratio is not None and ratio <= 1.5)
+        row("P3", "missed pulses (trace; acud's own count)",
+            f"{p['missed']} of {p['expected']} ({p['missed_reported_by_acud']})",
+            f"{c['later_than_5ms']} of {c['samples']} wake-ups > 5 ms (cyclictest)", None, "0",
+            p["missed"] == 0)
+        cs = p.get("acud_ctx_switches", {})
+        row("P3", "  status load meanwhile (32 conn); acud preempted",
+            f"{p['load']['rps']:.0f}/s, p99 {fmt_us(p['load']['p99_us'])}; "
+            f"{cs.get('nonvoluntary', 0) / p['secs']:.0f}/s", "")
+    if "P4" in res:
+        c = res["P4"]["cyclictest"]
+        for k, name in (("stop", "stop"), ("flag", "flag pacemaker"), ("interlock", "interlock sim-input")):
+            l = res["P4"][k]
+            row("P4", f"cut-off, {name}: p50 / p99 (incl. socket hop)",
+                f"{fmt_us(l['p50_us'])} / {fmt_us(l['p99_us'])}",
+                f"{fmt_us(c['p50_us'])} / {fmt_us(c['p99_us'])} (cyclictest, concurrent)",
+                l["p99_us"] / c["p99_us"] if l["n"] and c["p99_us"] else None, "p99 <= 200 us",
+                l["n"] > 0 and l["p99_us"] <= 200)
+        if "P1" in res:
+            ref = res["P1"]["c1"]["redis_benchmark"]
+            row("P4", "  socket round trip for scale", "",
+                f"{fmt_us(ref['p50_us'])} / {fmt_us(ref['p99_us'])} (redis PING, P1)")
+    if "P5" in res:
+        p = res["P5"]
+        row("P5", f"idle wake-ups/s over {p['idle_secs']:.0f} s", f"{p['acud_wakeups_per_s']:.2f}",
+            f"{p['redis_wakeups_per_s']:.2f} (redis-server idle)", None, "0",
+            p["acud_wakeups_per_s"] == 0)
+        hwm = p["acud_vmhwm_kib"]
+        row("P5", f"peak RSS (VmHWM), {NROOMS} sessions", f"{hwm / 1024:.2f} MiB",
+            f"{p['redis_vmhwm_kib'] / 1024:.2f} MiB (redis-server)",
+            hwm / p["redis_vmhwm_kib"], "<= 2 MiB", hwm <= 2048)
+        row("P5", "  of which private (anon) / Pss", f"{(p['acud_rss_anon_kib'] or 0) / 1024:.2f} / "
+            f"{(p['acud_pss_kib'] or 0) / 1024:.2f} MiB",
+            f"{p['sleep_vmhwm_kib'] / 1024:.2f} MiB (/bin/sleep: glibc floor)")
+    if "P6" in res:
+        p = res["P6"]
+        a, r, lr = p["acud"], p["redis_publish"], p["redis_lrange_300"]
+        row("P6", f"status of {p['rooms']} rooms: p50 / p99",
+            f"{fmt_us(a['status_p50_us'])} / {fmt_us(a['status_p99_us'])}",
+            f"{fmt_us(lr['p50_us'])} / {fmt_us(lr['p99_us'])} (redis LRANGE_300)",
+            a["status_p99_us"] / lr["p99_us"], "p99 <= 5 ms", a["status_p99_us"] <= 5000)
+        row("P6", f"fan-out to {p['watchers']} watchers: p50 / p99",
+            f"{fmt_us(a['p50_us'])} / {fmt_us(a['p99_us'])}",
+            f"{fmt_us(r['p50_us'])} / {fmt_us(r['p99_us'])} (redis PUBLISH)",
+            a["p99_us"] / r["p99_us"], "p99 <= 50 ms", a["p99_us"] <= 50000)
+        row("P6", "  first watcher reached: p50 / p99",
+            f"{fmt_us(a['first_p50_us'])} / {fmt_us(a['first_p99_us'])}",
+            f"{fmt_us(r['first_p50_us'])} / {fmt_us(r['first_p99_us'])} (redis)")
+    return rows
+
+
+def table(rows, machine):
+    head = ["", "measure", "acud", "reference (same run)", "ratio", "target", "holds"]
+    body = []
+    for r in rows:
+        holds = "" if r["holds"] is None else ("yes" if r["holds"] else "NO")
+        body.append([r["id"], r["measure"], r["acud"], r["reference"],
+                     "" if r["ratio"] is None else f"{r['ratio']:.2f}", r["target"], holds])
+    w = [max(len(str(x[i])) for x in [head] + body) for i in range(len(head))]
+    lines = [f"acud bench, {machine['date']}: {machine['cpu']}, {machine['cpus']} CPUs, "
+             f"{machine['memory']}, {machine['os']}, Linux {machine['kernel']}, "
+             f"state_dir on {machine['state_dir_fs']}, sim state/trace on {machine['sim_dir_fs']}; "
+             f"load {' '.join(machine['loadavg_at_start'])} at start, "
+             f"{' '.join(machine['loadavg_at_end'])} at end; CPU steal {machine['cpu_steal_pct']}%",
+             "| " + " | ".join(h.ljust(w[i]) for i, h in enumerate(head)) + " |",
+             "|" + "|".join("-" * (w[i] + 2) for i in range(len(head))) + "|"]
+    for b in body:
+        lines.append("| " + " | ".join(str(x).ljust(w[i]) for i, x in enumerate(b)) + " |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--acud", required=True)
+    ap.add_argument("--gen", required=True)
+    ap.add_argument("--out", default=os.path.join(HERE, "results.json"))
+    ap.add_argument("--only", default="P1,P2,P3,P4,P5,P6")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directories")
+    ap.add_argument("--tmp", default=None, help="parent of the temporary directory (state_dir)")
+    ap.add_argument("--sim-dir", default=None,
+                    help="parent directory for the sim backend's state and trace files "
+                         "(default: /dev/shm when it is tmpfs, else the temporary directory)")
+    ap.add_argument("--acud-fifo", type=int, default=0, metavar="PRIO",
+                    help="run acud under SCHED_FIFO at PRIO (an experiment; default: SCHED_OTHER)")
+    ap.add_argument("--p1-secs", type=int, default=4)
+    ap.add_argument("--p2-secs", type=int, default=30)
+    ap.add_argument("--p3-secs", type=int, default=30)
+    ap.add_argument("--p4-trials", type=int, default=100)
+    ap.add_argument("--p5-secs", type=int, default=30)
+    ap.add_argument("--p6-watchers", type=int, default=1000)
+    ap.add_argument("--p6-trials", type=int, default=50)
+    ap.add_argument("--p6-status", type=int, default=200)
+    args = ap.parse_args()
+    args.acud = os.path.abspath(args.acud)
+    args.gen = os.path.abspath(args.gen)
+    only = set(args.only.split(","))
+    Acud.rt_prio = args.acud_fifo
+    ensure_tools()
+    tmp = tempfile.mkdtemp(prefix="acud-bench-", dir=args.tmp)
+    simparent = args.sim_dir
+    if simparent is None:
+        simparent = "/dev/shm" if fstype("/dev/shm") == "tmpfs" else tmp
+    args.simdir = tempfile.mkdtemp(prefix="acud-bench-sim-", dir=simparent)
+    machine = machine_info(tmp, args.simdir)
+    started = time.monotonic()
+    cpu0 = cpu_times()
+    res = {}
+    redis = Redis(os.path.join(tmp, "redis"))
+    try:
+        if only & {"P1", "P2", "P3", "P4"}:
+            d, sd = os.path.join(tmp, "main"), os.path.join(args.simdir, "main")
+            conf = write_config(d, sd, NROOMS, PULSE_ROOMS, True)
+            acud = Acud(args.acud, d, sd, conf)
+            try:
+                # P1's room holds a running session, as a room under treatment would.
+                acud.conn.must(cmd="start", room=str(P1_ROOM), duration_s=3600, needles=6,
+                               patient="B1")
+                if "P1" in only:
+                    p1(args, acud, redis, res)
+                if "P2" in only:
+                    p2(args, acud, res)
+                if "P3" in only:
+                    p3(args, acud, res)
+                if "P4" in only:
+                    p4(args, acud, res)
+            finally:
+                acud.stop()
+        if "P5" in only:
+            p5(args, args.acud, tmp, redis, res)
+        if "P6" in only:
+            p6(args, args.acud, tmp, redis, res)
+    finally:
+        redis.stop()
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(args.simdir, ignore_errors=True)
+        else:
+            log(f"kept {tmp} and {args.simdir}")
+    rows = rows_of(res)
+    machine["elapsed_s"] = round(time.monotonic() - started, 1)
+    cpu1 = cpu_times()
+    machine["cpu_steal_pct"] = round(100 * (cpu1[1] - cpu0[1]) / max(1, cpu1[0] - cpu0[0]), 1)
+    machine["loadavg_at_end"] = open("/proc/loadavg").read().split()[:3]
+    print(table(rows, machine))
+    held = [r for r in rows if r["holds"] is not None]
+    print(f"targets held: {sum(1 for r in held if r['holds'])} of {len(held)}; "
+          f"run took {machine['elapsed_s']:.0f} s; figures in {os.path.relpath(args.out)}")
+    with open(args.out, "w") as f:
+        json.dump({"machine": machine, "rows": rows, "results": res}, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
