@@ -255,6 +255,8 @@ static int get_text(struct parser *p, const char *key, const char *v, char *dst,
 			return perr(p, p->lineno, "%s: control character in value", key);
 	if (strlen(v) >= len)
 		return perr(p, p->lineno, "%s: longer than %zu characters", key, len - 1);
+	if (!acu_utf8_valid(v))
+		return perr(p, p->lineno, "%s: not valid UTF-8", key);
 	memcpy(dst, v, strlen(v) + 1);
 	return 0;
 }

@@ -217,6 +217,9 @@ int room_extend(struct acu_room *r, const struct acu_cfg *cfg, int64_t seconds,
 	       s->state == ST_PAUSED ? s->remaining : 0;
 	if (left < 0)
 		left = 0;
+	if (s->duration_s + seconds > INT32_MAX)
+		return acu_fail(err, E_OUT_OF_RANGE, "extend: the session is already %llds long",
+				(long long)s->duration_s);
 	if (left + seconds * NS_PER_SEC > cfg->session_max * NS_PER_SEC)
 		return acu_fail(err, E_OUT_OF_RANGE,
 				"extend: %llds left would exceed [limits] session_max %llds",

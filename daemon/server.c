@@ -370,8 +370,9 @@ static void peer_identity(struct client *c, int fd)
 			c->ngroups = n;
 	}
 	res = NULL;
+	/* The name goes into JSON: it must be UTF-8 (passwd does not promise it). */
 	if (getpwuid_r(c->uid, &pw, buf, sizeof buf, &res) == 0 && res &&
-	    strlen(res->pw_name) <= ACU_NAME_MAX)
+	    strlen(res->pw_name) <= ACU_NAME_MAX && acu_utf8_valid(res->pw_name))
 		snprintf(c->user, sizeof c->user, "%s", res->pw_name);
 	else
 		snprintf(c->user, sizeof c->user, "uid-%u", (unsigned)c->uid);

@@ -313,7 +313,7 @@ static int room_load(struct loader *L, json_t *o, struct acu_room *r)
 	    get_str(L, o, "profile", s->profile, sizeof s->profile, 1) < 0 ||
 	    get_str(L, o, "attention", attention, sizeof attention, 0) < 0 ||
 	    get_int(L, o, "started_wall", 0, T, &s->started_wall) < 0 ||
-	    get_int(L, o, "duration_s", 0, 100 * 3600, &s->duration_s) < 0 ||
+	    get_int(L, o, "duration_s", 0, INT32_MAX, &s->duration_s) < 0 ||
 	    get_int(L, o, "end", 0, T, &s->end) < 0 ||
 	    get_int(L, o, "remaining", 0, HOURS, &s->remaining) < 0 ||
 	    get_int(L, o, "paused_since", 0, T, &s->paused_since) < 0 ||

@@ -43,6 +43,62 @@ int acu_flag_parse(const char *s)
 	return -1;
 }
 
+/* Length of the valid UTF-8 sequence at s, or 0 (overlongs, surrogates and
+ * code points past U+10FFFF are invalid, as JSON requires). */
+static size_t utf8_seq(const unsigned char *s)
+{
+	unsigned c = s[0], cp, n;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, cp = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, cp = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, cp = c & 0x07;
+	else
+		return 0;
+	for (unsigned i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+int acu_utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		size_t n = utf8_seq(p);
+		if (!n)
+			return 0;
+		p += n;
+	}
+	return 1;
+}
+
+/* Cuts s at its first invalid or incomplete sequence: a message cut to fit a
+ * buffer never ends inside a character, so it stays valid JSON text. */
+void acu_utf8_trim(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p) {
+		size_t n = utf8_seq(p);
+		if (!n) {
+			*p = '\0';
+			return;
+		}
+		p += n;
+	}
+}
+
 int acu_fail(struct acu_err *err, enum acu_errcode code, const char *fmt, ...)
 {
 	va_list ap;
@@ -52,6 +108,7 @@ int acu_fail(struct acu_err *err, enum acu_errcode code, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(err->msg, sizeof err->msg, fmt, ap);
 		va_end(ap);
+		acu_utf8_trim(err->msg);
 	}
 	return -1;
 }
@@ -170,7 +227,8 @@ int acu_parse_rfc3339(const char *s, int64_t *wall_ns)
 	if (*p)
 		return -1;
 	t = timegm(&tm);
-	if (t == (time_t)-1)
+	/* Within what nanoseconds since 1970 can hold (until 2262). */
+	if (t == (time_t)-1 || t < 0 || (int64_t)t - off > INT64_MAX / NS_PER_SEC - 1)
 		return -1;
 	*wall_ns = ((int64_t)t - off) * NS_PER_SEC;
 	return 0;

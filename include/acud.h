@@ -97,6 +97,8 @@ int acu_parse_duration(const char *s, int64_t *seconds);
 int acu_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out);
 /* 1 to 32 of [A-Za-z0-9._-]: patient references and room ids. */
 int acu_valid_ref(const char *s);
+int acu_utf8_valid(const char *s);
+void acu_utf8_trim(char *s);
 /* RFC 3339 UTC with seconds, e.g. 2026-11-21T10:00:00Z, from wall ns. */
 void acu_rfc3339(int64_t wall_ns, char *buf, size_t len);
 /* Parses what acu_rfc3339 writes (and offsets like +01:00). */
