@@ -104,7 +104,7 @@ void client_set_watching(struct client *c);
 /* cmd.c: request dispatch; returns the reply object. */
 json_t *cmd_dispatch(struct acud *d, struct client *c, const char *line, size_t len);
 
-/* acud.c: the parts of the daemon the commands drive. */
+/* commit.c: the parts of the daemon the commands drive. */
 struct acu_room *acud_room(struct acud *d, const char *id);
 /* Drives the room's gates for its new state first (S6: off before anyone hears
  * of it; cause names why), then saves state, records and broadcasts what changed in room r since *before, and
@@ -114,7 +114,12 @@ int acud_commit(struct acud *d, struct acu_room *r, const struct acu_room *befor
 		const struct acu_now *now, json_t *record, const char *cause, char *err,
 		size_t errlen);
 int acud_reload(struct acud *d, char *err, size_t errlen);
+/* Arms the deadline timer for the earliest deadline of any room. */
 void acud_reschedule(struct acud *d);
+/* Runs every room whose deadline passed: gates of all of them first, one save. */
+void acud_deadlines(struct acud *d);
+/* Resolves the role groups of the config and applies its log level. */
+void acud_apply_access(struct acud *d);
 
 /* stim.c: gates, pulses, alarm lines, heartbeat and interlocks. */
 int stim_open(struct acud *d, char *err, size_t errlen);

@@ -13,10 +13,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
+import sys
 import time
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "stress"))
+import acuproc  # noqa: E402  (the daemon-process helpers shared with tests/stress)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -232,23 +235,8 @@ class Daemon:
                                      stdout=self._errf, stderr=self._errf, cwd=self.dir)
         if self not in _current_daemons:
             _current_daemons.append(self)
-        deadline = time.monotonic() + timeout
-        while True:
-            rc = self.proc.poll()
-            if rc is not None:
-                raise AcudError(f"acud exited with {rc} during start-up:\n{self.stderr()}")
-            if os.path.exists(self.socket):
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                try:
-                    s.connect(self.socket)
-                    s.close()
-                    return self
-                except OSError:
-                    s.close()
-            if time.monotonic() > deadline:
-                raise AcudError(f"acud socket {self.socket} not accepting after {timeout}s:\n"
-                                f"{self.stderr()}")
-            time.sleep(0.02)
+        acuproc.wait_accepting(self.proc, self.socket, timeout, self.stderr, AcudError)
+        return self
 
     @property
     def pid(self):
@@ -355,8 +343,7 @@ def run(cmd, env=None, timeout=15, **kw):
 
 
 def make_tmpdir():
-    # Short paths: a Unix socket path is limited to 107 bytes.
-    return tempfile.mkdtemp(prefix="acubb.", dir="/tmp")
+    return acuproc.make_tmpdir("acubb.")
 
 
 @pytest.fixture

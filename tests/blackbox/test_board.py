@@ -1,7 +1,6 @@
 """`acuctl watch` on a terminal: the live board, run in a real tmux pane and read
 back with capture-pane, as a person at the front desk would see it."""
 
-import os
 import shutil
 import subprocess
 import time

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import ACUD, DEFAULT_ROOMS, config_text, err_code, run
+from conftest import ACUD, config_text, err_code, run
 
 try:
     from bad_configs import BAD_CONFIGS

@@ -1,0 +1,301 @@
+/* What every change to a room goes through: gates first, then the save, then
+ * the history, alarms and watchers; the deadline timer's work; reload. Kept
+ * apart from the process (acud.c) so the fuzz harness runs the same code. */
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "daemon.h"
+
+struct acu_room *acud_room(struct acud *d, const char *id)
+{
+	for (int i = 0; i < d->nrooms; i++)
+		if (strcmp(d->rooms[i].cfg->id, id) == 0)
+			return &d->rooms[i];
+	return NULL;
+}
+
+/* --- change propagation ----------------------------------------------------- */
+
+static json_t *alarm_event(const struct acu_room *r, int k, const char *what)
+{
+	const struct acu_alarm *a = &r->alarm[k];
+	char since[40];
+
+	acu_rfc3339(a->since_wall, since, sizeof since);
+	return json_pack("{s:s,s:s,s:s,s:s,s:b,s:s,s:s}", "event", "alarm", "room", r->cfg->id,
+			 "kind", acu_alarm_name(k), "priority", acu_priority_name(a->priority),
+			 "active", a->active, "change", what, "since", since);
+}
+
+/* Every alarm raised, escalated or cleared goes to the history and the watchers. */
+static void alarm_changes(struct acud *d, const struct acu_room *r, const struct acu_room *before)
+{
+	for (int k = 0; k < AL__N; k++) {
+		const struct acu_alarm *a = &r->alarm[k], *b = &before->alarm[k];
+		const char *what = NULL;
+		json_t *ev, *rec;
+
+		if (a->active && !b->active)
+			what = "raised";
+		else if (a->active && a->priority > b->priority)
+			what = "escalated";
+		else if (!a->active && b->active)
+			what = "cleared";
+		if (!what)
+			continue;
+		/* A cleared alarm is described as it was while active. */
+		ev = alarm_event(a->active ? r : before, k, what);
+		if (!a->active)
+			json_object_set_new(ev, "active", json_false());
+		server_broadcast(d->server, ev);
+		rec = json_deep_copy(ev);
+		json_object_del(rec, "event");
+		json_object_set_new(rec, "type", json_string("alarm"));
+		if (a->active || b->active)
+			log_msg(a->active && a->priority == PRIO_HIGH ? LOG_WARNING : LOG_NOTICE,
+				"room %s: alarm %s %s (%s)", r->cfg->id, acu_alarm_name(k), what,
+				acu_priority_name(a->active ? a->priority : b->priority));
+		history_add(d, NULL, rec);
+		json_decref(ev);
+	}
+}
+
+/* What a committed change tells the world: history, alarms, the room event. */
+static void commit_report(struct acud *d, struct acu_room *r, const struct acu_room *before,
+			  const struct acu_now *now, json_t *record)
+{
+	json_t *ev;
+
+	if (record)
+		history_add(d, r->cfg->id, record);
+	alarm_changes(d, r, before);
+	ev = json_pack("{s:s,s:o}", "event", "room", "room", room_json(r, now));
+	server_broadcast(d->server, ev);
+	json_decref(ev);
+}
+
+int acud_commit(struct acud *d, struct acu_room *r, const struct acu_room *before,
+		const struct acu_now *now, json_t *record, const char *cause, char *err,
+		size_t errlen)
+{
+	int rc = 0;
+
+	/* One history sync for everything this change writes. */
+	d->history_batch++;
+	stim_apply(d, r, now, cause);
+	if (state_save(d, now, err, errlen) < 0) {
+		/* Not saved, so not done: back to what the disk says, outputs too. */
+		memcpy(r, before, sizeof *r);
+		stim_apply(d, r, now, "rollback");
+		json_decref(record);
+		rc = -1;
+	} else {
+		commit_report(d, r, before, now, record);
+		acud_reschedule(d);
+	}
+	d->history_batch--;
+	history_flush(d);
+	return rc;
+}
+
+/* Every room whose deadline passed has its gates driven first, then one save
+ * covers them all: a second room's gate-off never waits for the first's fsync. */
+void acud_deadlines(struct acud *d)
+{
+	struct acu_now now = acu_now();
+	struct acu_room *before;
+	unsigned char *changed;
+	int any = 0;
+	char msg[256];
+
+	before = malloc(sizeof *before * ((size_t)d->nrooms + 1));
+	changed = calloc((size_t)d->nrooms + 1, 1);
+	if (!before || !changed)
+		fatal("out of memory");
+	d->history_batch++;
+	for (int i = 0; i < d->nrooms; i++) {
+		struct acu_room *r = &d->rooms[i];
+
+		memcpy(&before[i], r, sizeof *r);
+		if (!room_tick(r, d->cfg, &now))
+			continue;
+		stim_apply(d, r, &now, r->s.state == ST_DUE && before[i].s.state == ST_RUNNING ?
+				       "expiry" : "tick");
+		changed[i] = 1;
+		any = 1;
+	}
+	/* A due timer is real even if it cannot be saved: the change stands. */
+	if (any && state_save(d, &now, msg, sizeof msg) < 0)
+		log_err("%s", msg);
+	for (int i = 0; i < d->nrooms; i++) {
+		if (!changed[i])
+			continue;
+		commit_report(d, &d->rooms[i], &before[i], &now, NULL);
+		if (d->rooms[i].s.state == ST_DUE && before[i].s.state == ST_RUNNING)
+			log_notice("room %s: retention time over; needles still in",
+				   d->rooms[i].cfg->id);
+	}
+	d->history_batch--;
+	history_flush(d);
+	free(before);
+	free(changed);
+	acud_reschedule(d);
+}
+
+/* One timer for the earliest deadline of any room: no wake-ups without work. */
+void acud_reschedule(struct acud *d)
+{
+	int64_t next = ACU_NEVER, now, dt;
+	struct timeval tv;
+
+	for (int i = 0; i < d->nrooms; i++) {
+		int64_t t = room_next_deadline(&d->rooms[i], d->cfg);
+		if (t < next)
+			next = t;
+	}
+	if (!d->deadline) /* the fuzz harness runs deadlines itself */
+		return;
+	if (next == ACU_NEVER) {
+		event_del(d->deadline);
+		return;
+	}
+	now = acu_mono_now();
+	dt = next > now ? next - now : 0;
+	/* Rounded up to the microsecond so the timer never fires just before. */
+	dt = (dt + 999) / 1000;
+	tv.tv_sec = (time_t)(dt / 1000000);
+	tv.tv_usec = (suseconds_t)(dt % 1000000);
+	event_add(d->deadline, &tv);
+}
+
+/* --- configuration -------------------------------------------------------- */
+
+static gid_t group_gid(const char *name)
+{
+	struct group *g = name[0] ? getgrnam(name) : NULL;
+
+	return g ? g->gr_gid : (gid_t)-1;
+}
+
+void acud_apply_access(struct acud *d)
+{
+	d->desk_gid = group_gid(d->cfg->desk_group);
+	d->practitioner_gid = group_gid(d->cfg->practitioner_group);
+	d->technician_gid = group_gid(d->cfg->technician_group);
+	if (d->desk_gid == (gid_t)-1)
+		log_info("access: no group %s; no desk role", d->cfg->desk_group);
+	if (d->practitioner_gid == (gid_t)-1)
+		log_info("access: no group %s; no practitioner role", d->cfg->practitioner_group);
+	if (d->technician_gid == (gid_t)-1)
+		log_info("access: no group %s; no technician role", d->cfg->technician_group);
+	log_set_level(d->cfg->log_level);
+}
+
+/* Rooms with a session keep it and may not be removed or rewired; everything
+ * else takes the new config. */
+int acud_reload(struct acud *d, char *err, size_t errlen)
+{
+	struct acu_cfg *cfg, *old_cfg;
+	struct acu_room *rooms, *old_rooms;
+	struct acu_now now = acu_now();
+	int old_nrooms;
+	char msg[256];
+
+	notify("RELOADING=1");
+	cfg = cfg_load(d->config_path, err, errlen);
+	if (!cfg)
+		goto fail;
+	for (int i = 0; i < d->nrooms; i++) {
+		const struct acu_room *r = &d->rooms[i];
+		const struct acu_room_cfg *nr = cfg_room(cfg, r->cfg->id);
+
+		if (r->s.state == ST_IDLE)
+			continue;
+		if (!nr || !cfg_room_same_wiring(r->cfg, nr)) {
+			snprintf(err, errlen, "room %s has a %s session: it cannot be %s until finish",
+				 r->cfg->id, acu_state_name(r->s.state), nr ? "rewired" : "removed");
+			goto fail;
+		}
+	}
+	if (stim_reload_check(d, cfg, err, errlen) < 0)
+		goto fail;
+	if (strcmp(cfg->socket, d->cfg->socket) || strcmp(cfg->state_dir, d->cfg->state_dir))
+		log_warnx("reload: socket and state_dir changes take effect at restart");
+	snprintf(cfg->socket, sizeof cfg->socket, "%s", d->cfg->socket);
+	snprintf(cfg->state_dir, sizeof cfg->state_dir, "%s", d->cfg->state_dir);
+	rooms = calloc((size_t)cfg->nrooms + 1, sizeof *rooms);
+	if (!rooms) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (int i = 0; i < cfg->nrooms; i++) {
+		struct acu_room *old = acud_room(d, cfg->rooms[i].id);
+
+		if (old)
+			memcpy(&rooms[i], old, sizeof rooms[i]);
+		else
+			room_init(&rooms[i], &cfg->rooms[i]);
+		rooms[i].cfg = &cfg->rooms[i];
+		rooms[i].rt = NULL;
+		rooms[i].gpio_fault = 0; /* S7: a reload clears a GPIO fault */
+		room_alarm_clear(&rooms[i], AL_GPIO_FAULT);
+	}
+	old_cfg = d->cfg;
+	old_rooms = d->rooms;
+	old_nrooms = d->nrooms;
+	d->cfg = cfg;
+	d->rooms = rooms;
+	d->nrooms = cfg->nrooms;
+	if (stim_reload(d, old_cfg, old_rooms, old_nrooms, msg, sizeof msg) < 0) {
+		/* The new lines could not be had: back to the running config and its
+		 * lines, and the reload is refused (SPEC §5). */
+		char again[512];
+		struct acu_cfg *new_cfg = d->cfg;
+		struct acu_room *new_rooms = d->rooms;
+
+		d->cfg = old_cfg;
+		d->rooms = old_rooms;
+		d->nrooms = old_nrooms;
+		if (stim_open(d, again, sizeof again) == 0) {
+			for (int i = 0; i < d->nrooms; i++)
+				stim_apply(d, &d->rooms[i], &now, "reload");
+			free(new_rooms);
+			snprintf(err, errlen, "%s", msg);
+			goto fail;
+		}
+		log_err("reload: %s; the running lines cannot be had again: %s", msg, again);
+		d->cfg = new_cfg;
+		d->rooms = new_rooms;
+		d->nrooms = new_cfg->nrooms;
+		for (int i = 0; i < d->nrooms; i++) {
+			d->rooms[i].gpio_fault = 1;
+			room_stim_off(&d->rooms[i], "gpio-fault");
+			room_alarm_raise(&d->rooms[i], AL_GPIO_FAULT, PRIO_HIGH, &now);
+		}
+	}
+	for (int i = 0; i < d->nrooms; i++)
+		for (int j = 0; j < old_nrooms; j++)
+			if (strcmp(old_rooms[j].cfg->id, d->rooms[i].cfg->id) == 0)
+				alarm_changes(d, &d->rooms[i], &old_rooms[j]);
+	free(old_rooms);
+	cfg_free(old_cfg);
+	acud_apply_access(d);
+	if (state_save(d, &now, msg, sizeof msg) < 0)
+		log_err("%s", msg);
+	acud_reschedule(d);
+	log_notice("reload: %s applied: %d rooms, %d profiles", d->config_path, cfg->nrooms,
+		   cfg->nprofiles);
+	notify("READY=1");
+	return 0;
+fail:
+	if (cfg)
+		cfg_free(cfg);
+	log_err("reload: %s; keeping the running configuration", err);
+	notify("READY=1");
+	return -1;
+}
+
