@@ -307,6 +307,7 @@ int main(int argc, char **argv)
 	event_base_free(d->base);
 	if (d->history_fd >= 0)
 		close(d->history_fd);
+	room_cache_clear(d);
 	free(d->rooms);
 	cfg_free(d->cfg);
 	log_notice("stopped");

@@ -104,9 +104,9 @@ static struct acu_room *req_room(struct acud *d, json_t *req, struct acu_err *er
 	return r;
 }
 
-static json_t *room_reply(const struct acu_room *r, const struct acu_now *now)
+static json_t *room_reply(struct acud *d, const struct acu_room *r, const struct acu_now *now)
 {
-	return json_pack("{s:o}", "room", room_json(r, now));
+	return json_pack("{s:o}", "room", room_json_cached(d, r, now));
 }
 
 /* The history record of a command: what was asked, by whom. */
@@ -163,7 +163,7 @@ static json_t *session_cmd(struct acud *d, struct client *c, json_t *req, struct
 		acu_fail(err, E_INTERNAL, "%s", msg);
 		return NULL;
 	}
-	return room_reply(r, &now);
+	return room_reply(d, r, &now);
 }
 
 /* --- session commands ------------------------------------------------------ */
@@ -373,7 +373,7 @@ static json_t *cmd_finish(struct acud *d, struct client *c, json_t *req, struct 
 		acu_fail(err, E_INTERNAL, "%s", msg);
 		return NULL;
 	}
-	return room_reply(r, &now);
+	return room_reply(d, r, &now);
 }
 
 /* --- read-only and administrative commands -------------------------------- */
@@ -386,11 +386,11 @@ static json_t *cmd_status(struct acud *d, struct client *c, json_t *req, struct 
 	(void)c;
 	if (json_object_get(req, "room")) {
 		struct acu_room *r = req_room(d, req, err);
-		return r ? room_reply(r, &now) : NULL;
+		return r ? room_reply(d, r, &now) : NULL;
 	}
 	rooms = json_array();
 	for (int i = 0; i < d->nrooms; i++)
-		json_array_append_new(rooms, room_json(&d->rooms[i], &now));
+		json_array_append_new(rooms, room_json_cached(d, &d->rooms[i], &now));
 	return json_pack("{s:o}", "rooms", rooms);
 }
 

@@ -73,7 +73,7 @@ static void commit_report(struct acud *d, struct acu_room *r, const struct acu_r
 	if (record)
 		history_add(d, r->cfg->id, record);
 	alarm_changes(d, r, before);
-	ev = json_pack("{s:s,s:o}", "event", "room", "room", room_json(r, now));
+	ev = json_pack("{s:s,s:o}", "event", "room", "room", room_json_cached(d, r, now));
 	server_broadcast(d->server, ev);
 	json_decref(ev);
 }
@@ -281,6 +281,8 @@ int acud_reload(struct acud *d, char *err, size_t errlen)
 		for (int j = 0; j < old_nrooms; j++)
 			if (strcmp(old_rooms[j].cfg->id, d->rooms[i].cfg->id) == 0)
 				alarm_changes(d, &d->rooms[i], &old_rooms[j]);
+	room_cache_clear(d);
+	d->cfg_gen++;
 	free(old_rooms);
 	cfg_free(old_cfg);
 	acud_apply_access(d);

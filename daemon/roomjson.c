@@ -1,5 +1,57 @@
 /* The room and profile objects of SPEC §6, built with jansson. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "daemon.h"
+
+/* Everything in a room object that moves with the clock, in the units the
+ * object shows (whole seconds). A room object is a function of the room, its
+ * config and this; the cache below relies on it. */
+struct room_time {
+	int64_t ends_at_s, checkin_s;  /* wall seconds; ACU_NEVER: null */
+	int64_t remaining_s, overdue_s, paused_s;
+	int64_t delivered_s[ACU_MAX_CHANNELS];
+	int64_t silenced_s[AL__N];     /* wall seconds; ACU_NEVER: null */
+};
+
+/* A monotonic instant as wall-clock seconds, relative to now. */
+static int64_t mono_wall_s(int64_t mono, const struct acu_now *now)
+{
+	return (now->wall + (mono - now->mono)) / NS_PER_SEC;
+}
+
+static void room_time_of(const struct acu_room *r, const struct acu_now *now,
+			 struct room_time *t)
+{
+	const struct acu_session *s = &r->s;
+	int64_t paused = s->paused_ns;
+
+	memset(t, 0, sizeof *t);
+	t->ends_at_s = t->checkin_s = ACU_NEVER;
+	if (s->state == ST_RUNNING)
+		t->ends_at_s = mono_wall_s(s->end, now);
+	else if (s->state == ST_DUE)
+		t->ends_at_s = mono_wall_s(s->due_since, now);
+	if (s->state == ST_RUNNING && s->checkin_due)
+		t->checkin_s = mono_wall_s(s->checkin_due, now);
+	if (s->state == ST_PAUSED)
+		paused += now->mono - s->paused_since;
+	t->remaining_s = room_remaining_s(r, now->mono);
+	t->overdue_s = room_overdue_s(r, now->mono);
+	t->paused_s = paused / NS_PER_SEC;
+	for (int c = 0; c < r->cfg->nchannels && c < ACU_MAX_CHANNELS; c++) {
+		const struct acu_channel *ch = &s->stim.ch[c];
+
+		t->delivered_s[c] = (ch->delivered_ns + (ch->on ? now->mono - ch->on_since : 0)) /
+				    NS_PER_SEC;
+	}
+	for (int k = 0; k < AL__N; k++) {
+		const struct acu_alarm *al = &r->alarm[k];
+
+		t->silenced_s[k] = al->active && al->silenced_until > now->mono ?
+				   mono_wall_s(al->silenced_until, now) : ACU_NEVER;
+	}
+}
 
 static json_t *wall_json(int64_t wall_ns)
 {
@@ -9,10 +61,9 @@ static json_t *wall_json(int64_t wall_ns)
 	return json_string(buf);
 }
 
-/* A monotonic instant shown as wall-clock time, relative to now. */
-static json_t *mono_json(int64_t mono, const struct acu_now *now)
+static json_t *wall_s_json(int64_t wall_s)
 {
-	return wall_json(now->wall + (mono - now->mono));
+	return wall_s == ACU_NEVER ? json_null() : wall_json(wall_s * NS_PER_SEC);
 }
 
 static json_t *str_or_null(const char *s)
@@ -30,7 +81,7 @@ json_t *flags_json(unsigned flags)
 	return a;
 }
 
-static json_t *stim_json(const struct acu_room *r, const struct acu_now *now)
+static json_t *stim_json(const struct acu_room *r, const struct room_time *t)
 {
 	const struct acu_stim *st = &r->s.stim;
 	json_t *chans = json_array();
@@ -38,14 +89,11 @@ static json_t *stim_json(const struct acu_room *r, const struct acu_now *now)
 
 	for (int c = 0; c < r->cfg->nchannels; c++) {
 		const struct acu_channel *ch = &st->ch[c];
-		int64_t ns = ch->delivered_ns;
 
-		if (ch->on)
-			ns += now->mono - ch->on_since;
 		any_on |= ch->on;
 		json_array_append_new(chans, json_pack("{s:i,s:b,s:I,s:I}", "channel", c + 1,
 						       "on", ch->on,
-						       "delivered_s", (json_int_t)(ns / NS_PER_SEC),
+						       "delivered_s", (json_int_t)t->delivered_s[c],
 						       "pulses", (json_int_t)ch->pulses));
 	}
 	return json_pack("{s:b,s:b,s:o,s:o,s:b,s:I}", "armed", st->armed, "on", any_on,
@@ -53,7 +101,7 @@ static json_t *stim_json(const struct acu_room *r, const struct acu_now *now)
 			 "pulse_lines", r->cfg->npulse > 0, "missed_pulses", (json_int_t)st->missed);
 }
 
-static json_t *alarms_json(const struct acu_room *r, const struct acu_now *now)
+static json_t *alarms_json(const struct acu_room *r, const struct room_time *t)
 {
 	json_t *a = json_array();
 
@@ -64,28 +112,15 @@ static json_t *alarms_json(const struct acu_room *r, const struct acu_now *now)
 		json_array_append_new(a, json_pack("{s:s,s:s,s:o,s:o}", "kind", acu_alarm_name(k),
 						   "priority", acu_priority_name(al->priority),
 						   "since", wall_json(al->since_wall),
-						   "silenced_until",
-						   al->silenced_until > now->mono ?
-						   mono_json(al->silenced_until, now) : json_null()));
+						   "silenced_until", wall_s_json(t->silenced_s[k])));
 	}
 	return a;
 }
 
-json_t *room_json(const struct acu_room *r, const struct acu_now *now)
+static json_t *room_json_at(const struct acu_room *r, const struct room_time *t)
 {
 	const struct acu_session *s = &r->s;
 	int idle = s->state == ST_IDLE;
-	json_t *ends_at = json_null(), *checkin = json_null();
-	int64_t paused = s->paused_ns;
-
-	if (s->state == ST_RUNNING)
-		ends_at = mono_json(s->end, now);
-	else if (s->state == ST_DUE)
-		ends_at = mono_json(s->due_since, now);
-	if (s->state == ST_PAUSED)
-		paused += now->mono - s->paused_since;
-	if (s->state == ST_RUNNING && s->checkin_due)
-		checkin = mono_json(s->checkin_due, now);
 
 	return json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:I,s:I,s:I,s:I,s:i,s:o,s:o,s:o,s:o,s:i,"
 			 "s:o,s:o,s:s}",
@@ -93,20 +128,80 @@ json_t *room_json(const struct acu_room *r, const struct acu_now *now)
 			 "patient", str_or_null(s->patient),
 			 "practitioner", str_or_null(s->practitioner),
 			 "started_at", idle ? json_null() : wall_json(s->started_wall),
-			 "ends_at", ends_at,
+			 "ends_at", wall_s_json(t->ends_at_s),
 			 "duration_s", (json_int_t)s->duration_s,
-			 "remaining_s", (json_int_t)room_remaining_s(r, now->mono),
-			 "overdue_s", (json_int_t)room_overdue_s(r, now->mono),
-			 "paused_s", (json_int_t)(paused / NS_PER_SEC),
+			 "remaining_s", (json_int_t)t->remaining_s,
+			 "overdue_s", (json_int_t)t->overdue_s,
+			 "paused_s", (json_int_t)t->paused_s,
 			 "needles", s->needles,
 			 "profile", str_or_null(s->profile),
 			 "flags", flags_json(s->flags),
-			 "stim", stim_json(r, now),
-			 "checkin_due_at", checkin,
+			 "stim", stim_json(r, t),
+			 "checkin_due_at", wall_s_json(t->checkin_s),
 			 "checkins", s->checkins,
-			 "alarms", alarms_json(r, now),
+			 "alarms", alarms_json(r, t),
 			 "attention", str_or_null(r->attention),
 			 "alarm_level", acu_priority_name(room_alarm_level(r)));
+}
+
+json_t *room_json(const struct acu_room *r, const struct acu_now *now)
+{
+	struct room_time t;
+
+	room_time_of(r, now, &t);
+	return room_json_at(r, &t);
+}
+
+/* The last object built for each room, reused while the room (every byte of
+ * it), its config and what the clock shows of it are unchanged: `status`
+ * is asked far more often than a room changes or a second passes. The object
+ * is shared, so never modified once built. */
+struct room_cache {
+	struct acu_room room;
+	struct room_time t;
+	uint64_t cfg_gen;
+	json_t *obj;
+};
+
+json_t *room_json_cached(struct acud *d, const struct acu_room *r, const struct acu_now *now)
+{
+	struct room_cache *e;
+	struct room_time t;
+	ptrdiff_t i = r - d->rooms;
+
+	if (i < 0 || i >= d->nrooms)
+		return room_json(r, now);
+	if (!d->room_cache) {
+		d->room_cache = calloc((size_t)d->nrooms, sizeof *d->room_cache);
+		if (!d->room_cache)
+			return room_json(r, now);
+		d->room_cache_n = d->nrooms;
+	}
+	e = &d->room_cache[i];
+	room_time_of(r, now, &t);
+	if (e->obj && e->cfg_gen == d->cfg_gen && memcmp(&e->t, &t, sizeof t) == 0 &&
+	    memcmp(&e->room, r, sizeof *r) == 0)
+		return json_incref(e->obj);
+	json_decref(e->obj);
+	e->obj = room_json_at(r, &t);
+	if (!e->obj)
+		return NULL;
+	memcpy(&e->room, r, sizeof *r);
+	e->t = t;
+	e->cfg_gen = d->cfg_gen;
+	return json_incref(e->obj);
+}
+
+/* After a reload (rooms added, removed, reordered) and at exit. */
+void room_cache_clear(struct acud *d)
+{
+	if (!d->room_cache)
+		return;
+	for (int i = 0; i < d->room_cache_n; i++)
+		json_decref(d->room_cache[i].obj);
+	free(d->room_cache);
+	d->room_cache = NULL;
+	d->room_cache_n = 0;
 }
 
 json_t *profile_json(const struct acu_profile_cfg *p)

@@ -45,6 +45,9 @@ struct acud {
 	struct event *heartbeat;
 	int gates_on;                  /* gates active across all rooms */
 	int quitting;
+	struct room_cache *room_cache; /* roomjson.c: last object built per room */
+	int room_cache_n;
+	uint64_t cfg_gen;              /* bumped by every reload */
 };
 
 /* log.c: stderr with syslog priority prefixes, for the journal. */
@@ -65,6 +68,10 @@ uint64_t notify_watchdog_usec(void);
 
 /* roomjson.c: the room object of SPEC §6. */
 json_t *room_json(const struct acu_room *r, const struct acu_now *now);
+/* The same object, shared with earlier callers while nothing it shows has
+ * changed (a new reference; never modify it). */
+json_t *room_json_cached(struct acud *d, const struct acu_room *r, const struct acu_now *now);
+void room_cache_clear(struct acud *d);
 json_t *profile_json(const struct acu_profile_cfg *p);
 json_t *flags_json(unsigned flags);
 

@@ -10,10 +10,7 @@ import pytest
 
 from conftest import ACUD, config_text, err_code, run
 
-try:
-    from bad_configs import BAD_CONFIGS
-except ImportError:  # written by another helper
-    BAD_CONFIGS = None
+from bad_configs import BAD_CONFIGS
 
 
 def write_conf(tmpdir, text, name="acud.conf"):
@@ -45,9 +42,8 @@ def test_check_config_example_configs():
     here = os.path.dirname(ACUD)
     for name in ("etc/acud.conf", "etc/demo.conf"):
         path = os.path.join(here, name)
-        if os.path.exists(path):
-            rc, out, err = check_config(path)
-            assert rc == 0, f"{name} rejected: {err}"
+        rc, out, err = check_config(path)
+        assert rc == 0, f"{name} rejected: {err}"
 
 
 def test_check_config_does_not_touch_socket_or_state(tmpdir_short):
@@ -57,18 +53,14 @@ def test_check_config_does_not_touch_socket_or_state(tmpdir_short):
     assert not os.path.exists(os.path.join(tmpdir_short, "run", "acud.sock"))
 
 
-if BAD_CONFIGS is not None:
-    @pytest.mark.parametrize("name,text,line,fragment", BAD_CONFIGS,
-                             ids=[c[0] for c in BAD_CONFIGS])
-    def test_check_config_bad(tmpdir_short, name, text, line, fragment):
-        path = write_conf(tmpdir_short, text)
-        rc, out, err = check_config(path)
-        assert rc == 1, f"{name}: --check-config exited {rc}, stderr: {err!r}"
-        assert f"{path}:{line}:" in err, f"{name}: no '{path}:{line}:' in stderr: {err!r}"
-        assert fragment.lower() in err.lower(), f"{name}: {fragment!r} not in {err!r}"
-else:
-    def test_check_config_bad():
-        pytest.skip("tests/blackbox/bad_configs.py (BAD_CONFIGS) not present yet")
+@pytest.mark.parametrize("name,text,line,fragment", BAD_CONFIGS,
+                         ids=[c[0] for c in BAD_CONFIGS])
+def test_check_config_bad(tmpdir_short, name, text, line, fragment):
+    path = write_conf(tmpdir_short, text)
+    rc, out, err = check_config(path)
+    assert rc == 1, f"{name}: --check-config exited {rc}, stderr: {err!r}"
+    assert f"{path}:{line}:" in err, f"{name}: no '{path}:{line}:' in stderr: {err!r}"
+    assert fragment.lower() in err.lower(), f"{name}: {fragment!r} not in {err!r}"
 
 
 @pytest.mark.parametrize("length", [250, 1000, 5000])

@@ -4,7 +4,6 @@ cover every option, command, configuration key, error code and exit status."""
 
 import os
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -44,9 +43,7 @@ def test_mandoc_lint(name):
 def test_groff_warnings(name):
     """What man-db shows a user, at 80 columns: no groff warning (a table too wide,
     a bad escape, a missing macro)."""
-    man = shutil.which("man")
-    if not man:
-        pytest.skip("man-db not installed (mandoc lint still ran)")
+    man = need("man", "man-db")
     env = dict(os.environ, MANWIDTH="80", MAN_DISABLE_SECCOMP="1", LANG="C.UTF-8")
     rc, out, err = run([man, "--warnings", "-E", "UTF-8", "-l", page(name)], env=env)
     assert rc == 0 and not err.strip(), f"{name}:\n{err}"

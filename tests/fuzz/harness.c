@@ -17,7 +17,7 @@
  *     nor a soft flag its policy refuses, the interlock is clear, no GPIO
  *     fault is pending, the profile drives that channel, the schedule says on
  *     and the dose is not delivered;
- *   - every room object encodes;
+ *   - every room object encodes, and the cached one is the same;
  * and at the end of every input that the state file reads back into the same
  * rooms (fh_check_persistence). */
 #include <errno.h>
@@ -235,6 +235,7 @@ void fh_teardown(void)
 		event_base_free(d->base);
 	if (d->history_fd >= 0)
 		close(d->history_fd);
+	room_cache_clear(d);
 	free(d->rooms);
 	cfg_free(d->cfg);
 	memset(d, 0, sizeof *d);
@@ -346,15 +347,24 @@ static void check_invariants(void)
 		struct acu_room *r = &d->rooms[i];
 		const struct acu_profile_cfg *p = r->s.profile[0] ? cfg_profile(d->cfg, r->s.profile) : NULL;
 		unsigned chans = p && p->channels ? p->channels : (1u << r->cfg->nchannels) - 1;
-		json_t *j = room_json(r, &vnow);
+		json_t *j = room_json(r, &vnow), *jc = room_json_cached(d, r, &vnow);
 		char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		char *ctext = jc ? json_dumps(jc, JSON_COMPACT) : NULL;
 
 		if (!text) {
 			fprintf(stderr, "fuzz: room %s does not encode\n", r->cfg->id);
 			abort();
 		}
+		/* The cached object must be the one room_json would build now. */
+		if (!ctext || strcmp(text, ctext) != 0) {
+			fprintf(stderr, "fuzz: room %s: cached object differs:\n  %s\n  %s\n",
+				r->cfg->id, text, ctext ? ctext : "(none)");
+			abort();
+		}
 		free(text);
+		free(ctext);
 		json_decref(j);
+		json_decref(jc);
 		for (int c = 0; c < r->cfg->nchannels; c++) {
 			const struct acu_channel *ch = &r->s.stim.ch[c];
 			struct gpio_line *l = gpio_find(d->gpio, &r->cfg->gate[c]);
