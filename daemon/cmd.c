@@ -477,7 +477,7 @@ static json_t *cmd_version(struct acud *d, struct client *c, json_t *req, struct
 			 "user", client_user(c), "role", acu_role_name(client_role(d, c)));
 }
 
-/* The level reaches the daemon later, through the line's fd, like a real edge. */
+/* The level reaches the daemon through the line's fd, like a real edge. */
 static json_t *cmd_sim_input(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
 {
 	json_t *line = json_object_get(req, "line");
@@ -498,6 +498,10 @@ static json_t *cmd_sim_input(struct acud *d, struct client *c, json_t *req, stru
 		return NULL;
 	if (gpio_sim_input(d->gpio, name, (int)level, msg, sizeof msg) < 0)
 		return acu_fail(err, E_OUT_OF_RANGE, "%s", msg), NULL;
+	/* The reply goes out on the next loop pass, after the edge: a client
+	 * that hears "ok" finds the edge handled, and the edge does not wait
+	 * behind the reply. */
+	d->edge_pending = 1;
 	return json_pack("{s:s,s:i}", "line", name, "level", (int)level);
 }
 

@@ -106,14 +106,15 @@ enum acu_role client_role(struct acud *d, const struct client *c)
 }
 
 /* Queues a line; when nothing was waiting it is written at once, so a reply or
- * an event does not wait a loop pass for the socket to be polled writable. */
+ * an event does not wait a loop pass for the socket to be polled writable
+ * (unless a simulated edge is waiting to be read: that goes first). */
 static void queue_line(struct client *c, struct evbuffer *out, const char *text, size_t len)
 {
 	size_t waiting = evbuffer_get_length(out);
 
 	evbuffer_add(out, text, len);
 	evbuffer_add(out, "\n", 1);
-	if (!waiting)
+	if (!waiting && !c->srv->d->edge_pending)
 		evbuffer_write(out, bufferevent_getfd(c->bev));
 }
 

@@ -442,6 +442,7 @@ static void input_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	d->edge_pending = 0;
 	level = gpio_read(d->gpio, rt->interlock);
 	if (level < 0 || level == r->interlock_tripped)
 		return;

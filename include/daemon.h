@@ -44,6 +44,7 @@ struct acud {
 	struct gpio *gpio;
 	struct event *heartbeat;
 	int gates_on;                  /* gates active across all rooms */
+	int edge_pending;              /* sim-input wrote an edge its input_cb has not read */
 	int quitting;
 	struct room_cache *room_cache; /* roomjson.c: last object built per room */
 	int room_cache_n;
