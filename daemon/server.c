@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -105,37 +106,55 @@ enum acu_role client_role(struct acud *d, const struct client *c)
 	return ROLE_NONE;
 }
 
-/* Queues a line; when nothing was waiting it is written at once, so a reply or
- * an event does not wait a loop pass for the socket to be polled writable
- * (unless a simulated edge is waiting to be read: that goes first). */
+/* Sends a line. When nothing is waiting it goes straight to the socket, so a
+ * reply or an event neither waits a loop pass for the socket to be polled
+ * writable nor costs the bufferevent a write event it would add and drop
+ * again; what the socket does not take waits in the output buffer. A
+ * simulated edge waiting to be read goes first (cmd_sim_input). */
 static void queue_line(struct client *c, struct evbuffer *out, const char *text, size_t len)
 {
-	size_t waiting = evbuffer_get_length(out);
+	ssize_t n = 0;
 
-	evbuffer_add(out, text, len);
+	if (evbuffer_get_length(out) == 0 && !c->srv->d->edge_pending) {
+		struct iovec iov[2] = { { (void *)text, len }, { (void *)"\n", 1 } };
+		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+
+		n = sendmsg(bufferevent_getfd(c->bev), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n == (ssize_t)len + 1)
+			return;
+		/* An error is the bufferevent's to find when it writes the rest. */
+		if (n < 0)
+			n = 0;
+	}
+	if ((size_t)n < len)
+		evbuffer_add(out, text + n, len - (size_t)n);
 	evbuffer_add(out, "\n", 1);
-	if (!waiting && !c->srv->d->edge_pending)
-		evbuffer_write(out, bufferevent_getfd(c->bev));
 }
 
 /* Sends one JSON line; a client whose output backs up past OUTPUT_MAX is
  * dropped. Returns -1 when the client is gone. */
 static int client_send(struct client *c, json_t *msg)
 {
-	char *text = json_dumps(msg, JSON_COMPACT);
+	char buf[2048], *text = buf;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t len;
 
-	if (!text)
-		return 0;
 	if (evbuffer_get_length(out) > OUTPUT_MAX) {
 		log_warnx("client uid %u: output backlog over %d bytes; dropped", (unsigned)c->uid,
 			  OUTPUT_MAX);
-		free(text);
 		client_free(c);
 		return -1;
 	}
-	queue_line(c, out, text, strlen(text));
-	free(text);
+	/* Most replies fit on the stack: no allocation on the request path. */
+	len = json_dumpb(msg, buf, sizeof buf, JSON_COMPACT);
+	if (len > sizeof buf) {
+		text = json_dumps(msg, JSON_COMPACT);
+		len = text ? strlen(text) : 0;
+	}
+	if (text && len)
+		queue_line(c, out, text, len);
+	if (text != buf)
+		free(text);
 	return 0;
 }
 
