@@ -133,11 +133,58 @@ static void queue_line(struct client *c, struct evbuffer *out, const char *text,
 
 /* Sends one JSON line; a client whose output backs up past OUTPUT_MAX is
  * dropped. Returns -1 when the client is gone. */
+/* JSON text that starts on the stack and moves to the heap only when it
+ * outgrows it: one pass of the encoder, no allocation for a usual reply. */
+struct dumpbuf {
+	char *p;
+	size_t len, cap;
+	char stack[2048];
+};
+
+static int dump_cb(const char *buf, size_t size, void *data)
+{
+	struct dumpbuf *b = data;
+
+	if (b->len + size > b->cap) {
+		size_t cap = b->cap * 2;
+		char *np;
+
+		while (cap < b->len + size)
+			cap *= 2;
+		np = b->p == b->stack ? malloc(cap) : realloc(b->p, cap);
+		if (!np)
+			return -1;
+		if (b->p == b->stack)
+			memcpy(np, b->stack, b->len);
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, buf, size);
+	b->len += size;
+	return 0;
+}
+
+/* Returns the length, 0 when msg does not encode; dumpbuf_free after. */
+static size_t dumpbuf_json(struct dumpbuf *b, const json_t *msg)
+{
+	b->p = b->stack;
+	b->len = 0;
+	b->cap = sizeof b->stack;
+	if (json_dump_callback(msg, dump_cb, b, JSON_COMPACT) < 0)
+		b->len = 0;
+	return b->len;
+}
+
+static void dumpbuf_free(struct dumpbuf *b)
+{
+	if (b->p != b->stack)
+		free(b->p);
+}
+
 static int client_send(struct client *c, json_t *msg)
 {
-	char buf[2048], *text = buf;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	size_t len;
+	struct dumpbuf b;
 
 	if (evbuffer_get_length(out) > OUTPUT_MAX) {
 		log_warnx("client uid %u: output backlog over %d bytes; dropped", (unsigned)c->uid,
@@ -145,16 +192,9 @@ static int client_send(struct client *c, json_t *msg)
 		client_free(c);
 		return -1;
 	}
-	/* Most replies fit on the stack: no allocation on the request path. */
-	len = json_dumpb(msg, buf, sizeof buf, JSON_COMPACT);
-	if (len > sizeof buf) {
-		text = json_dumps(msg, JSON_COMPACT);
-		len = text ? strlen(text) : 0;
-	}
-	if (text && len)
-		queue_line(c, out, text, len);
-	if (text != buf)
-		free(text);
+	if (dumpbuf_json(&b, msg))
+		queue_line(c, out, b.p, b.len);
+	dumpbuf_free(&b);
 	return 0;
 }
 
@@ -208,13 +248,16 @@ void server_broadcast(struct server *s, json_t *event)
 static void deliver_event(struct server *s, json_t *event)
 {
 	struct client *c, *next;
-	char *text;
+	struct dumpbuf b;
+	const char *text;
 	size_t len;
 
-	text = json_dumps(event, JSON_COMPACT);
-	if (!text)
+	len = dumpbuf_json(&b, event);
+	text = b.p;
+	if (!len) {
+		dumpbuf_free(&b);
 		return;
-	len = strlen(text);
+	}
 	/* Encoded once for every watcher. */
 	for (c = s->clients; c; c = next) {
 		struct evbuffer *out;
@@ -231,7 +274,7 @@ static void deliver_event(struct server *s, json_t *event)
 		}
 		queue_line(c, out, text, len);
 	}
-	free(text);
+	dumpbuf_free(&b);
 }
 
 /* Takes the reply. Returns -1 when the client is gone. */
