@@ -131,8 +131,6 @@ static void queue_line(struct client *c, struct evbuffer *out, const char *text,
 	evbuffer_add(out, "\n", 1);
 }
 
-/* Sends one JSON line; a client whose output backs up past OUTPUT_MAX is
- * dropped. Returns -1 when the client is gone. */
 /* JSON text that starts on the stack and moves to the heap only when it
  * outgrows it: one pass of the encoder, no allocation for a usual reply. */
 struct dumpbuf {
@@ -181,6 +179,8 @@ static void dumpbuf_free(struct dumpbuf *b)
 		free(b->p);
 }
 
+/* Sends one JSON line; a client whose output backs up past OUTPUT_MAX is
+ * dropped. Returns -1 when the client is gone. */
 static int client_send(struct client *c, json_t *msg)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);

@@ -10,8 +10,6 @@ import os
 import pwd
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -133,34 +131,11 @@ class AcudError(AssertionError):
     pass
 
 
-class Conn:
+class Conn(acuproc.Conn):
     """A persistent client connection: one JSON line per request, one per reply."""
-
-    def __init__(self, path, timeout=10.0):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
-        self.buf = b""
-
-    def send(self, obj):
-        self.sock.sendall(jsonlib.dumps(obj).encode() + b"\n")
 
     def send_raw(self, data):
         self.sock.sendall(data)
-
-    def recv_line(self, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"no reply line within {timeout}s (buffered {self.buf[:200]!r})")
-            self.sock.settimeout(left)
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError(f"connection closed by acud (buffered {self.buf[:200]!r})")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line
 
     def recv(self, timeout=10.0):
         line = self.recv_line(timeout)
@@ -168,10 +143,6 @@ class Conn:
             return jsonlib.loads(line)
         except ValueError:
             raise AssertionError(f"reply is not JSON: {line[:300]!r}")
-
-    def request(self, obj, timeout=10.0):
-        self.send(obj)
-        return self.recv(timeout)
 
     def recv_until(self, pred, timeout=10.0):
         """Reads lines until one satisfies pred; returns it (and raises on timeout)."""
@@ -189,12 +160,6 @@ class Conn:
             if pred(msg):
                 return msg
 
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
     def __enter__(self):
         return self
 
@@ -202,7 +167,7 @@ class Conn:
         self.close()
 
 
-class Daemon:
+class Daemon(acuproc.DaemonProcess):
     def __init__(self, tmpdir, conf_text=None, **overrides):
         self.dir = tmpdir
         self.conf = os.path.join(tmpdir, "acud.conf")
@@ -214,6 +179,7 @@ class Daemon:
             f.write(EXTRA_PROFILE)
         self.write_config(conf_text if conf_text is not None else config_text(**overrides))
         self.proc = None
+        self._errf = None
         self.stderr_path = os.path.join(tmpdir, "acud.stderr")
         self.starts = 0
 
@@ -238,30 +204,16 @@ class Daemon:
         acuproc.wait_accepting(self.proc, self.socket, timeout, self.stderr, AcudError)
         return self
 
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
     def stop(self, timeout=5.0):
         """SIGTERM; returns the exit status (None if it did not exit in time)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
+            return self.terminate(timeout)
         finally:
-            self._errf.close()
+            if self._errf:
+                self._errf.close()
 
     def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
+        super().kill9()
         self._errf.close()
 
     def restart(self):
@@ -269,11 +221,7 @@ class Daemon:
         return self
 
     def stderr(self):
-        try:
-            with open(self.stderr_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
+        return acuproc.read_text(self.stderr_path)
 
     def rss_kb(self):
         with open(f"/proc/{self.pid}/status") as f:

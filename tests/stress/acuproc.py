@@ -39,19 +39,23 @@ class Conn:
     def send(self, obj):
         self.sock.sendall(json.dumps(obj).encode() + b"\n")
 
-    def recv(self, timeout=None):
-        deadline = time.monotonic() + (timeout or self.timeout)
+    def recv_line(self, timeout=None):
+        timeout = timeout or self.timeout
+        deadline = time.monotonic() + timeout
         while b"\n" not in self.buf:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"no reply within {timeout or self.timeout}s")
+                raise TimeoutError(f"no reply line within {timeout}s (buffered {self.buf[:200]!r})")
             self.sock.settimeout(left)
             chunk = self.sock.recv(1 << 16)
             if not chunk:
-                raise EOFError("connection closed by acud")
+                raise EOFError(f"connection closed by acud (buffered {self.buf[:200]!r})")
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
+        return line
+
+    def recv(self, timeout=None):
+        return json.loads(self.recv_line(timeout))
 
     def request(self, obj, timeout=None):
         self.send(obj)
@@ -71,7 +75,44 @@ class Conn:
             pass
 
 
-class Acud:
+def read_text(path):
+    """A file's text, or "" when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class DaemonProcess:
+    """What every runner of an acud process shares: self.proc is its Popen."""
+    proc = None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def terminate(self, timeout):
+        """SIGTERM; the exit status, or None if it had to be killed."""
+        if not self.alive():
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+
+class Acud(DaemonProcess):
     """acud -f -c DIR/acud.conf; the config must use relative paths:
     socket run/acud.sock, state_dir state."""
 
@@ -110,27 +151,8 @@ class Acud:
         wait_accepting(self.proc, self.socket, timeout, lambda: self.log()[-3000:])
         return self
 
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
     def stop(self, timeout=10.0):
-        if not self.alive():
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
+        return self.terminate(timeout)
 
     def all_off(self, timeout=20):
         p = subprocess.run(self.cmd("--all-off", "-c", self.conf), stdin=subprocess.DEVNULL,
@@ -141,11 +163,7 @@ class Acud:
         return Conn(self.socket, timeout)
 
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
+        return read_text(self.log_path)
 
     def cpu_ticks(self):
         """utime + stime of the daemon, in clock ticks (/proc/PID/stat)."""
