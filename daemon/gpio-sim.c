@@ -18,6 +18,7 @@ struct sim {
 	char *buf;                     /* the state file's text, sized at open */
 	size_t buflen;
 	const struct gpio_line **sorted;
+	int input_unsaved;             /* an input level not yet in the state file */
 };
 
 struct sim_line {
@@ -65,6 +66,7 @@ static int sim_save(struct gpio *g)
 	}
 	if (off > s->buflen)
 		off = s->buflen;
+	s->input_unsaved = 0;
 	return write_atomic(s->state_path, s->buf, off, 0);
 }
 
@@ -175,6 +177,16 @@ static int sim_read_input(struct gpio *g, struct gpio_line *l)
 	return sl->level;
 }
 
+/* The input level reaches the file after the edge has cut its gates (whose
+ * own save usually takes it along): the file never delays a cut-off. */
+static void sim_sync(struct gpio *g)
+{
+	struct sim *s = g->priv;
+
+	if (s && s->input_unsaved && sim_save(g) < 0)
+		log_warnx("sim: cannot save state: %s", strerror(errno));
+}
+
 static void sim_close(struct gpio *g)
 {
 	struct sim *s = g->priv;
@@ -221,13 +233,12 @@ int gpio_sim_input(struct gpio *g, const char *line, int level, char *err, size_
 	sl = l->priv;
 	sl->level = !!level;
 	/* The byte only wakes the event loop; the level is read back from the
-	 * line. It goes first so the edge is not held up by the file. */
+	 * line, and saved by sim_sync once the edge is handled. */
+	((struct sim *)g->priv)->input_unsaved = 1;
 	if (write(sl->pipe_w, "e", 1) < 0 && errno != EAGAIN) {
 		snprintf(err, errlen, "sim input pipe: %s", strerror(errno));
 		return -1;
 	}
-	if (sim_save(g) < 0)
-		log_warnx("sim: cannot save state: %s", strerror(errno));
 	return 0;
 }
 
@@ -237,5 +248,6 @@ const struct gpio_backend gpio_backend_sim = {
 	.request = sim_request,
 	.set = sim_set,
 	.read_input = sim_read_input,
+	.sync = sim_sync,
 	.close = sim_close,
 };

@@ -129,6 +129,12 @@ int gpio_read(struct gpio *g, struct gpio_line *l)
 	return l->active;
 }
 
+void gpio_sync(struct gpio *g)
+{
+	if (g && g->be->sync)
+		g->be->sync(g);
+}
+
 int gpio_all_off(struct gpio *g)
 {
 	int failed = 0;

@@ -444,8 +444,10 @@ static void input_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	d->edge_pending = 0;
 	level = gpio_read(d->gpio, rt->interlock);
-	if (level < 0 || level == r->interlock_tripped)
+	if (level < 0 || level == r->interlock_tripped) {
+		gpio_sync(d->gpio);
 		return;
+	}
 	now = acu_now();
 	memcpy(&before, r, sizeof before);
 	r->interlock_tripped = level;
@@ -459,6 +461,7 @@ static void input_cb(evutil_socket_t fd, short what, void *arg)
 	if (acud_commit(d, r, &before, &now, json_pack("{s:s,s:b}", "type", "interlock", "tripped",
 						       level), "interlock", msg, sizeof msg) < 0)
 		log_err("%s", msg);
+	gpio_sync(d->gpio);
 	/* Logged after the gates are off: stderr can block. */
 	if (level)
 		log_warnx("room %s: interlock tripped; stimulation off", r->cfg->id);

@@ -27,6 +27,9 @@ struct gpio_backend {
 	int (*set)(struct gpio *g, struct gpio_line *l, int physical);
 	/* Reads pending edges of an input; returns the current physical level or -1. */
 	int (*read_input)(struct gpio *g, struct gpio_line *l);
+	/* Optional: brings what the backend shows outside up to date once an
+	 * input event has been handled (sim: the state file). */
+	void (*sync)(struct gpio *g);
 	void (*close)(struct gpio *g);
 };
 
@@ -49,6 +52,8 @@ struct gpio_line *gpio_find(struct gpio *g, const struct acu_line *spec);
 int gpio_set(struct gpio *g, struct gpio_line *l, int active);
 /* Current logical level of an input after draining its events, or -1. */
 int gpio_read(struct gpio *g, struct gpio_line *l);
+/* After an input event has been handled and its gates cut. */
+void gpio_sync(struct gpio *g);
 /* Drives every output inactive; returns the number of failed writes. */
 int gpio_all_off(struct gpio *g);
 
