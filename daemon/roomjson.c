@@ -161,6 +161,8 @@ struct room_cache {
 	struct room_time t;
 	uint64_t cfg_gen;
 	json_t *obj;
+	char *text;                    /* obj encoded, made on first use */
+	size_t textlen;
 };
 
 json_t *room_json_cached(struct acud *d, const struct acu_room *r, const struct acu_now *now)
@@ -183,6 +185,8 @@ json_t *room_json_cached(struct acud *d, const struct acu_room *r, const struct 
 	    memcmp(&e->room, r, sizeof *r) == 0)
 		return json_incref(e->obj);
 	json_decref(e->obj);
+	free(e->text);
+	e->text = NULL;
 	e->obj = room_json_at(r, &t);
 	if (!e->obj)
 		return NULL;
@@ -192,13 +196,38 @@ json_t *room_json_cached(struct acud *d, const struct acu_room *r, const struct 
 	return json_incref(e->obj);
 }
 
+/* The compact JSON text of v when v is a room object the cache holds (the
+ * text is the encoder's own, made once per change of the room); NULL
+ * otherwise. *hint is where to look first: rooms are asked for in order. */
+const char *room_json_text(struct acud *d, const json_t *v, size_t *len, int *hint)
+{
+	for (int k = 0; k < d->room_cache_n; k++) {
+		struct room_cache *e = &d->room_cache[(*hint + k) % d->room_cache_n];
+
+		if (e->obj != v)
+			continue;
+		if (!e->text) {
+			e->text = json_dumps(v, JSON_COMPACT);
+			if (!e->text)
+				return NULL;
+			e->textlen = strlen(e->text);
+		}
+		*hint = (int)(e - d->room_cache) + 1;
+		*len = e->textlen;
+		return e->text;
+	}
+	return NULL;
+}
+
 /* After a reload (rooms added, removed, reordered) and at exit. */
 void room_cache_clear(struct acud *d)
 {
 	if (!d->room_cache)
 		return;
-	for (int i = 0; i < d->room_cache_n; i++)
+	for (int i = 0; i < d->room_cache_n; i++) {
 		json_decref(d->room_cache[i].obj);
+		free(d->room_cache[i].text);
+	}
 	free(d->room_cache);
 	d->room_cache = NULL;
 	d->room_cache_n = 0;

@@ -162,12 +162,83 @@ static int dump_cb(const char *buf, size_t size, void *data)
 	return 0;
 }
 
-/* Returns the length, 0 when msg does not encode; dumpbuf_free after. */
-static size_t dumpbuf_json(struct dumpbuf *b, const json_t *msg)
+/* A key the encoder would write as it is, with nothing to escape. */
+static int plain_key(const char *k)
 {
+	if (!*k)
+		return 0;
+	for (; *k; k++)
+		if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') ||
+		      (*k >= '0' && *k <= '9') || *k == '_' || *k == '-'))
+			return 0;
+	return 1;
+}
+
+/* A value: a cached room's text when it is one, else the encoder's output. */
+static int dump_value(struct dumpbuf *b, struct acud *d, json_t *v, int *hint)
+{
+	size_t n;
+	const char *text = room_json_text(d, v, &n, hint);
+
+	if (text)
+		return dump_cb(text, n, b);
+	return json_dump_callback(v, dump_cb, b, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* A list of rooms is joined from their cached texts. */
+static int dump_member(struct dumpbuf *b, struct acud *d, json_t *v, int *hint)
+{
+	size_t n, i;
+	json_t *e;
+	int rc = 0;
+
+	if (!json_is_array(v) || !json_array_size(v) ||
+	    !room_json_text(d, json_array_get(v, 0), &n, hint))
+		return dump_value(b, d, v, hint);
+	*hint = 0;
+	rc |= dump_cb("[", 1, b);
+	json_array_foreach(v, i, e) {
+		if (i)
+			rc |= dump_cb(",", 1, b);
+		rc |= dump_value(b, d, e, hint);
+	}
+	return rc | dump_cb("]", 1, b);
+}
+
+/* Returns the length, 0 when msg does not encode; dumpbuf_free after. A
+ * message's members are encoded one by one so that a room object, which is
+ * most of a reply or an event, is encoded once per change of the room rather
+ * than once per request and watcher (room_json_text); the text joined is the
+ * encoder's own, byte for byte what JSON_COMPACT makes of the whole. */
+static size_t dumpbuf_msg(struct dumpbuf *b, struct acud *d, json_t *msg)
+{
+	const char *key;
+	json_t *v;
+	int rc = 0, first = 1, hint = 0;
+
 	b->p = b->stack;
 	b->len = 0;
 	b->cap = sizeof b->stack;
+	if (json_is_object(msg) && d->room_cache) {
+		json_object_foreach(msg, key, v)
+			if (!plain_key(key))
+				goto whole;
+		rc |= dump_cb("{", 1, b);
+		json_object_foreach(msg, key, v) {
+			if (!first)
+				rc |= dump_cb(",", 1, b);
+			first = 0;
+			rc |= dump_cb("\"", 1, b);
+			rc |= dump_cb(key, strlen(key), b);
+			rc |= dump_cb("\":", 2, b);
+			rc |= dump_member(b, d, v, &hint);
+		}
+		rc |= dump_cb("}", 1, b);
+		if (rc)
+			b->len = 0;
+		return b->len;
+	}
+whole:
 	if (json_dump_callback(msg, dump_cb, b, JSON_COMPACT) < 0)
 		b->len = 0;
 	return b->len;
@@ -192,7 +263,7 @@ static int client_send(struct client *c, json_t *msg)
 		client_free(c);
 		return -1;
 	}
-	if (dumpbuf_json(&b, msg))
+	if (dumpbuf_msg(&b, c->srv->d, msg))
 		queue_line(c, out, b.p, b.len);
 	dumpbuf_free(&b);
 	return 0;
@@ -252,7 +323,7 @@ static void deliver_event(struct server *s, json_t *event)
 	const char *text;
 	size_t len;
 
-	len = dumpbuf_json(&b, event);
+	len = dumpbuf_msg(&b, s->d, event);
 	text = b.p;
 	if (!len) {
 		dumpbuf_free(&b);

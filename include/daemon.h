@@ -73,6 +73,7 @@ json_t *room_json(const struct acu_room *r, const struct acu_now *now);
  * changed (a new reference; never modify it). */
 json_t *room_json_cached(struct acud *d, const struct acu_room *r, const struct acu_now *now);
 void room_cache_clear(struct acud *d);
+const char *room_json_text(struct acud *d, const json_t *v, size_t *len, int *hint);
 json_t *profile_json(const struct acu_profile_cfg *p);
 json_t *flags_json(unsigned flags);
 
