@@ -20,8 +20,14 @@
 
 #include "daemon.h"
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
 #define OUTPUT_MAX (1024 * 1024) /* per client: beyond this a reader is too slow */
 #define CLIENTS_MAX 4096
+/* Descriptors kept free for the daemon's own files (the state file and its
+ * directory, history, the sim files, a reload's config and GPIO lines): a
+ * flood of clients must never leave a change unsavable. */
+#define FD_RESERVE 32
 #define MAX_GROUPS 256
 
 struct client {
@@ -57,6 +63,8 @@ struct server {
 	char path[108];
 	struct outmsg *out_head, *out_tail;
 	uint64_t done;                 /* durable generation, as last reported */
+	unsigned long refused;         /* connections refused since last logged */
+	int64_t refused_logged;        /* when that was, monotonic ns */
 };
 
 static void client_free(struct client *c)
@@ -512,6 +520,34 @@ static void peer_identity(struct client *c, int fd)
 		snprintf(c->user, sizeof c->user, "uid-%u", (unsigned)c->uid);
 }
 
+/* Whether FD_RESERVE more descriptors could still be opened. The accepted
+ * fd is the lowest free one, so it counts those in use; F_DUPFD fails past
+ * the limit as the kernel has it now, a limit lowered from outside included. */
+static int fd_headroom(int fd)
+{
+	int probe = fcntl(fd, F_DUPFD_CLOEXEC, fd + FD_RESERVE);
+
+	if (probe < 0)
+		return 0;
+	close(probe);
+	return 1;
+}
+
+/* Closes a connection at once; logged at most once a second. */
+static void refuse(struct server *s, int fd, const char *why)
+{
+	int64_t now = acu_mono_now();
+
+	evutil_closesocket(fd);
+	s->refused++;
+	if (s->refused_logged && now - s->refused_logged < 1000000000LL)
+		return;
+	log_warnx("accept: %s; %lu connection%s refused", why, s->refused,
+		  s->refused == 1 ? "" : "s");
+	s->refused = 0;
+	s->refused_logged = now;
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
 		      void *arg)
 {
@@ -522,8 +558,12 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	(void)sa;
 	(void)salen;
 	if (s->nclients >= CLIENTS_MAX) {
-		log_warnx("%d clients connected; refusing another", s->nclients);
-		evutil_closesocket(fd);
+		refuse(s, fd, "client limit reached (" STR(CLIENTS_MAX) " connected)");
+		return;
+	}
+	if (!fd_headroom(fd)) {
+		refuse(s, fd, "descriptors nearly exhausted (" STR(FD_RESERVE)
+		       " kept for state, history and config)");
 		return;
 	}
 	c = calloc(1, sizeof *c);
