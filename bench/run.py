@@ -146,6 +146,12 @@ def write_config(dirpath, simdir, nrooms, pulse_rooms, interlocks, log_level="in
         "[limits]", "session_min = 1s", "session_max = 4h", "stim_max = 60m",
         "[safety]", "require_needle_count = yes",
         "[alarm]", "escalate_after = 5m", "checkin_interval = 0",
+        # Groups that exist, as acud's own do on an installed board (sysusers.d):
+        # a group missing from /etc/group sends every lookup on to the next NSS
+        # module (libnss_systemd, with libm and libcap: 0.7 MiB of RSS) and
+        # would measure a broken install. These three ship with every Debian.
+        "[access]", "desk_group = users", "practitioner_group = staff",
+        "technician_group = operator",
         "[profile cont]", "description = gate only, the stimulator sets the rate",
         "mode = continuous", "frequency_hz = 2",
         "[profile p100]", "description = 100 Hz pulses", "mode = continuous",
