@@ -188,7 +188,8 @@ class Daemon(acuproc.DaemonProcess):
         with open(self.conf, "w") as f:
             f.write(text)
 
-    def start(self, timeout=10.0):
+    def start(self, timeout=10.0, env=None):
+        """env: variables added to acud's environment (e.g. NOTIFY_SOCKET)."""
         assert os.path.exists(ACUD), f"{ACUD} is not built"
         self.starts += 1
         self._errf = open(self.stderr_path, "ab")
@@ -198,7 +199,8 @@ class Daemon(acuproc.DaemonProcess):
         wrapper = shlex.split(os.environ.get("ACUD_WRAPPER", ""))
         self.proc = subprocess.Popen(wrapper + [ACUD, "-f", "-c", self.conf],
                                      stdin=subprocess.DEVNULL,
-                                     stdout=self._errf, stderr=self._errf, cwd=self.dir)
+                                     stdout=self._errf, stderr=self._errf, cwd=self.dir,
+                                     env=dict(os.environ, **env) if env else None)
         if self not in _current_daemons:
             _current_daemons.append(self)
         acuproc.wait_accepting(self.proc, self.socket, timeout, self.stderr, AcudError)
