@@ -196,19 +196,19 @@ static int dump_value(struct dumpbuf *b, struct acud *d, json_t *v, int *hint)
 /* A list of rooms is joined from their cached texts. */
 static int dump_member(struct dumpbuf *b, struct acud *d, json_t *v, int *hint)
 {
+	const char *text = NULL;
 	size_t n, i;
-	json_t *e;
-	int rc = 0;
+	int rc;
 
-	if (!json_is_array(v) || !json_array_size(v) ||
-	    !room_json_text(d, json_array_get(v, 0), &n, hint))
+	if (json_is_array(v) && json_array_size(v))
+		text = room_json_text(d, json_array_get(v, 0), &n, hint);
+	if (!text)
 		return dump_value(b, d, v, hint);
-	*hint = 0;
-	rc |= dump_cb("[", 1, b);
-	json_array_foreach(v, i, e) {
-		if (i)
-			rc |= dump_cb(",", 1, b);
-		rc |= dump_value(b, d, e, hint);
+	rc = dump_cb("[", 1, b);
+	rc |= dump_cb(text, n, b);
+	for (i = 1; i < json_array_size(v); i++) {
+		rc |= dump_cb(",", 1, b);
+		rc |= dump_value(b, d, json_array_get(v, i), hint);
 	}
 	return rc | dump_cb("]", 1, b);
 }
@@ -222,20 +222,21 @@ static size_t dumpbuf_msg(struct dumpbuf *b, struct acud *d, json_t *msg)
 {
 	const char *key;
 	json_t *v;
-	int rc = 0, first = 1, hint = 0;
+	int rc, hint = 0;
 
 	b->p = b->stack;
 	b->len = 0;
 	b->cap = sizeof b->stack;
 	if (json_is_object(msg) && d->room_cache) {
-		json_object_foreach(msg, key, v)
-			if (!plain_key(key))
-				goto whole;
-		rc |= dump_cb("{", 1, b);
+		rc = dump_cb("{", 1, b);
 		json_object_foreach(msg, key, v) {
-			if (!first)
+			/* A key with anything to escape: the encoder does the whole. */
+			if (!plain_key(key)) {
+				b->len = 0;
+				goto whole;
+			}
+			if (b->len > 1)
 				rc |= dump_cb(",", 1, b);
-			first = 0;
 			rc |= dump_cb("\"", 1, b);
 			rc |= dump_cb(key, strlen(key), b);
 			rc |= dump_cb("\":", 2, b);
