@@ -37,6 +37,14 @@ class Notify:
                 return before
             before.append(msg)
 
+    def silent_for(self, secs):
+        """None when nothing arrives for secs; otherwise what did."""
+        self.sock.settimeout(secs)
+        try:
+            return self.sock.recv(4096)
+        except socket.timeout:
+            return None
+
     def close(self):
         self.sock.close()
 
@@ -55,11 +63,7 @@ def test_ready_after_safe_state_and_socket(make_daemon):
         for line, inactive in dict(STIM_OUTPUTS, **{HEARTBEAT: 0}).items():
             assert levels.get(line) == inactive, (line, levels)
         # No WATCHDOG_USEC: nothing more while idle.
-        n.sock.settimeout(0.5)
-        try:
-            extra = n.sock.recv(4096)
-        except socket.timeout:
-            extra = None
+        extra = n.silent_for(0.5)
         assert extra is None, f"unexpected notification while idle: {extra!r}"
         assert d.stop() == 0
         assert n.expect("STOPPING=1", timeout=5) == []
@@ -94,11 +98,7 @@ def test_watchdog_for_another_pid_is_ignored(make_daemon):
         d.start(env={"NOTIFY_SOCKET": n.path, "WATCHDOG_USEC": "200000",
                      "WATCHDOG_PID": "1"})
         n.expect("READY=1")
-        n.sock.settimeout(0.6)
-        try:
-            extra = n.sock.recv(4096)
-        except socket.timeout:
-            extra = None
+        extra = n.silent_for(0.6)
         assert extra is None, f"watchdog ping for another PID's watchdog: {extra!r}"
     finally:
         n.close()
