@@ -18,13 +18,13 @@ static const char *const flag_names[FL__N] = {
 	"epilepsy", "heart-disease", "bleeding-disorder", "metal-implant",
 };
 static const char *const alarm_names[AL__N] = {
-	"due", "checkin", "interlock", "needle-mismatch", "gpio-fault",
+	"due", "checkin", "interlock", "needle-mismatch", "gpio-fault", "storage", "attention",
 };
 static const char *const prio_names[] = { "none", "low", "medium", "high" };
 static const char *const err_names[E__N] = {
 	"ok", "bad-request", "unknown-command", "unknown-room", "unknown-profile",
 	"forbidden", "invalid-state", "out-of-range", "contraindicated", "unsupported",
-	"needle-mismatch", "interlock", "gpio-fault", "config", "internal",
+	"needle-mismatch", "interlock", "gpio-fault", "storage", "config", "internal",
 };
 static const char *const role_names[] = { "none", "desk", "practitioner", "technician" };
 

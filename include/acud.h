@@ -51,7 +51,16 @@ enum acu_flag {
 #define FL_HARD_MASK ((1u << FL_PACEMAKER) | (1u << FL_ICD) | (1u << FL_IMPLANTED_DEVICE))
 #define FL_SOFT_FIRST FL_PREGNANCY
 
-enum acu_alarm_kind { AL_DUE, AL_CHECKIN, AL_INTERLOCK, AL_NEEDLE_MISMATCH, AL_GPIO_FAULT, AL__N };
+enum acu_alarm_kind {
+	AL_DUE,
+	AL_CHECKIN,
+	AL_INTERLOCK,
+	AL_NEEDLE_MISMATCH,
+	AL_GPIO_FAULT,
+	AL_STORAGE,                    /* S9: changes cannot be saved */
+	AL_ATTENTION,                  /* restored state that cannot be trusted */
+	AL__N
+};
 enum acu_priority { PRIO_NONE, PRIO_LOW, PRIO_MEDIUM, PRIO_HIGH };
 
 enum acu_errcode {
@@ -68,6 +77,7 @@ enum acu_errcode {
 	E_NEEDLE_MISMATCH,
 	E_INTERLOCK,
 	E_GPIO_FAULT,
+	E_STORAGE,
 	E_CONFIG,
 	E_INTERNAL,
 	E__N
