@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gate.h"
 #include "room.h"
 
 void room_init(struct acu_room *r, const struct acu_room_cfg *cfg)
@@ -269,6 +270,7 @@ int room_finish(struct acu_room *r, int removed, const char *override,
 	room_alarm_clear(r, AL_CHECKIN);
 	room_alarm_clear(r, AL_NEEDLE_MISMATCH);
 	room_alarm_clear(r, AL_INTERLOCK);
+	room_alarm_clear(r, AL_TIMING);
 	return 0;
 }
 
@@ -431,6 +433,56 @@ void room_stim_off(struct acu_room *r, const char *why)
 	snprintf(r->s.stim.blocked, sizeof r->s.stim.blocked, "%s", why ? why : "");
 }
 
+void room_stim_stop(struct acu_room *r)
+{
+	room_stim_off(r, "stim-off");
+	room_alarm_clear(r, AL_TIMING);
+}
+
+int room_interlock(struct acu_room *r, int level, int was_active, const struct acu_now *now)
+{
+	struct gate_latch l;
+	int what = 0;
+
+	gate_interlock(r->interlock_tripped, r->s.stim.armed, level, was_active, &l);
+	if (l.trip) {
+		/* S5: off at once (the caller drives the gates from this state),
+		 * a high alarm, disarmed until cleared and re-armed. */
+		room_stim_off(r, "interlock");
+		room_alarm_raise(r, AL_INTERLOCK, PRIO_HIGH, now);
+		what |= ROOM_IL_TRIPPED;
+	}
+	if (l.fault) {
+		if (!r->gpio_fault)
+			what |= ROOM_IL_UNREADABLE;
+		room_gpio_fault(r, now);
+	}
+	if (!l.tripped && (r->interlock_tripped || l.trip)) {
+		if (r->interlock_tripped)
+			what |= ROOM_IL_CLEARED;
+		/* Without a session nothing needs re-arming: the alarm follows the line. */
+		if (r->s.state == ST_IDLE)
+			room_alarm_clear(r, AL_INTERLOCK);
+	}
+	r->interlock_tripped = l.tripped;
+	return what;
+}
+
+void room_gpio_fault(struct acu_room *r, const struct acu_now *now)
+{
+	r->gpio_fault = 1;
+	room_stim_off(r, "gpio-fault");
+	room_alarm_raise(r, AL_GPIO_FAULT, PRIO_HIGH, now);
+}
+
+void room_pulses_late(struct acu_room *r, int64_t n, const struct acu_now *now)
+{
+	if (n <= 0)
+		return;
+	r->s.stim.missed += n;
+	room_alarm_raise(r, AL_TIMING, PRIO_LOW, now);
+}
+
 int room_stim_on(struct acu_room *r, const struct acu_cfg *cfg, const struct acu_now *now,
 		 unsigned *warned, struct acu_err *err)
 {
@@ -460,29 +512,35 @@ int room_stim_on(struct acu_room *r, const struct acu_cfg *cfg, const struct acu
 	p = cfg_profile(cfg, s->profile);
 	if (!p)
 		return acu_fail(err, E_UNKNOWN_PROFILE, "no profile '%s'", s->profile);
-	soft = 0;
-	for (int f = FL_SOFT_FIRST; f < FL__N; f++) {
-		if (!(s->flags & (1u << f)))
-			continue;
-		if (f == FL_PREGNANCY && p->pregnancy_safe)
-			continue;
-		if (cfg->policy[f] != POLICY_WARN)
+	/* S4: the same rule the gate follows (gate_refused_soft); the first
+	 * refusing flag names the refusal. */
+	soft = gate_refused_soft(s->flags, cfg->policy, p->pregnancy_safe);
+	for (int f = FL_SOFT_FIRST; f < FL__N; f++)
+		if (soft & (1u << f))
 			return acu_fail(err, E_CONTRAINDICATED,
 					"room %s: patient flagged %s and [safety] %s = refuse%s", rc->id,
 					acu_flag_name(f), acu_flag_name(f),
 					f == FL_PREGNANCY ? " (profile is not pregnancy_safe)" : "");
-		soft |= 1u << f;
-	}
 	if (r->interlock_tripped)
 		return acu_fail(err, E_INTERLOCK, "room %s: interlock tripped; clear it first", rc->id);
-	chans = p->channels ? p->channels : (1u << rc->nchannels) - 1;
-	if (chans & ~((1u << rc->nchannels) - 1))
+	switch (gate_profile_fit(rc, p)) {
+	case GATE_FITS:
+		break;
+	case GATE_FIT_CHANNELS:
 		return acu_fail(err, E_UNSUPPORTED, "room %s has %d channel%s; profile %s needs more",
 				rc->id, rc->nchannels, rc->nchannels == 1 ? "" : "s", p->name);
-	if (!rc->npulse && p->mode == MODE_DENSE_DISPERSE)
+	case GATE_FIT_NEEDS_PULSE:
 		return acu_fail(err, E_UNSUPPORTED,
 				"room %s has no pulse lines; profile %s (dense-disperse) needs them",
 				rc->id, p->name);
+	default:
+		return acu_fail(err, E_UNKNOWN_PROFILE, "no profile '%s'", s->profile);
+	}
+	chans = gate_profile_channels(rc, p);
+	/* Soft flags armed over are those with a warn policy. */
+	soft = s->flags & ~FL_HARD_MASK & ((1u << FL__N) - 1);
+	if (p->pregnancy_safe)
+		soft &= ~(1u << FL_PREGNANCY);
 	budget = room_stim_budget(r, cfg, p);
 	for (int c = 0; c < rc->nchannels; c++)
 		if ((chans & (1u << c)) && s->stim.ch[c].delivered_ns >= budget)

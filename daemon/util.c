@@ -19,6 +19,7 @@ static const char *const flag_names[FL__N] = {
 };
 static const char *const alarm_names[AL__N] = {
 	"due", "checkin", "interlock", "needle-mismatch", "gpio-fault", "storage", "attention",
+	"timing",
 };
 static const char *const prio_names[] = { "none", "low", "medium", "high" };
 static const char *const err_names[E__N] = {

@@ -59,6 +59,7 @@ enum acu_alarm_kind {
 	AL_GPIO_FAULT,
 	AL_STORAGE,                    /* S9: changes cannot be saved */
 	AL_ATTENTION,                  /* restored state that cannot be trusted */
+	AL_TIMING,                     /* pulses skipped or held too long by a late loop */
 	AL__N
 };
 enum acu_priority { PRIO_NONE, PRIO_LOW, PRIO_MEDIUM, PRIO_HIGH };

@@ -107,6 +107,8 @@ int64_t room_next_deadline(const struct acu_room *r, const struct acu_cfg *cfg);
 int room_stim_on(struct acu_room *r, const struct acu_cfg *cfg, const struct acu_now *now,
 		 unsigned *warned, struct acu_err *err);
 void room_stim_off(struct acu_room *r, const char *why);
+/* `stim ROOM off`: disarms, and acknowledges the timing alarm (SPEC §4). */
+void room_stim_stop(struct acu_room *r);
 /* Stimulation a channel may still receive: min(profile duration or the session's
  * remainder, [limits] stim_max), in ns. */
 int64_t room_stim_budget(const struct acu_room *r, const struct acu_cfg *cfg,
@@ -118,6 +120,21 @@ void room_alarm_clear(struct acu_room *r, enum acu_alarm_kind k);
 /* Highest active priority, and whether the audible signal is silenced now. */
 enum acu_priority room_alarm_level(const struct acu_room *r);
 int room_silenced(const struct acu_room *r, int64_t mono);
+
+/* S5: one latched read of the room's interlock (gate_interlock): level 1
+ * active, 0 clear, -1 unreadable; was_active: active at some moment since the
+ * last read. A trip disarms the room and raises the high interlock alarm; an
+ * unreadable input also raises gpio-fault. Returns what happened (ROOM_IL_*). */
+#define ROOM_IL_TRIPPED 1
+#define ROOM_IL_CLEARED 2
+#define ROOM_IL_UNREADABLE 4
+int room_interlock(struct acu_room *r, int level, int was_active, const struct acu_now *now);
+/* S7: a GPIO write failed (or an input cannot be read): arming blocked until
+ * reload or restart, disarmed, high gpio-fault alarm. */
+void room_gpio_fault(struct acu_room *r, const struct acu_now *now);
+/* Pulses that could not be sent on time (skipped, or one held high by a
+ * stall): counted, and the low timing alarm (SPEC §4). */
+void room_pulses_late(struct acu_room *r, int64_t n, const struct acu_now *now);
 
 /* Seconds for the room object: remaining rounds up, overdue rounds down. */
 int64_t room_remaining_s(const struct acu_room *r, int64_t mono);

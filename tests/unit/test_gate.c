@@ -60,7 +60,8 @@ static int oracle_on(const struct gate_in *in)
 	       !in->interlock_tripped &&
 	       in->delivered_ns < in->duration_ns &&
 	       in->delivered_ns < in->stim_max_ns &&
-	       !in->gpio_fault;
+	       !in->gpio_fault &&
+	       !in->unsupported;
 }
 
 /* ---- quiet per-combination checks ----------------------------------------- */
@@ -73,13 +74,14 @@ static void describe(const struct gate_in *in, enum gate_why got)
 {
 	fprintf(stderr,
 		"  state=%s armed=%d sched=%d flags=0x%02x policy=[%d%d%d%d%d] preg_safe=%d "
-		"interlock=%d delivered=%lld duration=%lld stim_max=%lld gpio_fault=%d -> %s\n",
+		"interlock=%d delivered=%lld duration=%lld stim_max=%lld gpio_fault=%d "
+		"unsupported=%d -> %s\n",
 		acu_state_name(in->state), in->armed, in->schedule_on, in->flags,
 		in->policy[FL_PREGNANCY], in->policy[FL_EPILEPSY], in->policy[FL_HEART_DISEASE],
 		in->policy[FL_BLEEDING_DISORDER], in->policy[FL_METAL_IMPLANT],
 		in->pregnancy_safe, in->interlock_tripped, (long long)in->delivered_ns,
 		(long long)in->duration_ns, (long long)in->stim_max_ns, in->gpio_fault,
-		gate_why_name(got));
+		in->unsupported, gate_why_name(got));
 }
 
 static void combo_check(int ok, const char *what, const struct gate_in *in, enum gate_why got)
@@ -146,7 +148,8 @@ static void test_exhaustive(void)
 	for (int psafe = 0; psafe < 2; psafe++)
 	for (int il = 0; il < 2; il++)
 	for (int li = 0; li < NLIMITS; li++)
-	for (int gf = 0; gf < 2; gf++) {
+	for (int gf = 0; gf < 2; gf++)
+	for (int un = 0; un < 2; un++) {
 		enum gate_why got;
 		int want, hard = oracle_hard(flags);
 
@@ -168,6 +171,7 @@ static void test_exhaustive(void)
 		in.duration_ns = limit_cases[li].duration;
 		in.stim_max_ns = limit_cases[li].stim_max;
 		in.gpio_fault = gf;
+		in.unsupported = un;
 
 		got = gate_decide(&in);
 		want = oracle_on(&in);
@@ -189,13 +193,15 @@ static void test_exhaustive(void)
 		}
 		if (gf)
 			combo_check(got == GATE_GPIO_FAULT, "gpio-fault reported first", &in, got);
+		if (un)
+			combo_check(got != GATE_ON, "unsupported never GATE_ON", &in, got);
 	}
 
 	printf("test_gate: %lld combinations (%lld over the 3x3 delivered/limit relations, "
 	       "%lld over %d limit edge cases), %lld on, %lld with a hard flag\n",
 	       combos, relation_combos, combos - relation_combos, NLIMITS - NRELATION, on_count,
 	       hard_combos);
-	CHECK_EQ(relation_combos, 4LL * 2 * 2 * 256 * 32 * 2 * 2 * 9 * 2);
+	CHECK_EQ(relation_combos, 4LL * 2 * 2 * 256 * 32 * 2 * 2 * 9 * 2 * 2);
 	CHECK(on_count > 0);
 }
 
@@ -251,6 +257,7 @@ static void test_precedence(void)
 	in.flags = (1u << FL_ICD) | (1u << FL_EPILEPSY);
 	in.policy = policy;
 	in.interlock_tripped = 1;
+	in.unsupported = 1;
 	in.state = ST_PAUSED;
 	in.armed = 0;
 	in.delivered_ns = S;
@@ -266,6 +273,8 @@ static void test_precedence(void)
 	policy[FL_EPILEPSY] = POLICY_WARN;
 	CHECK_EQ(gate_decide(&in), GATE_INTERLOCK);
 	in.interlock_tripped = 0;
+	CHECK_EQ(gate_decide(&in), GATE_UNSUPPORTED);
+	in.unsupported = 0;
 	CHECK_EQ(gate_decide(&in), GATE_NOT_RUNNING);
 	in.state = ST_RUNNING;
 	CHECK_EQ(gate_decide(&in), GATE_NOT_ARMED);
@@ -390,6 +399,7 @@ static void test_why_name(void)
 	CHECK_STR(gate_why_name(GATE_CONTRAINDICATED), "contraindicated");
 	CHECK_STR(gate_why_name(GATE_FLAG_REFUSED), "flag-refused");
 	CHECK_STR(gate_why_name(GATE_INTERLOCK), "interlock");
+	CHECK_STR(gate_why_name(GATE_UNSUPPORTED), "unsupported");
 	CHECK_STR(gate_why_name(GATE_NOT_RUNNING), "not-running");
 	CHECK_STR(gate_why_name(GATE_NOT_ARMED), "not-armed");
 	CHECK_STR(gate_why_name(GATE_STIM_MAX), "stim-max");

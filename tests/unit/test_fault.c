@@ -1,0 +1,285 @@
+/* Unit tests of the fault rules of the room state machine (daemon/room.c:
+ * room_interlock, room_gpio_fault, room_pulses_late, room_stim_stop) against
+ * SPEC S5, S7 and §4, with an injected clock: every reading of time is an
+ * argument, nothing sleeps. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "acud.h"
+#include "cfg.h"
+#include "room.h"
+#include "unit.h"
+
+#define SEC(x) ((int64_t)(x) * NS_PER_SEC)
+#define T0 SEC(1000)
+#define WALL_OFF INT64_C(1795082400000000000)
+
+static struct acu_profile_cfg prof;
+static struct acu_room_cfg rc;
+static struct acu_cfg cfg;
+
+static struct acu_now at(int64_t mono)
+{
+	struct acu_now n = { mono, mono + WALL_OFF };
+	return n;
+}
+
+static void fixtures(void)
+{
+	memset(&prof, 0, sizeof prof);
+	snprintf(prof.name, sizeof prof.name, "p2");
+	prof.mode = MODE_CONTINUOUS;
+	prof.frequency_hz = 2;
+	prof.pulse_width_us = 200;
+	prof.duration_s = 600;
+	memset(&rc, 0, sizeof rc);
+	snprintf(rc.id, sizeof rc.id, "1");
+	rc.nchannels = 2;
+	rc.npulse = 2;
+	for (int c = 0; c < 2; c++) {
+		rc.gate[c].set = rc.pulse[c].set = 1;
+		rc.gate[c].offset = 17 + c;
+		rc.pulse[c].offset = 22 + c;
+	}
+	rc.interlock.set = 1;
+	rc.interlock.offset = 6;
+	memset(&cfg, 0, sizeof cfg);
+	cfg.session_min = 60;
+	cfg.session_max = 3600;
+	cfg.stim_max = 1800;
+	cfg.escalate_after = 300;
+	cfg.checkin_interval = 600;
+	for (int f = 0; f < FL__N; f++)
+		cfg.policy[f] = POLICY_WARN;
+	cfg.nprofiles = 1;
+	cfg.profiles = &prof;
+}
+
+/* A running session on profile p2, started at T0; armed when asked. */
+static void running(struct acu_room *r, int armed)
+{
+	struct acu_start q = { .duration_s = 1800, .needles = 4, .patient = "A1", .profile = "p2" };
+	struct acu_now n = at(T0);
+	struct acu_err e;
+	unsigned warned;
+
+	room_init(r, &rc);
+	CHECK_EQ(room_start(r, &cfg, &q, &n, &e), 0);
+	if (armed)
+		CHECK_EQ(room_stim_on(r, &cfg, &n, &warned, &e), 0);
+}
+
+static int arm(struct acu_room *r, int64_t t, struct acu_err *e)
+{
+	struct acu_now n = at(t);
+	unsigned warned;
+
+	return room_stim_on(r, &cfg, &n, &warned, e);
+}
+
+/* ---- S5: the latch --------------------------------------------------------- */
+
+static void test_trip_held(void)
+{
+	struct acu_room r;
+	struct acu_now n = at(T0 + SEC(10));
+	struct acu_err e;
+
+	running(&r, 1);
+	CHECK_EQ(room_interlock(&r, 1, 1, &n), ROOM_IL_TRIPPED);
+	CHECK_EQ(r.s.stim.armed, 0);
+	CHECK_STR(r.s.stim.blocked, "interlock");
+	CHECK_EQ(r.interlock_tripped, 1);
+	CHECK(r.alarm[AL_INTERLOCK].active);
+	CHECK_EQ(r.alarm[AL_INTERLOCK].priority, PRIO_HIGH);
+	CHECK_EQ(r.alarm[AL_INTERLOCK].since_mono, T0 + SEC(10));
+	CHECK_EQ(r.alarm[AL_INTERLOCK].since_wall, T0 + SEC(10) + WALL_OFF);
+	CHECK_EQ(r.gpio_fault, 0);
+	/* Held: re-arming refused; reading it again held is no news. */
+	CHECK_EQ(arm(&r, T0 + SEC(11), &e), -1);
+	CHECK_EQ(e.code, E_INTERLOCK);
+	n = at(T0 + SEC(12));
+	CHECK_EQ(room_interlock(&r, 1, 0, &n), 0);
+	CHECK_EQ(r.alarm[AL_INTERLOCK].since_mono, T0 + SEC(10));
+	/* Clear: still disarmed and alarmed until a new stim on. */
+	n = at(T0 + SEC(13));
+	CHECK_EQ(room_interlock(&r, 0, 0, &n), ROOM_IL_CLEARED);
+	CHECK_EQ(r.interlock_tripped, 0);
+	CHECK_EQ(r.s.stim.armed, 0);
+	CHECK(r.alarm[AL_INTERLOCK].active);
+	CHECK_EQ(arm(&r, T0 + SEC(14), &e), 0);
+	CHECK(!r.alarm[AL_INTERLOCK].active);
+	CHECK_EQ(r.s.stim.armed_at, T0 + SEC(14));
+}
+
+static void test_trip_blip(void)
+{
+	struct acu_room r;
+	struct acu_now n = at(T0 + SEC(20));
+	struct acu_err e;
+
+	/* Tripped and clear again before the read: it still trips (latched). */
+	running(&r, 1);
+	CHECK_EQ(room_interlock(&r, 0, 1, &n), ROOM_IL_TRIPPED);
+	CHECK_EQ(r.s.stim.armed, 0);
+	CHECK_STR(r.s.stim.blocked, "interlock");
+	CHECK(r.alarm[AL_INTERLOCK].active);
+	CHECK_EQ(r.alarm[AL_INTERLOCK].priority, PRIO_HIGH);
+	CHECK_EQ(r.interlock_tripped, 0);
+	/* The line is clear now: a new, explicit stim on may arm again. */
+	CHECK_EQ(arm(&r, T0 + SEC(21), &e), 0);
+	CHECK(!r.alarm[AL_INTERLOCK].active);
+	/* A blip on an unarmed running room raises the alarm too. */
+	room_stim_stop(&r);
+	n = at(T0 + SEC(22));
+	CHECK_EQ(room_interlock(&r, 0, 1, &n), ROOM_IL_TRIPPED);
+	CHECK(r.alarm[AL_INTERLOCK].active);
+	/* Nothing since the last read: nothing happens. */
+	running(&r, 1);
+	n = at(T0 + SEC(23));
+	CHECK_EQ(room_interlock(&r, 0, 0, &n), 0);
+	CHECK_EQ(r.s.stim.armed, 1);
+	CHECK(!r.alarm[AL_INTERLOCK].active);
+}
+
+static void test_trip_idle(void)
+{
+	struct acu_room r;
+	struct acu_now n = at(T0);
+
+	/* Without a session the alarm follows the line. */
+	room_init(&r, &rc);
+	CHECK_EQ(room_interlock(&r, 1, 1, &n), ROOM_IL_TRIPPED);
+	CHECK(r.alarm[AL_INTERLOCK].active);
+	n = at(T0 + SEC(1));
+	CHECK_EQ(room_interlock(&r, 0, 0, &n), ROOM_IL_CLEARED);
+	CHECK(!r.alarm[AL_INTERLOCK].active);
+	/* A blip: recorded by the caller, no alarm left behind. */
+	CHECK_EQ(room_interlock(&r, 0, 1, &n), ROOM_IL_TRIPPED);
+	CHECK(!r.alarm[AL_INTERLOCK].active);
+	CHECK_EQ(r.interlock_tripped, 0);
+}
+
+static void test_unreadable(void)
+{
+	struct acu_room r;
+	struct acu_now n = at(T0 + SEC(30));
+	struct acu_err e;
+
+	/* S5: an input that cannot be read counts as tripped and raises gpio-fault. */
+	running(&r, 1);
+	CHECK_EQ(room_interlock(&r, -1, 0, &n), ROOM_IL_TRIPPED | ROOM_IL_UNREADABLE);
+	CHECK_EQ(r.s.stim.armed, 0);
+	CHECK_EQ(r.interlock_tripped, 1);
+	CHECK_EQ(r.gpio_fault, 1);
+	CHECK(r.alarm[AL_INTERLOCK].active);
+	CHECK(r.alarm[AL_GPIO_FAULT].active);
+	CHECK_EQ(r.alarm[AL_GPIO_FAULT].priority, PRIO_HIGH);
+	CHECK_EQ(r.alarm[AL_GPIO_FAULT].since_mono, T0 + SEC(30));
+	CHECK_STR(r.s.stim.blocked, "gpio-fault");
+	/* Still unreadable: no news, still tripped. */
+	n = at(T0 + SEC(31));
+	CHECK_EQ(room_interlock(&r, -1, 0, &n), 0);
+	CHECK_EQ(r.interlock_tripped, 1);
+	/* Readable and clear again: the interlock clears, the fault stays
+	 * until reload or restart (S7), so arming is still refused. */
+	n = at(T0 + SEC(32));
+	CHECK_EQ(room_interlock(&r, 0, 0, &n), ROOM_IL_CLEARED);
+	CHECK_EQ(r.interlock_tripped, 0);
+	CHECK_EQ(r.gpio_fault, 1);
+	CHECK_EQ(arm(&r, T0 + SEC(33), &e), -1);
+	CHECK_EQ(e.code, E_GPIO_FAULT);
+	/* Unreadable on an idle room at start-up: the same. */
+	room_init(&r, &rc);
+	n = at(T0);
+	CHECK_EQ(room_interlock(&r, -1, 0, &n), ROOM_IL_TRIPPED | ROOM_IL_UNREADABLE);
+	CHECK_EQ(r.gpio_fault, 1);
+	CHECK_EQ(r.interlock_tripped, 1);
+}
+
+/* ---- S7: a failed write --------------------------------------------------- */
+
+static void test_gpio_fault(void)
+{
+	struct acu_room r;
+	struct acu_now n = at(T0 + SEC(40));
+	struct acu_err e;
+
+	running(&r, 1);
+	room_gpio_fault(&r, &n);
+	CHECK_EQ(r.gpio_fault, 1);
+	CHECK_EQ(r.s.stim.armed, 0);
+	CHECK_STR(r.s.stim.blocked, "gpio-fault");
+	CHECK(r.alarm[AL_GPIO_FAULT].active);
+	CHECK_EQ(r.alarm[AL_GPIO_FAULT].priority, PRIO_HIGH);
+	CHECK_EQ(r.alarm[AL_GPIO_FAULT].since_mono, T0 + SEC(40));
+	/* A second failure later keeps the first instant. */
+	n = at(T0 + SEC(50));
+	room_gpio_fault(&r, &n);
+	CHECK_EQ(r.alarm[AL_GPIO_FAULT].since_mono, T0 + SEC(40));
+	/* Arming blocked; a hard flag is still named first. */
+	CHECK_EQ(arm(&r, T0 + SEC(51), &e), -1);
+	CHECK_EQ(e.code, E_GPIO_FAULT);
+	r.s.flags |= 1u << FL_ICD;
+	CHECK_EQ(arm(&r, T0 + SEC(52), &e), -1);
+	CHECK_EQ(e.code, E_CONTRAINDICATED);
+	/* A new alarm of higher priority is not silenced (SPEC §4). */
+	running(&r, 1);
+	room_alarm_raise(&r, AL_CHECKIN, PRIO_LOW, &n);
+	CHECK_EQ(room_silence(&r, 60, &n, &e), 0);
+	room_gpio_fault(&r, &n);
+	CHECK_EQ(room_silenced(&r, n.mono), 0);
+	CHECK_EQ(room_alarm_level(&r), PRIO_HIGH);
+}
+
+/* ---- §4: timing ------------------------------------------------------------ */
+
+static void test_timing(void)
+{
+	struct acu_room r;
+	struct acu_now n = at(T0 + SEC(60));
+	struct acu_err e;
+
+	running(&r, 1);
+	room_pulses_late(&r, 0, &n);
+	CHECK(!r.alarm[AL_TIMING].active);
+	CHECK_EQ(r.s.stim.missed, 0);
+	room_pulses_late(&r, 3, &n);
+	CHECK(r.alarm[AL_TIMING].active);
+	CHECK_EQ(r.alarm[AL_TIMING].priority, PRIO_LOW);
+	CHECK_EQ(r.s.stim.missed, 3);
+	/* Still armed: late pulses are a timing alarm, not a stop cause. */
+	CHECK_EQ(r.s.stim.armed, 1);
+	n = at(T0 + SEC(61));
+	room_pulses_late(&r, 1, &n);
+	CHECK_EQ(r.s.stim.missed, 4);
+	CHECK_EQ(r.alarm[AL_TIMING].since_mono, T0 + SEC(60));
+	/* Other disarming does not clear it; stim off does. */
+	room_stim_off(&r, "interlock");
+	CHECK(r.alarm[AL_TIMING].active);
+	room_stim_stop(&r);
+	CHECK(!r.alarm[AL_TIMING].active);
+	CHECK_EQ(r.s.stim.armed, 0);
+	CHECK_STR(r.s.stim.blocked, "stim-off");
+	/* ... and so does finish. */
+	running(&r, 1);
+	room_pulses_late(&r, 2, &n);
+	CHECK_EQ(room_stop(&r, &cfg, &n, &e), 0);
+	CHECK(r.alarm[AL_TIMING].active);
+	CHECK_EQ(room_finish(&r, 4, NULL, &n, &e), 0);
+	CHECK(!r.alarm[AL_TIMING].active);
+	CHECK_STR(acu_alarm_name(AL_TIMING), "timing");
+}
+
+int main(void)
+{
+	fixtures();
+	test_trip_held();
+	test_trip_blip();
+	test_trip_idle();
+	test_unreadable();
+	test_gpio_fault();
+	test_timing();
+	return unit_report("test_fault");
+}
