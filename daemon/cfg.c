@@ -88,6 +88,7 @@ struct key_lines {
 struct used_line {
 	struct acu_line spec;
 	char what[64];
+	char key[16];
 	int lineno;
 };
 
@@ -344,6 +345,7 @@ static int get_line(struct parser *p, const char *key, const char *s, const char
 	}
 	p->used[p->nused].spec = l;
 	snprintf(p->used[p->nused].what, sizeof p->used[p->nused].what, "%s", what);
+	snprintf(p->used[p->nused].key, sizeof p->used[p->nused].key, "%s", key);
 	p->used[p->nused].lineno = p->lineno;
 	p->nused++;
 	*out = l;
@@ -1021,6 +1023,43 @@ static int check_profiles(struct parser *p)
 	return 0;
 }
 
+int cfg_sim_line_offset(const struct acu_line *l)
+{
+	const char *d = l->name + 4;
+	int64_t v;
+
+	if (l->offset >= 0)
+		return l->offset;
+	/* Canonical digits only: "GPIO024" is some other name. */
+	if (strncmp(l->name, "GPIO", 4) != 0 || !isdigit((unsigned char)d[0]) ||
+	    (d[0] == '0' && d[1]) || strlen(d) > 4 || acu_parse_int(d, 0, LINE_OFFSET_MAX, &v) < 0)
+		return -1;
+	return (int)v;
+}
+
+/* A line named once by offset and once by name is used twice too. Only the
+ * sim backend's names are known here; gpio_open() resolves a chip's. */
+static int check_sim_aliases(struct parser *p)
+{
+	char a[40], b[40];
+
+	for (int j = 0; j < p->nused; j++) {
+		int oj = cfg_sim_line_offset(&p->used[j].spec);
+
+		for (int i = 0; oj >= 0 && i < j; i++) {
+			if (cfg_sim_line_offset(&p->used[i].spec) != oj)
+				continue;
+			line_str(&p->used[j].spec, a, sizeof a);
+			line_str(&p->used[i].spec, b, sizeof b);
+			return perr(p, p->used[j].lineno,
+				    "%s: GPIO line %s used twice (also %s at line %d, as %s: the sim "
+				    "backend names line %d GPIO%d)", p->used[j].key, a,
+				    p->used[i].what, p->used[i].lineno, b, oj, oj);
+		}
+	}
+	return 0;
+}
+
 /* Whole-file checks of the main config, once every section has been read. */
 static int check_main(struct parser *p, const char *path)
 {
@@ -1038,6 +1077,8 @@ static int check_main(struct parser *p, const char *path)
 		return perr(p, l, "session_min (%s) is above session_max (%s)",
 			    fmt_dur(c->session_min, a, sizeof a), fmt_dur(c->session_max, b, sizeof b));
 	}
+	if (c->backend == BACKEND_SIM && check_sim_aliases(p) < 0)
+		return -1;
 	/* Polarity waited for [gpio] active_low, wherever it was. */
 	c->heartbeat.active_low ^= c->active_low;
 	for (int i = 0; i < c->nrooms; i++) {

@@ -96,4 +96,9 @@ int cfg_room_same_wiring(const struct acu_room_cfg *a, const struct acu_room_cfg
 
 const char *cfg_mode_name(enum acu_mode m);
 
+/* The simulated chip names line N "GPIO<N>", as a Raspberry Pi's gpiochip0
+ * does: the offset a config line designates there (its offset, or N for such
+ * a name), -1 for any other name. */
+int cfg_sim_line_offset(const struct acu_line *l);
+
 #endif

@@ -631,6 +631,11 @@ static const struct bad bad_table[] = {
 	{ "[room 2]\ngate = 18, 18\n", 10, "used twice" },
 	{ "[room 2]\ngate = SW1\n[room 3]\ngate = SW1\n", 12, "GPIO line SW1 used twice" },
 	{ "[room 2]\ngate = 18\npulse = 19\nalarm = 19\n", 12, "used twice (also room 2 pulse" },
+	/* Once by offset, once by the name the sim backend gives it (issue 13). */
+	{ "[room 2]\ngate = 18\nalarm = GPIO17\n", 11,
+	  "alarm: GPIO line GPIO17 used twice (also room 1 gate at line 8, as 17" },
+	{ "[room 2]\ngate = GPIO18\ninterlock = !18\n", 11, "interlock: GPIO line 18 used twice" },
+	{ "[room 2]\ngate = GPIO0, 0\n", 10, "gate: GPIO line 0 used twice" },
 	{ "[room 2]\ngate = 18\naudible = loud\n", 11, "not a boolean" },
 	{ "[room 2]\ngate = 18\npulse = 19\npulse = none\n", 12, "duplicate key 'pulse'" },
 	{ "[room 2] junk\ngate = 18\n", 9, "text after ']'" },
@@ -793,6 +798,49 @@ static void cleanup(void)
 		fprintf(stderr, "could not remove %s\n", tmp);
 }
 
+/* The sim backend names line N GPIO<N>: that name and the offset are one
+ * line; other spellings are other names; a chip's names are the chip's. */
+static void test_sim_line_names(void)
+{
+	static const char head[] =
+		"[daemon]\nsocket = run/acud.sock\nstate_dir = state\nprofiles_dir = profiles.d\n"
+		"[gpio]\nbackend = %s\n[room 1]\ngate = 17\n[room 2]\ngate = 18\nalarm = %s\n";
+	static const char *const other[] = { "GPIO017", "gpio17", "GPIO1024", "GPIO", "GPIO17a" };
+	struct acu_line l = { .set = 1, .offset = -1 };
+	char text[512];
+	struct acu_cfg *c;
+
+	for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+		fmt(text, sizeof text, head, "sim", other[i]);
+		c = load(text);
+		CHECK(c != NULL);
+		if (!c)
+			fprintf(stderr, "  %s: %s\n", other[i], err);
+		cfg_free(c);
+	}
+	/* The gpiod backend's names are resolved on the chip, at start. */
+	fmt(text, sizeof text, head, "gpiod", "GPIO17");
+	c = load(text);
+	CHECK(c != NULL);
+	cfg_free(c);
+	fmt(text, sizeof text, head, "sim", "GPIO17");
+	c = load(text);
+	CHECK(c == NULL);
+	cfg_free(c);
+
+	CHECK_EQ(cfg_sim_line_offset(&(struct acu_line){ .set = 1, .offset = 24 }), 24);
+	snprintf(l.name, sizeof l.name, "GPIO24");
+	CHECK_EQ(cfg_sim_line_offset(&l), 24);
+	snprintf(l.name, sizeof l.name, "GPIO0");
+	CHECK_EQ(cfg_sim_line_offset(&l), 0);
+	snprintf(l.name, sizeof l.name, "GPIO1023");
+	CHECK_EQ(cfg_sim_line_offset(&l), 1023);
+	for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+		snprintf(l.name, sizeof l.name, "%s", other[i]);
+		CHECK_EQ(cfg_sim_line_offset(&l), -1);
+	}
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/test_cfg.XXXXXX";
@@ -812,6 +860,7 @@ int main(void)
 	test_polarity_and_wiring();
 	test_lexical();
 	test_bad_configs();
+	test_sim_line_names();
 
 	cleanup();
 	return unit_report("test_cfg");
