@@ -163,6 +163,12 @@ static json_t *session_cmd(struct acud *d, struct client *c, json_t *req, struct
 		acu_fail(err, E_INTERNAL, "%s", msg);
 		return NULL;
 	}
+	/* S7: a line write of this change failed; it is not `ok` (a gate asked
+	 * on may never have been, one asked off may still be). */
+	if (r->gpio_fault && !before.gpio_fault)
+		return acu_fail(err, E_GPIO_FAULT, "room %s: %s applied, but a GPIO write failed: "
+				"outputs driven off, heartbeat stopped; reload or restart", r->cfg->id,
+				name), NULL;
 	return room_reply(d, r, &now);
 }
 
@@ -207,6 +213,7 @@ static int op_start(struct acud *d, struct client *c, struct acu_room *r, json_t
 		struct acu_room trial;
 		unsigned warned;
 
+		stim_interlock_fresh(d, r, now); /* S5: arming reads the line */
 		memcpy(&trial, r, sizeof trial);
 		if (room_start(&trial, d->cfg, &st, now, err) < 0 ||
 		    room_stim_on(&trial, d->cfg, now, &warned, err) < 0)
@@ -308,9 +315,10 @@ static int op_stim(struct acud *d, struct client *c, struct acu_room *r, json_t 
 	if (!on) {
 		if (r->s.state == ST_IDLE)
 			return acu_fail(err, E_INVALID_STATE, "room %s: no session", r->cfg->id);
-		room_stim_off(r, "stim-off");
+		room_stim_stop(r);
 		return 0;
 	}
+	stim_interlock_fresh(d, r, now); /* S5: arming reads the line */
 	if (room_stim_on(r, d->cfg, now, &warned, err) < 0)
 		return -1;
 	warn_flags(d, c, r, warned);
@@ -494,14 +502,14 @@ static json_t *cmd_sim_input(struct acud *d, struct client *c, json_t *req, stru
 		snprintf(name, sizeof name, "%s", json_string_value(line));
 	else
 		return acu_fail(err, E_BAD_REQUEST, "line: expected a line offset or name"), NULL;
-	if (req_int(req, "level", 1, 0, 1, &level, err) < 0)
+	/* -1: the input cannot be read (a broken line), for S5's tests. */
+	if (req_int(req, "level", 1, -1, 1, &level, err) < 0)
 		return NULL;
 	if (gpio_sim_input(d->gpio, name, (int)level, msg, sizeof msg) < 0)
 		return acu_fail(err, E_OUT_OF_RANGE, "%s", msg), NULL;
-	/* The reply goes out on the next loop pass, after the edge: a client
-	 * that hears "ok" finds the edge handled, and the edge does not wait
-	 * behind the reply. */
-	d->edge_pending = 1;
+	/* The edge takes a real one's path (the line's fd, read latched) now,
+	 * before the reply: a client that hears "ok" finds it handled. */
+	stim_inputs_poll(d);
 	return json_pack("{s:s,s:i}", "line", name, "level", (int)level);
 }
 
@@ -613,6 +621,8 @@ json_t *cmd_dispatch(struct acud *d, struct client *c, const char *line, size_t 
 	}
 	if (check_keys(req, cmd, &err) < 0)
 		goto out;
+	/* S5: an interlock trip is handled before any request after it. */
+	stim_inputs_poll(d);
 	reply = cmd->fn(d, c, req, &err);
 out:
 	if (reply) {

@@ -24,16 +24,19 @@ static int gd_open(struct gpio *g, const struct acu_cfg *cfg, char *err, size_t 
 	return 0;
 }
 
+static struct gpiod_line *gd_line(struct gpio *g, const struct acu_line *spec)
+{
+	if (spec->offset >= 0)
+		return gpiod_chip_get_line(g->priv, (unsigned)spec->offset);
+	return gpiod_chip_find_line(g->priv, spec->name);
+}
+
 static int gd_request(struct gpio *g, struct gpio_line *l, char *err, size_t errlen)
 {
-	struct gpiod_chip *chip = g->priv;
 	struct gpiod_line *line;
 	int rc;
 
-	if (l->spec.offset >= 0)
-		line = gpiod_chip_get_line(chip, (unsigned)l->spec.offset);
-	else
-		line = gpiod_chip_find_line(chip, l->spec.name);
+	line = gd_line(g, &l->spec);
 	if (!line) {
 		snprintf(err, errlen, "no such line on this chip%s%s",
 			 errno ? ": " : "", errno ? strerror(errno) : "");
@@ -74,19 +77,34 @@ static int gd_set(struct gpio *g, struct gpio_line *l, int physical)
 	return l->priv ? gpiod_line_set_value(l->priv, physical) : -1;
 }
 
-static int gd_read_input(struct gpio *g, struct gpio_line *l)
+/* S5: every queued edge counts, not only the level now: a press shorter
+ * than one loop pass, or made during a stall, is still seen. */
+static int gd_read_input(struct gpio *g, struct gpio_line *l, int *seen)
 {
 	const struct timespec zero = { 0, 0 };
-	struct gpiod_line_event ev;
+	struct gpiod_line_event ev[16];
+	int rc, n;
 
 	(void)g;
 	if (!l->priv)
 		return -1;
-	/* Drain every queued edge; the level that counts is the line's now. */
-	while (gpiod_line_event_wait(l->priv, &zero) == 1)
-		if (gpiod_line_event_read(l->priv, &ev) < 0)
-			break;
+	while ((rc = gpiod_line_event_wait(l->priv, &zero)) == 1) {
+		n = gpiod_line_event_read_multiple(l->priv, ev, sizeof ev / sizeof ev[0]);
+		if (n < 0)
+			return -1;
+		for (int i = 0; i < n; i++)
+			*seen |= ev[i].event_type == GPIOD_LINE_EVENT_RISING_EDGE ? 2 : 1;
+	}
+	if (rc < 0)
+		return -1;
 	return gpiod_line_get_value(l->priv);
+}
+
+static int gd_resolve(struct gpio *g, const struct acu_line *spec)
+{
+	struct gpiod_line *line = gd_line(g, spec);
+
+	return line ? (int)gpiod_line_offset(line) : -1;
 }
 
 static void gd_close(struct gpio *g)
@@ -107,5 +125,6 @@ const struct gpio_backend gpio_backend_gpiod = {
 	.request = gd_request,
 	.set = gd_set,
 	.read_input = gd_read_input,
+	.resolve = gd_resolve,
 	.close = gd_close,
 };

@@ -23,26 +23,80 @@ struct sim {
 
 struct sim_line {
 	int level;                     /* physical */
+	int seen;                      /* inputs: bit L: was at level L since the last read */
+	int broken;                    /* inputs: cannot be read (sim-input level -1) */
 	int pipe_w;                    /* inputs: write end, fed by sim-input */
 };
 
+/* The simulated world outside the process: what each input line's far end
+ * holds (a button pressed, a broken wire). It outlives a request of the
+ * lines, as a real line does, so a rewiring reload finds a held interlock
+ * still held; at process start it is empty and inputs are inactive. */
+struct sim_world {
+	char key[40];
+	int level, seen, broken;
+};
+static struct sim_world *world;
+static int nworld;
+
+/* Line N is named GPIO<N> (cfg_sim_line_offset): both reach the same line,
+ * shown by its offset. */
 static void key_of(const struct gpio_line *l, char *buf, size_t len)
 {
-	if (l->spec.offset >= 0)
-		snprintf(buf, len, "%d", l->spec.offset);
+	int off = cfg_sim_line_offset(&l->spec);
+
+	if (off >= 0)
+		snprintf(buf, len, "%d", off);
 	else
 		snprintf(buf, len, "%s", l->spec.name);
+}
+
+static struct sim_world *world_find(const char *key)
+{
+	for (int i = 0; i < nworld; i++)
+		if (strcmp(world[i].key, key) == 0)
+			return &world[i];
+	return NULL;
+}
+
+/* Remembered when the lines are released; taken back by the next request. */
+static void world_keep(const struct gpio_line *l, const struct sim_line *sl)
+{
+	struct sim_world *w;
+	char key[40];
+
+	key_of(l, key, sizeof key);
+	w = world_find(key);
+	if (!w) {
+		struct sim_world *nw = realloc(world, (size_t)(nworld + 1) * sizeof *nw);
+		if (!nw)
+			return; /* the input starts inactive, as at process start */
+		world = nw;
+		w = &world[nworld++];
+		snprintf(w->key, sizeof w->key, "%s", key);
+	}
+	w->level = sl->level;
+	w->seen = sl->seen;
+	w->broken = sl->broken;
+}
+
+void gpio_sim_forget(void)
+{
+	free(world);
+	world = NULL;
+	nworld = 0;
 }
 
 static int cmp_lines(const void *a, const void *b)
 {
 	const struct gpio_line *x = *(const struct gpio_line *const *)a;
 	const struct gpio_line *y = *(const struct gpio_line *const *)b;
+	int ox = cfg_sim_line_offset(&x->spec), oy = cfg_sim_line_offset(&y->spec);
 
-	if (x->spec.offset >= 0 && y->spec.offset >= 0)
-		return (x->spec.offset > y->spec.offset) - (x->spec.offset < y->spec.offset);
-	if (x->spec.offset >= 0 || y->spec.offset >= 0)
-		return x->spec.offset >= 0 ? -1 : 1;
+	if (ox >= 0 && oy >= 0)
+		return (ox > oy) - (ox < oy);
+	if (ox >= 0 || oy >= 0)
+		return ox >= 0 ? -1 : 1;
 	return strcmp(x->spec.name, y->spec.name);
 }
 
@@ -132,6 +186,18 @@ static int sim_request(struct gpio *g, struct gpio_line *l, char *err, size_t er
 	/* Inactive at start, inputs included: an interlock starts clear. */
 	sl->level = l->spec.active_low;
 	if (l->dir == GPIO_IN) {
+		char key[40];
+		const struct sim_world *w;
+
+		/* Requested again (a rewiring reload): the far end still holds
+		 * what it held. */
+		key_of(l, key, sizeof key);
+		w = world_find(key);
+		if (w) {
+			sl->level = w->level;
+			sl->seen = w->seen;
+			sl->broken = w->broken;
+		}
 		if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
 			snprintf(err, errlen, "pipe: %s", strerror(errno));
 			free(sl);
@@ -164,7 +230,9 @@ static int sim_set(struct gpio *g, struct gpio_line *l, int physical)
 	return sim_save(g);
 }
 
-static int sim_read_input(struct gpio *g, struct gpio_line *l)
+/* Like a chip's event queue: every level the line went through since the
+ * last read counts, not only the one it is at now. */
+static int sim_read_input(struct gpio *g, struct gpio_line *l, int *seen)
 {
 	struct sim_line *sl = l->priv;
 	char buf[64];
@@ -174,7 +242,15 @@ static int sim_read_input(struct gpio *g, struct gpio_line *l)
 		return -1;
 	while (read(l->fd, buf, sizeof buf) > 0)
 		;
-	return sl->level;
+	*seen = sl->seen;
+	sl->seen = 0;
+	return sl->broken ? -1 : sl->level;
+}
+
+static int sim_resolve(struct gpio *g, const struct acu_line *spec)
+{
+	(void)g;
+	return cfg_sim_line_offset(spec);
 }
 
 /* The input level reaches the file after the edge has cut its gates (whose
@@ -195,6 +271,8 @@ static void sim_close(struct gpio *g)
 		struct sim_line *sl = g->lines[i].priv;
 		if (!sl)
 			continue;
+		if (g->lines[i].dir == GPIO_IN)
+			world_keep(&g->lines[i], sl);
 		if (sl->pipe_w >= 0)
 			close(sl->pipe_w);
 		if (g->lines[i].fd >= 0)
@@ -214,16 +292,23 @@ static void sim_close(struct gpio *g)
 int gpio_sim_input(struct gpio *g, const char *line, int level, char *err, size_t errlen)
 {
 	struct gpio_line *l = NULL;
+	struct acu_line asked = { .set = 1, .offset = -1 };
 	struct sim_line *sl;
-	char key[40];
+	char key[40], want[40];
 
 	if (!g || g->be != &gpio_backend_sim) {
 		snprintf(err, errlen, "sim-input needs [gpio] backend = sim");
 		return -1;
 	}
+	/* "24" and "GPIO24" are the same line. */
+	snprintf(asked.name, sizeof asked.name, "%s", line);
+	if (cfg_sim_line_offset(&asked) >= 0)
+		snprintf(want, sizeof want, "%d", cfg_sim_line_offset(&asked));
+	else
+		snprintf(want, sizeof want, "%s", line);
 	for (int i = 0; i < g->nlines; i++) {
 		key_of(&g->lines[i], key, sizeof key);
-		if (strcmp(key, line) == 0)
+		if (strcmp(key, want) == 0)
 			l = &g->lines[i];
 	}
 	if (!l || l->dir != GPIO_IN) {
@@ -231,7 +316,13 @@ int gpio_sim_input(struct gpio *g, const char *line, int level, char *err, size_
 		return -1;
 	}
 	sl = l->priv;
-	sl->level = !!level;
+	if (level < 0) {
+		sl->broken = 1;
+	} else {
+		sl->broken = 0;
+		sl->level = !!level;
+		sl->seen |= 1 << sl->level;
+	}
 	/* The byte only wakes the event loop; the level is read back from the
 	 * line, and saved by sim_sync once the edge is handled. */
 	((struct sim *)g->priv)->input_unsaved = 1;
@@ -248,6 +339,7 @@ const struct gpio_backend gpio_backend_sim = {
 	.request = sim_request,
 	.set = sim_set,
 	.read_input = sim_read_input,
+	.resolve = sim_resolve,
 	.sync = sim_sync,
 	.close = sim_close,
 };

@@ -45,6 +45,35 @@ struct gpio_line *gpio_find(struct gpio *g, const struct acu_line *spec)
 	return NULL;
 }
 
+/* A line named once by offset and once by name (17 and GPIO17) is one line
+ * used twice: a config error on every backend, found once the chip has said
+ * which offset each name is. */
+static int check_aliases(struct gpio *g, const struct acu_cfg *cfg, char *err, size_t errlen)
+{
+	int *off = calloc((size_t)g->nlines + 1, sizeof *off);
+	char a[48], b[48];
+
+	if (!off) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (int i = 0; i < g->nlines; i++) {
+		off[i] = g->be->resolve(g, &g->lines[i].spec);
+		for (int j = 0; off[i] >= 0 && j < i; j++) {
+			if (off[j] != off[i])
+				continue;
+			describe(&g->lines[i].spec, a, sizeof a);
+			describe(&g->lines[j].spec, b, sizeof b);
+			snprintf(err, errlen, "gpio %s: lines %s and %s are the same line (offset %d): "
+				 "a line may be used only once", cfg->chip, b, a, off[i]);
+			free(off);
+			return -1;
+		}
+	}
+	free(off);
+	return 0;
+}
+
 struct gpio *gpio_open(const struct acu_cfg *cfg, char *err, size_t errlen)
 {
 	struct gpio *g = calloc(1, sizeof *g);
@@ -80,6 +109,12 @@ struct gpio *gpio_open(const struct acu_cfg *cfg, char *err, size_t errlen)
 		free(g);
 		return NULL;
 	}
+	if (check_aliases(g, cfg, err, errlen) < 0) {
+		g->be->close(g);
+		free(g->lines);
+		free(g);
+		return NULL;
+	}
 	for (int i = 0; i < g->nlines; i++) {
 		struct gpio_line *l = &g->lines[i];
 		char name[48], why[256];
@@ -110,22 +145,28 @@ int gpio_set(struct gpio *g, struct gpio_line *l, int active)
 	active = !!active;
 	if (!l || l->dir != GPIO_OUT)
 		return -1;
-	if (g->be->set(g, l, active ^ l->spec.active_low) < 0)
+	if (g->be->set(g, l, active ^ l->spec.active_low) < 0) {
+		/* Unknown now: whatever is decided next is written again. */
+		l->active = -1;
 		return -1;
+	}
 	l->active = active;
 	return 0;
 }
 
-int gpio_read(struct gpio *g, struct gpio_line *l)
+int gpio_read(struct gpio *g, struct gpio_line *l, int *was_active)
 {
-	int phys;
+	int phys, seen = 0;
 
+	*was_active = 0;
 	if (!l || l->dir != GPIO_IN)
 		return -1;
-	phys = g->be->read_input(g, l);
+	phys = g->be->read_input(g, l, &seen);
 	if (phys < 0)
 		return -1;
 	l->active = phys ^ l->spec.active_low;
+	/* The physical level that means active is 1, or 0 on an active-low line. */
+	*was_active = l->active || (seen & (1 << !l->spec.active_low)) != 0;
 	return l->active;
 }
 

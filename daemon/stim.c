@@ -1,6 +1,8 @@
-/* The stimulation shell: drives gate, pulse, alarm and heartbeat lines from the
- * pure gate decision and schedule, on absolute monotonic deadlines. */
+/* The stimulation shell: writes gate, pulse, alarm and heartbeat lines as the
+ * pure core decides (gate_plan, the schedule, room.c), on absolute monotonic
+ * deadlines, and brings it the interlock inputs. */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +24,7 @@ struct room_rt {
 	struct gpio_line *alarm, *interlock;
 	int pulse_high;
 	int64_t rise;                  /* ideal time of the pulse in progress or next */
+	int64_t rise_actual;           /* when the pulse in progress went high */
 	int64_t pulse_from;            /* next pulse is the first at or after this */
 	int64_t pulse_origin;          /* armed_at the pulse train belongs to */
 };
@@ -57,29 +60,13 @@ static void emit_gate(struct acud *d, const struct acu_room *r, int c, int on, c
 	log_info("room %s: channel %d gate %s (%s)", r->cfg->id, c + 1, on ? "on" : "off", cause);
 }
 
-/* S7: a failed write raises the fault, tries every output of the room off and
- * blocks arming until reload or restart. */
-static void gpio_fault(struct acud *d, struct acu_room *r, const struct acu_now *now)
+static int any_fault(const struct acud *d)
 {
-	struct room_rt *rt = r->rt;
+	int n = 0;
 
-	log_err("room %s: GPIO write failed: %s; outputs off, arming blocked until reload",
-		r->cfg->id, strerror(errno));
-	r->gpio_fault = 1;
-	room_stim_off(r, "gpio-fault");
-	room_alarm_raise(r, AL_GPIO_FAULT, PRIO_HIGH, now);
-	for (int c = 0; c < r->cfg->nchannels; c++) {
-		gpio_set(d->gpio, rt->gate[c], 0);
-		if (rt->pulse[c])
-			gpio_set(d->gpio, rt->pulse[c], 0);
-		if (r->s.stim.ch[c].on) {
-			r->s.stim.ch[c].delivered_ns += now->mono - r->s.stim.ch[c].on_since;
-			r->s.stim.ch[c].on = 0;
-			d->gates_on--;
-			emit_gate(d, r, c, 0, "gpio-fault");
-		}
-	}
-	rt->pulse_high = 0;
+	for (int i = 0; i < d->nrooms; i++)
+		n += d->rooms[i].gpio_fault != 0;
+	return n;
 }
 
 static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
@@ -89,19 +76,19 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (l && gpio_set(d->gpio, l, !l->active) < 0)
+	if (l && gpio_set(d->gpio, l, l->active != 1) < 0)
 		log_err("heartbeat line write failed: %s", strerror(errno));
 }
 
-/* The heartbeat toggles only while some gate is on, so an external watchdog
- * cuts stimulator power when acud stops toggling it. */
+/* S7: the heartbeat toggles only while some gate is on and no GPIO fault is
+ * pending, so an external watchdog cuts stimulator power when it stops. */
 static void heartbeat_update(struct acud *d)
 {
 	struct gpio_line *l = gpio_find(d->gpio, &d->cfg->heartbeat);
 
 	if (!l)
 		return;
-	if (d->gates_on > 0) {
+	if (gate_heartbeat_runs(d->gates_on, any_fault(d))) {
 		if (!evtimer_pending(d->heartbeat, NULL)) {
 			int64_t half = NS_PER_SEC / (2 * d->cfg->heartbeat_hz);
 			struct timeval tv = { (time_t)(half / NS_PER_SEC),
@@ -114,8 +101,45 @@ static void heartbeat_update(struct acud *d)
 		}
 	} else {
 		event_del(d->heartbeat);
-		gpio_set(d->gpio, l, 0);
+		if (l->active != 0)
+			gpio_set(d->gpio, l, 0);
 	}
+}
+
+/* S7: every gate and pulse line of the room driven off, each attempted
+ * whatever the others did; a channel that was on is reported off. */
+static void room_outputs_off(struct acud *d, struct acu_room *r, const struct acu_now *now)
+{
+	struct room_rt *rt = r->rt;
+
+	for (int c = 0; c < r->cfg->nchannels; c++) {
+		struct acu_channel *ch = &r->s.stim.ch[c];
+
+		if (rt->pulse[c])
+			gpio_set(d->gpio, rt->pulse[c], 0);
+		gpio_set(d->gpio, rt->gate[c], 0);
+		if (ch->on) {
+			ch->delivered_ns += now->mono - ch->on_since;
+			ch->on = 0;
+			d->gates_on--;
+			emit_gate(d, r, c, 0, "gpio-fault");
+		}
+	}
+	rt->pulse_high = 0;
+}
+
+/* S7: a failed write raises the fault (room.c), tries every output of the
+ * room off and, through heartbeat_update, stops the heartbeat. */
+static void stim_fault(struct acud *d, struct acu_room *r, const struct acu_now *now)
+{
+	int e = errno, first = !r->gpio_fault;
+
+	room_gpio_fault(r, now);
+	room_outputs_off(d, r, now);
+	/* Logged after the writes: stderr can block. */
+	if (first)
+		log_err("room %s: GPIO write failed: %s; outputs off, heartbeat stopped, arming "
+			"blocked until reload", r->cfg->id, strerror(e));
 }
 
 /* High flashes at 2 Hz, medium at 0.5 Hz, low is steady (SPEC §4); an audible
@@ -145,8 +169,14 @@ static void alarm_update(struct acud *d, struct acu_room *r, const struct acu_no
 		want = k % 2 == 0;
 		add_at(rt->alarm_ev, since + (k + 1) * half);
 	}
-	if (rt->alarm->active != want && gpio_set(d->gpio, rt->alarm, want) < 0)
-		gpio_fault(d, r, now);
+	if (rt->alarm->active != want && gpio_set(d->gpio, rt->alarm, want) < 0 &&
+	    !r->gpio_fault) {
+		stim_fault(d, r, now);
+		/* Shows the fault at once (a failing line is tried again at
+		 * every flash); with the fault set this does not come back. */
+		alarm_update(d, r, now);
+		heartbeat_update(d);
+	}
 }
 
 /* A write that failed outside a commit (pulse edges, alarm flashes) is
@@ -199,7 +229,7 @@ static void pulse_lines(struct acud *d, struct acu_room *r, int high, const stru
 		if (rt->pulse[c]->active == high)
 			continue;
 		if (gpio_set(d->gpio, rt->pulse[c], high) < 0) {
-			gpio_fault(d, r, now);
+			stim_fault(d, r, now);
 			return;
 		}
 		if (high)
@@ -243,6 +273,26 @@ static void pulse_edge(struct acud *d, struct acu_room *r, int high, const struc
 	commit_fault(d, r, &before, now);
 }
 
+/* Pulses that could not be sent on time are counted and raise the timing
+ * alarm (SPEC §4), committed like any change; then the train goes on. */
+static void pulses_late(struct acud *d, struct acu_room *r, int64_t n, const struct acu_now *now)
+{
+	struct acu_room before;
+	char msg[256];
+
+	memcpy(&before, r, sizeof before);
+	room_pulses_late(r, n, now);
+	if (before.alarm[AL_TIMING].active) {
+		pulse_schedule(d, r, now);
+		return;
+	}
+	if (acud_commit(d, r, &before, now, json_pack("{s:s,s:I}", "type", "timing", "late",
+						      (json_int_t)n), "timing", msg, sizeof msg) < 0)
+		log_err("%s", msg);
+	log_notice("room %s: %lld pulse%s late (the event loop was held up)", r->cfg->id,
+		   (long long)n, n == 1 ? "" : "s");
+}
+
 static void pulse_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct room_rt *rt = arg;
@@ -250,6 +300,8 @@ static void pulse_cb(evutil_socket_t fd, short what, void *arg)
 	struct acu_room *r = rt_room(rt);
 	const struct acu_profile_cfg *p = room_profile(d, r);
 	struct acu_now now = acu_now();
+	struct sched_point pt;
+	int64_t half;
 
 	(void)fd;
 	(void)what;
@@ -258,34 +310,150 @@ static void pulse_cb(evutil_socket_t fd, short what, void *arg)
 			pulse_lines(d, r, 0, &now);
 		return;
 	}
+	sched_at(p, r->s.stim.armed_at, rt->rise, &pt);
+	half = NS_PER_SEC / (2 * pt.freq_hz);
 	if (!rt->pulse_high) {
-		struct sched_point pt;
-
 		if (now.mono < rt->rise) { /* woke early: wait out the rest */
 			add_at(rt->pulse_ev, rt->rise);
 			return;
 		}
 		/* Late by more than half a period (the loop was held up): that
 		 * pulse is missed, never fired in a burst to catch up. */
-		sched_at(p, r->s.stim.armed_at, rt->rise, &pt);
-		if (now.mono - rt->rise > NS_PER_SEC / (2 * pt.freq_hz)) {
+		if (now.mono - rt->rise > half) {
 			/* Every pulse due from this one up to now is skipped. */
-			r->s.stim.missed += sched_count_pulses(p, r->s.stim.armed_at, rt->rise,
-							       now.mono);
+			int64_t n = sched_count_pulses(p, r->s.stim.armed_at, rt->rise, now.mono);
+
 			rt->pulse_from = now.mono;
-			pulse_schedule(d, r, &now);
+			pulses_late(d, r, n, &now);
 			return;
 		}
 		pulse_edge(d, r, 1, &now);
+		rt->rise_actual = acu_mono_now();
 		/* The width counts from when the line actually went high, so a
 		 * late rise never makes a pulse shorter than pulse_width_us. */
 		if (rt->pulse_high)
-			add_at(rt->pulse_ev, acu_mono_now() + (int64_t)p->pulse_width_us * 1000);
+			add_at(rt->pulse_ev, rt->rise_actual + (int64_t)p->pulse_width_us * 1000);
 		return;
 	}
+	/* Ended at the loop's first chance (timers run before clients). A pulse
+	 * a stall held high past half its period was not the profile's pulse:
+	 * it counts as late, like the ones the stall skipped. */
 	pulse_edge(d, r, 0, &now);
 	rt->pulse_from = rt->rise + 1;
-	pulse_schedule(d, r, &now);
+	if (now.mono - rt->rise_actual > half)
+		pulses_late(d, r, 1, &now);
+	else
+		pulse_schedule(d, r, &now);
+}
+
+/* --- interlock input ------------------------------------------------------ */
+
+/* S5: one latched read of the room's interlock applied to the room (room.c);
+ * the caller drives the gates from the result. Returns ROOM_IL_* bits. */
+static int interlock_read(struct acud *d, struct acu_room *r, const struct acu_now *now,
+			  int *level)
+{
+	struct room_rt *rt = r->rt;
+	int was_active;
+
+	*level = 0;
+	if (!rt || !rt->interlock || !d->gpio)
+		return 0;
+	*level = gpio_read(d->gpio, rt->interlock, &was_active);
+	return room_interlock(r, *level, was_active, now);
+}
+
+static json_t *interlock_record(int what, int level)
+{
+	json_t *rec = json_pack("{s:s,s:b}", "type", "interlock", "tripped",
+				(what & ROOM_IL_TRIPPED) || level != 0);
+
+	/* Tripped and clear again before it was read: latched all the same. */
+	if ((what & ROOM_IL_TRIPPED) && level == 0)
+		json_object_set_new(rec, "held", json_false());
+	if (what & ROOM_IL_UNREADABLE)
+		json_object_set_new(rec, "unreadable", json_true());
+	return rec;
+}
+
+static void interlock_log(const struct acu_room *r, int what)
+{
+	if (what & ROOM_IL_UNREADABLE)
+		log_err("room %s: interlock input cannot be read: counted as tripped; gpio-fault",
+			r->cfg->id);
+	if (what & ROOM_IL_TRIPPED)
+		log_warnx("room %s: interlock tripped; stimulation off", r->cfg->id);
+	else if (what & ROOM_IL_CLEARED)
+		log_notice("room %s: interlock clear", r->cfg->id);
+}
+
+/* Inside a change that is about to drive gates or arm (stim_apply, the
+ * arming commands): the line read fresh, what it said in the history. */
+static int interlock_in_change(struct acud *d, struct acu_room *r, const struct acu_now *now)
+{
+	int level, what = interlock_read(d, r, now, &level);
+
+	if (what)
+		history_add(d, r->cfg->id, interlock_record(what, level));
+	return what;
+}
+
+int stim_interlock_fresh(struct acud *d, struct acu_room *r, const struct acu_now *now)
+{
+	interlock_log(r, interlock_in_change(d, r, now));
+	return r->interlock_tripped;
+}
+
+/* An interlock edge outside any change (its fd woke the loop, or a request is
+ * about to run): applied and committed before anything else happens. */
+static void interlock_event(struct acud *d, struct acu_room *r)
+{
+	struct acu_room before;
+	struct acu_now now = acu_now();
+	char msg[256];
+	int level, what;
+
+	memcpy(&before, r, sizeof before);
+	what = interlock_read(d, r, &now, &level);
+	if (what && acud_commit(d, r, &before, &now, interlock_record(what, level), "interlock",
+				msg, sizeof msg) < 0)
+		log_err("%s", msg);
+	gpio_sync(d->gpio);
+	/* Logged after the gates are off: stderr can block. */
+	interlock_log(r, what);
+}
+
+static void input_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct room_rt *rt = arg;
+
+	(void)fd;
+	(void)what;
+	interlock_event(rt->d, rt_room(rt));
+}
+
+/* S5: a trip is handled before any later request: whatever edge is queued
+ * on any interlock is read and committed now, one poll(2) for them all. */
+void stim_inputs_poll(struct acud *d)
+{
+	struct pollfd pfd[ACU_MAX_ROOMS];
+	int idx[ACU_MAX_ROOMS], n = 0;
+
+	for (int i = 0; i < d->nrooms && n < ACU_MAX_ROOMS; i++) {
+		const struct room_rt *rt = d->rooms[i].rt;
+
+		if (rt && rt->interlock && rt->interlock->fd >= 0) {
+			pfd[n].fd = rt->interlock->fd;
+			pfd[n].events = POLLIN;
+			pfd[n].revents = 0;
+			idx[n++] = i;
+		}
+	}
+	if (n == 0 || poll(pfd, (nfds_t)n, 0) <= 0)
+		return;
+	for (int k = 0; k < n; k++)
+		if (pfd[k].revents)
+			interlock_event(d, &d->rooms[idx[k]]);
 }
 
 /* --- gates ---------------------------------------------------------------- */
@@ -305,168 +473,122 @@ static void sched_cb(evutil_socket_t fd, short what, void *arg)
 		log_err("%s", msg);
 }
 
+/* The pure decision's inputs, as the room stands now. */
+static void plan_of(const struct acud *d, const struct acu_room *r, const struct acu_now *now,
+		    struct gate_plan *plan)
+{
+	const struct acu_profile_cfg *p = room_profile(d, r);
+	struct gate_room_in in = {
+		.room = r->cfg,
+		.profile = p,
+		.state = r->s.state,
+		.armed = r->s.stim.armed,
+		.armed_at = r->s.stim.armed_at,
+		.flags = r->s.flags,
+		.policy = d->cfg->policy,
+		.interlock_tripped = r->interlock_tripped,
+		.gpio_fault = r->gpio_fault,
+		.budget_ns = room_stim_budget(r, d->cfg, p),
+		.stim_max_ns = d->cfg->stim_max * NS_PER_SEC,
+		.now = now->mono,
+	};
+
+	for (int c = 0; c < r->cfg->nchannels; c++) {
+		const struct acu_channel *ch = &r->s.stim.ch[c];
+
+		in.delivered_ns[c] = ch->delivered_ns + (ch->on ? now->mono - ch->on_since : 0);
+	}
+	gate_plan(&in, plan);
+}
+
+static int plan_turns_on(const struct acu_room *r, const struct gate_plan *plan)
+{
+	for (int c = 0; c < r->cfg->nchannels; c++)
+		if (plan->why[c] == GATE_ON && !r->s.stim.ch[c].on)
+			return 1;
+	return 0;
+}
+
+/* Writes what gate_plan() decides. Nothing here returns early: whatever a
+ * write did, the room's schedule, alarm line and the heartbeat are brought
+ * up to date. */
 int stim_apply(struct acud *d, struct acu_room *r, const struct acu_now *now, const char *cause)
 {
 	struct room_rt *rt = r->rt;
 	struct acu_stim *st = &r->s.stim;
-	const struct acu_profile_cfg *p = room_profile(d, r);
-	enum gate_why why[ACU_MAX_CHANNELS], serious = GATE_ON;
-	struct sched_point pt = { 0, 0, 0, ACU_NEVER };
-	int64_t budget = room_stim_budget(r, d->cfg, p), next = ACU_NEVER;
-	unsigned chans;
-	int changed = 0, done = 1;
+	struct gate_plan plan;
+	int changed = 0, failed = 0, il = 0;
 
 	if (!rt)
 		return 0;
-	chans = p && p->channels ? p->channels : (1u << r->cfg->nchannels) - 1;
-	if (st->armed && p)
-		sched_at(p, st->armed_at, now->mono, &pt);
-	for (int c = 0; c < r->cfg->nchannels; c++) {
-		struct acu_channel *ch = &st->ch[c];
-		struct gate_in in = {
-			.state = r->s.state,
-			.armed = st->armed && p && (chans & (1u << c)),
-			.schedule_on = pt.on,
-			.flags = r->s.flags,
-			.policy = d->cfg->policy,
-			.pregnancy_safe = p ? p->pregnancy_safe : 0,
-			.interlock_tripped = r->interlock_tripped,
-			.delivered_ns = ch->delivered_ns + (ch->on ? now->mono - ch->on_since : 0),
-			.duration_ns = budget,
-			.stim_max_ns = d->cfg->stim_max * NS_PER_SEC,
-			.gpio_fault = r->gpio_fault,
-		};
-		why[c] = gate_decide(&in);
-		if (why[c] != GATE_ON && why[c] < GATE_NOT_RUNNING && serious == GATE_ON)
-			serious = why[c];
-		if (in.armed && why[c] != GATE_STIM_MAX && why[c] != GATE_DURATION_DONE)
-			done = 0;
+	plan_of(d, r, now, &plan);
+	/* S5: no gate goes on without a fresh read of the interlock. */
+	if (rt->interlock && plan_turns_on(r, &plan)) {
+		il = interlock_in_change(d, r, now);
+		if (il)
+			plan_of(d, r, now, &plan);
+		if (il & ROOM_IL_TRIPPED)
+			cause = "interlock";
 	}
-	/* S6: every gate that must be off goes off before anything goes on. */
+	/* S6: every gate that must be off goes off before anything goes on; a
+	 * line whose last write failed is written again. */
 	for (int c = 0; c < r->cfg->nchannels; c++) {
 		struct acu_channel *ch = &st->ch[c];
+		int bad = 0;
 
-		if (why[c] == GATE_ON || !ch->on)
+		if (plan.why[c] == GATE_ON)
 			continue;
-		if (rt->pulse[c] && rt->pulse[c]->active && gpio_set(d->gpio, rt->pulse[c], 0) < 0)
-			gpio_fault(d, r, now);
-		if (gpio_set(d->gpio, rt->gate[c], 0) < 0) {
-			gpio_fault(d, r, now);
-			return 1;
-		}
+		if (rt->pulse[c] && rt->pulse[c]->active != 0 && gpio_set(d->gpio, rt->pulse[c], 0) < 0)
+			failed = 1;
+		if ((ch->on || rt->gate[c]->active != 0) && gpio_set(d->gpio, rt->gate[c], 0) < 0)
+			failed = bad = 1;
+		if (!ch->on)
+			continue;
 		ch->on = 0;
 		ch->delivered_ns += now->mono - ch->on_since;
 		d->gates_on--;
 		changed = 1;
-		emit_gate(d, r, c, 0, why[c] == GATE_SCHEDULE_OFF ? "schedule" :
-				      why[c] == GATE_DURATION_DONE || why[c] == GATE_STIM_MAX ?
-				      gate_why_name(why[c]) : cause);
+		emit_gate(d, r, c, 0, bad ? "gpio-fault" : gate_off_cause(plan.why[c], cause));
 	}
-	for (int c = 0; c < r->cfg->nchannels; c++) {
+	for (int c = 0; c < r->cfg->nchannels && !failed; c++) {
 		struct acu_channel *ch = &st->ch[c];
 
-		if (why[c] != GATE_ON || ch->on)
+		if (plan.why[c] != GATE_ON || ch->on)
 			continue;
-		if (gpio_set(d->gpio, rt->gate[c], 1) < 0) {
-			/* The gate may or may not have gone active: count it on so
-			 * the fault drives it off and reports it. */
-			ch->on = 1;
-			ch->on_since = now->mono;
-			d->gates_on++;
-			gpio_fault(d, r, now);
-			return 1;
-		}
+		/* Counted on before the write: after a failure the gate may be
+		 * active, and the fault drives it off and reports it. */
 		ch->on = 1;
 		ch->on_since = now->mono;
 		d->gates_on++;
 		changed = 1;
-		emit_gate(d, r, c, 1, cause);
+		if (gpio_set(d->gpio, rt->gate[c], 1) < 0)
+			failed = 1;
+		else
+			emit_gate(d, r, c, 1, cause);
 	}
-	if (st->armed && done) {
-		enum gate_why end = GATE_DURATION_DONE;
-
-		for (int c = 0; c < r->cfg->nchannels; c++)
-			if (why[c] == GATE_STIM_MAX)
-				end = GATE_STIM_MAX;
-		room_stim_off(r, gate_why_name(end));
-		log_notice("room %s: stimulation time delivered (%s); disarmed", r->cfg->id,
-			   gate_why_name(end));
-	} else if (serious != GATE_ON) {
-		/* A contraindication, refused flag, interlock or fault disarms:
-		 * nothing (a reload relaxing a policy, a cleared input) turns the
-		 * output back on without a new, checked `stim on`. */
+	if (failed) {
+		stim_fault(d, r, now);
+		plan_of(d, r, now, &plan);
+	}
+	if (plan.end != GATE_ON) {
+		/* Contraindication, refused flag, interlock, fault, a profile the
+		 * room cannot run or the dose delivered: disarmed, and nothing
+		 * turns the output back on without a new, checked `stim on`. */
 		if (st->armed)
 			log_notice("room %s: stimulation disarmed (%s)", r->cfg->id,
-				   gate_why_name(serious));
-		room_stim_off(r, gate_why_name(serious));
+				   gate_why_name(plan.end));
+		room_stim_off(r, gate_why_name(plan.end));
 	} else if (st->armed) {
 		st->blocked[0] = '\0';
 	}
-
-	/* Next instant the decision can change by itself: a phase edge or the end
-	 * of the dose on a channel that is on. */
 	event_del(rt->sched_ev);
-	if (st->armed && r->s.state == ST_RUNNING) {
-		next = pt.phase_end;
-		for (int c = 0; c < r->cfg->nchannels; c++) {
-			const struct acu_channel *ch = &st->ch[c];
-			int64_t left;
-
-			if (!ch->on)
-				continue;
-			left = (budget < d->cfg->stim_max * NS_PER_SEC ? budget :
-				d->cfg->stim_max * NS_PER_SEC) -
-			       (ch->delivered_ns + now->mono - ch->on_since);
-			if (now->mono + left < next)
-				next = now->mono + (left > 0 ? left : 0);
-		}
-		if (next != ACU_NEVER)
-			add_at(rt->sched_ev, next);
-	}
+	if (plan.next != ACU_NEVER)
+		add_at(rt->sched_ev, plan.next);
 	pulse_schedule(d, r, now);
 	alarm_update(d, r, now);
 	heartbeat_update(d);
+	interlock_log(r, il);
 	return changed;
-}
-
-/* --- interlock input ------------------------------------------------------ */
-
-static void input_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct room_rt *rt = arg;
-	struct acud *d = rt->d;
-	struct acu_room *r = rt_room(rt), before;
-	struct acu_now now;
-	char msg[256];
-	int level;
-
-	(void)fd;
-	(void)what;
-	d->edge_pending = 0;
-	level = gpio_read(d->gpio, rt->interlock);
-	if (level < 0 || level == r->interlock_tripped) {
-		gpio_sync(d->gpio);
-		return;
-	}
-	now = acu_now();
-	memcpy(&before, r, sizeof before);
-	r->interlock_tripped = level;
-	if (level) {
-		/* S5: off at once, a high alarm, disarmed until cleared and re-armed. */
-		room_stim_off(r, "interlock");
-		room_alarm_raise(r, AL_INTERLOCK, PRIO_HIGH, &now);
-	} else if (r->s.state == ST_IDLE) {
-		room_alarm_clear(r, AL_INTERLOCK);
-	}
-	if (acud_commit(d, r, &before, &now, json_pack("{s:s,s:b}", "type", "interlock", "tripped",
-						       level), "interlock", msg, sizeof msg) < 0)
-		log_err("%s", msg);
-	gpio_sync(d->gpio);
-	/* Logged after the gates are off: stderr can block. */
-	if (level)
-		log_warnx("room %s: interlock tripped; stimulation off", r->cfg->id);
-	else
-		log_notice("room %s: interlock clear", r->cfg->id);
 }
 
 /* --- set-up ----------------------------------------------------------------- */
@@ -522,16 +644,8 @@ static void rooms_attach(struct acud *d, const struct acu_now *now)
 		for (int c = 0; c < ACU_MAX_CHANNELS; c++)
 			r->s.stim.ch[c].on = 0;
 		r->rt->pulse_high = 0;
-		if (r->rt->interlock) {
-			int level = gpio_read(d->gpio, r->rt->interlock);
-			if (level > 0 && !r->interlock_tripped) {
-				r->interlock_tripped = 1;
-				room_stim_off(r, "interlock");
-				room_alarm_raise(r, AL_INTERLOCK, PRIO_HIGH, now);
-			}
-			if (level == 0)
-				r->interlock_tripped = 0;
-		}
+		/* S5: a held trip or an unreadable input counts from the start. */
+		interlock_log(r, interlock_in_change(d, r, now));
 	}
 }
 
@@ -621,12 +735,20 @@ int stim_reload(struct acud *d, const struct acu_cfg *old_cfg, struct acu_room *
 	struct acu_now now = acu_now();
 
 	if (same_lines(old_cfg, d->cfg)) {
+		/* Same lines, same rooms in the same order. */
+		int64_t origin[ACU_MAX_ROOMS], from[ACU_MAX_ROOMS];
+
 		for (int i = 0; i < old_nrooms; i++) {
 			struct room_rt *rt = old_rooms[i].rt;
 
-			/* A pulse in flight ends now; the new timers start clean. */
-			for (int c = 0; rt && rt->pulse_high && c < old_rooms[i].cfg->npulse; c++)
-				gpio_set(d->gpio, rt->pulse[c], 0);
+			origin[i] = rt ? rt->pulse_origin : 0;
+			from[i] = rt ? rt->pulse_from : 0;
+			/* A pulse in flight ends now, and the train goes on after it. */
+			if (rt && rt->pulse_high) {
+				for (int c = 0; c < old_rooms[i].cfg->npulse; c++)
+					gpio_set(d->gpio, rt->pulse[c], 0);
+				from[i] = rt->rise + 1;
+			}
 			rt_free(rt);
 			old_rooms[i].rt = NULL;
 		}
@@ -639,6 +761,15 @@ int stim_reload(struct acud *d, const struct acu_cfg *old_cfg, struct acu_room *
 			r->rt = rt_new(d, i);
 			for (int c = 0; c < ACU_MAX_CHANNELS; c++)
 				r->s.stim.ch[c].on = on[c];
+			/* The pulse train keeps its phase: not re-based at the arming
+			 * (which would count every pulse since as missed). */
+			r->rt->pulse_origin = origin[i];
+			r->rt->pulse_from = from[i];
+			/* Re-checked against the new config: a fresh read of the
+			 * interlock (a GPIO fault the reload cleared comes back if
+			 * the input still cannot be read); stim_apply disarms what
+			 * the new profile, policy or wiring no longer allows. */
+			interlock_log(r, interlock_in_change(d, r, &now));
 			stim_apply(d, r, &now, "reload");
 		}
 		return 0;

@@ -136,6 +136,12 @@ void stim_close(struct acud *d);
 void stim_emergency_off(struct acud *d);
 /* Drives every gate of the room as gate_decide says; returns 1 if any changed. */
 int stim_apply(struct acud *d, struct acu_room *r, const struct acu_now *now, const char *cause);
+/* S5: every queued interlock edge read and committed now; run before each
+ * request so that a trip is handled before anything asked after it. */
+void stim_inputs_poll(struct acud *d);
+/* S5: the room's interlock read fresh, inside a change about to arm (the
+ * caller commits); returns whether it is tripped. */
+int stim_interlock_fresh(struct acud *d, struct acu_room *r, const struct acu_now *now);
 int stim_reload_check(struct acud *d, const struct acu_cfg *next, char *err, size_t errlen);
 int stim_reload(struct acud *d, const struct acu_cfg *old_cfg, struct acu_room *old_rooms,
 		int old_nrooms, char *err, size_t errlen);

@@ -12,7 +12,8 @@ enum gpio_dir { GPIO_OUT, GPIO_IN };
 struct gpio_line {
 	struct acu_line spec;          /* as configured */
 	enum gpio_dir dir;
-	int active;                    /* last logical level written or read */
+	int active;                    /* last logical level written or read; -1 after a
+					* failed write: unknown, written again */
 	void *priv;                    /* backend's handle */
 	int fd;                        /* inputs: readable when an edge may be pending */
 };
@@ -25,8 +26,13 @@ struct gpio_backend {
 	/* Outputs are requested at their inactive level: no glitch at start. */
 	int (*request)(struct gpio *g, struct gpio_line *l, char *err, size_t errlen);
 	int (*set)(struct gpio *g, struct gpio_line *l, int physical);
-	/* Reads pending edges of an input; returns the current physical level or -1. */
-	int (*read_input)(struct gpio *g, struct gpio_line *l);
+	/* Reads every queued edge of an input: *seen gets bit L set when the
+	 * line was at physical level L at some moment since the last read.
+	 * Returns the current physical level, or -1 when it cannot be read. */
+	int (*read_input)(struct gpio *g, struct gpio_line *l, int *seen);
+	/* The chip's offset of a configured line (a name resolved), or -1 when
+	 * the chip has no such line; no request is made. */
+	int (*resolve)(struct gpio *g, const struct acu_line *spec);
 	/* Optional: brings what the backend shows outside up to date once an
 	 * input event has been handled (sim: the state file). */
 	void (*sync)(struct gpio *g);
@@ -50,15 +56,23 @@ void gpio_close(struct gpio *g);
 struct gpio_line *gpio_find(struct gpio *g, const struct acu_line *spec);
 /* Logical level; 0 or -1 when the write failed. */
 int gpio_set(struct gpio *g, struct gpio_line *l, int active);
-/* Current logical level of an input after draining its events, or -1. */
-int gpio_read(struct gpio *g, struct gpio_line *l);
+/* S5, latched: the input's logical level now (-1: it cannot be read), and in
+ * *was_active whether it was active at any moment since the last read, from
+ * its queued edges, however short the pulse. */
+int gpio_read(struct gpio *g, struct gpio_line *l, int *was_active);
 /* After an input event has been handled and its gates cut. */
 void gpio_sync(struct gpio *g);
 /* Drives every output inactive; returns the number of failed writes. */
 int gpio_all_off(struct gpio *g);
 
 /* Simulated backend only: changes an input's physical level, delivered through
- * the line's fd like a real edge. */
+ * the line's fd like a real edge; level -1 makes the input unreadable (a
+ * broken line) until a level is set again. The line is its key in the state
+ * file, or a name GPIO<N> for line N. */
 int gpio_sim_input(struct gpio *g, const char *line, int level, char *err, size_t errlen);
+/* The simulated lines outlive a request, as real ones do: an input keeps its
+ * level when the lines are requested again (a rewiring reload). This forgets
+ * them: every input inactive, as at process start (the fuzz harness). */
+void gpio_sim_forget(void);
 
 #endif

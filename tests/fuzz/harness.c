@@ -252,6 +252,7 @@ void fh_reset(void)
 
 	init_once();
 	fh_teardown();
+	gpio_sim_forget(); /* every input starts inactive, as at process start */
 	write_variant(0);
 	/* A fresh history and trace for every input: what one input leaves must not
 	 * slow or change the next. */
