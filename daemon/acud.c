@@ -137,6 +137,38 @@ static void fatal_all_off(void)
 	stim_emergency_off(&daemon_ctx);
 }
 
+/* S1: a signal whose default would end the process either shuts down like
+ * SIGTERM (signums in main), is ignored (it means nothing to acud), or, for
+ * the faults, drives every output inactive before the default action. */
+static struct sigaction fault_old[NSIG];
+
+static void fault_signal(int sig)
+{
+	stim_emergency_off(&daemon_ctx);
+	/* The previous action (the default, or a sanitizer's report) ends it. */
+	sigaction(sig, &fault_old[sig], NULL);
+	raise(sig);
+}
+
+static void safe_signals(void)
+{
+	static const int ignored[] = { SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF,
+				       SIGIO, SIGXFSZ, SIGSTKFLT };
+	static const int faults[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS, SIGTRAP };
+	struct sigaction sa;
+
+	for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++)
+		signal(ignored[i], SIG_IGN);
+	for (int s = SIGRTMIN; s <= SIGRTMAX; s++)
+		signal(s, SIG_IGN);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = fault_signal;
+	sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+		sigaction(faults[i], &sa, &fault_old[faults[i]]);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: acud [-c CONFIG] [-f] [--check-config] [--all-off] [-v]\n"
@@ -164,8 +196,8 @@ int main(int argc, char **argv)
 	const char *config = ACU_DEFAULT_CONFIG;
 	int check = 0, verbose = 0, opt;
 	struct event_config *ec;
-	struct event *sigs[4];
-	const int signums[4] = { SIGTERM, SIGINT, SIGHUP, 0 };
+	struct event *sigs[7];
+	const int signums[7] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGXCPU, SIGPWR, 0 };
 	char err[1024], dir[PATH_MAX];
 	struct acu_now now;
 	uint64_t wd_usec;
@@ -206,7 +238,7 @@ int main(int argc, char **argv)
 		return all_off(d->cfg);
 	if (!verbose)
 		log_set_level(d->cfg->log_level);
-	signal(SIGPIPE, SIG_IGN);
+	safe_signals();
 	raise_fd_limit();
 	d->self_uid = geteuid();
 	read_boot_id(d);
