@@ -229,6 +229,17 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check == 1) {
+		/* A line named by offset and by name is used twice (every backend). */
+		int rc = gpio_check_names(d->cfg, err, sizeof err);
+
+		if (rc < 0) {
+			fprintf(stderr, "%s: %s\n", config, err);
+			cfg_free(d->cfg);
+			return 1;
+		}
+		if (rc > 0)
+			fprintf(stderr, "%s: note: line names not checked against the chip: %s\n",
+				config, err);
 		printf("%s: configuration OK (%d rooms, %d profiles)\n", config, d->cfg->nrooms,
 		       d->cfg->nprofiles);
 		cfg_free(d->cfg);

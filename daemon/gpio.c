@@ -74,7 +74,8 @@ static int check_aliases(struct gpio *g, const struct acu_cfg *cfg, char *err, s
 	return 0;
 }
 
-struct gpio *gpio_open(const struct acu_cfg *cfg, char *err, size_t errlen)
+/* Every line the config names, nothing requested yet, the backend open. */
+static struct gpio *gpio_new(const struct acu_cfg *cfg, char *err, size_t errlen)
 {
 	struct gpio *g = calloc(1, sizeof *g);
 	int max = 1;
@@ -109,6 +110,34 @@ struct gpio *gpio_open(const struct acu_cfg *cfg, char *err, size_t errlen)
 		free(g);
 		return NULL;
 	}
+	return g;
+}
+
+int gpio_check_names(const struct acu_cfg *cfg, char *err, size_t errlen)
+{
+	struct gpio *g;
+	int rc;
+
+	/* The sim backend's names are a rule cfg_load() applies already (and
+	 * opening it would create its trace file). */
+	if (cfg->backend == BACKEND_SIM)
+		return 0;
+	g = gpio_new(cfg, err, errlen);
+	if (!g)
+		return 1;
+	rc = check_aliases(g, cfg, err, errlen);
+	g->be->close(g);
+	free(g->lines);
+	free(g);
+	return rc;
+}
+
+struct gpio *gpio_open(const struct acu_cfg *cfg, char *err, size_t errlen)
+{
+	struct gpio *g = gpio_new(cfg, err, errlen);
+
+	if (!g)
+		return NULL;
 	if (check_aliases(g, cfg, err, errlen) < 0) {
 		g->be->close(g);
 		free(g->lines);

@@ -53,6 +53,10 @@ extern const struct gpio_backend gpio_backend_sim;
  * output inactive. Returns NULL with a message naming the line on failure. */
 struct gpio *gpio_open(const struct acu_cfg *cfg, char *err, size_t errlen);
 void gpio_close(struct gpio *g);
+/* --check-config: the config's line names resolved on the chip without
+ * requesting anything; -1 when two name one line, 1 when the chip cannot be
+ * looked at (err says why), 0 when every line is named once. */
+int gpio_check_names(const struct acu_cfg *cfg, char *err, size_t errlen);
 struct gpio_line *gpio_find(struct gpio *g, const struct acu_line *spec);
 /* Logical level; 0 or -1 when the write failed. */
 int gpio_set(struct gpio *g, struct gpio_line *l, int active);
