@@ -488,9 +488,10 @@ static json_t *cmd_version(struct acud *d, struct client *c, json_t *req, struct
 /* The level reaches the daemon through the line's fd, like a real edge. */
 static json_t *cmd_sim_input(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
 {
-	json_t *line = json_object_get(req, "line");
+	json_t *line = json_object_get(req, "line"), *lv = json_object_get(req, "level"), *v;
+	int levels[16], n = 0;
 	char name[40], msg[256];
-	int64_t level = 0;
+	size_t i;
 
 	(void)c;
 	if (d->cfg->backend != BACKEND_SIM)
@@ -502,15 +503,33 @@ static json_t *cmd_sim_input(struct acud *d, struct client *c, json_t *req, stru
 		snprintf(name, sizeof name, "%s", json_string_value(line));
 	else
 		return acu_fail(err, E_BAD_REQUEST, "line: expected a line offset or name"), NULL;
-	/* -1: the input cannot be read (a broken line), for S5's tests. */
-	if (req_int(req, "level", 1, -1, 1, &level, err) < 0)
-		return NULL;
-	if (gpio_sim_input(d->gpio, name, (int)level, msg, sizeof msg) < 0)
+	/* A level, or a list of levels gone through faster than the daemon
+	 * reads (a blip: S5's latch); -1: the input cannot be read (a broken
+	 * line), for S5's tests. */
+	if (json_is_array(lv)) {
+		if (json_array_size(lv) < 1 || json_array_size(lv) > 16)
+			return acu_fail(err, E_OUT_OF_RANGE, "level: a list of 1 to 16 levels"), NULL;
+		json_array_foreach(lv, i, v) {
+			if (!json_is_integer(v))
+				return acu_fail(err, E_BAD_REQUEST, "level: expected integers"), NULL;
+			if (json_integer_value(v) < -1 || json_integer_value(v) > 1)
+				return acu_fail(err, E_OUT_OF_RANGE, "level: %lld outside -1..1",
+						(long long)json_integer_value(v)), NULL;
+			levels[n++] = (int)json_integer_value(v);
+		}
+	} else {
+		int64_t one = 0;
+
+		if (req_int(req, "level", 1, -1, 1, &one, err) < 0)
+			return NULL;
+		levels[n++] = (int)one;
+	}
+	if (gpio_sim_input(d->gpio, name, levels, n, msg, sizeof msg) < 0)
 		return acu_fail(err, E_OUT_OF_RANGE, "%s", msg), NULL;
 	/* The edge takes a real one's path (the line's fd, read latched) now,
 	 * before the reply: a client that hears "ok" finds it handled. */
 	stim_inputs_poll(d);
-	return json_pack("{s:s,s:i}", "line", name, "level", (int)level);
+	return json_pack("{s:s,s:i}", "line", name, "level", levels[n - 1]);
 }
 
 static const char *const k_none[] = { NULL };

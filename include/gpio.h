@@ -71,9 +71,11 @@ int gpio_all_off(struct gpio *g);
 
 /* Simulated backend only: changes an input's physical level, delivered through
  * the line's fd like a real edge; level -1 makes the input unreadable (a
- * broken line) until a level is set again. The line is its key in the state
- * file, or a name GPIO<N> for line N. */
-int gpio_sim_input(struct gpio *g, const char *line, int level, char *err, size_t errlen);
+ * broken line) until a level is set again. Several levels are gone through
+ * one after the other before the daemon can read the line (a blip shorter
+ * than a read). The line is its key in the state file, or GPIO<N> for line N. */
+int gpio_sim_input(struct gpio *g, const char *line, const int *levels, int n, char *err,
+		   size_t errlen);
 /* The simulated lines outlive a request, as real ones do: an input keeps its
  * level when the lines are requested again (a rewiring reload). This forgets
  * them: every input inactive, as at process start (the fuzz harness). */

@@ -277,6 +277,21 @@ def test_f2_interlock_blip_in_one_write_trips(stimd):
     # the line is clear again: a new stim on arms (and clears the alarm)
     r = d.ok({"cmd": "stim", "room": "1", "on": True})["room"]
     assert r["stim"]["armed"] is True and alarm(r, "interlock") is None
+    wait_state(sp, "17", 1)
+    # A blip shorter than any read (both levels gone through before the daemon
+    # looks: only the latched edges tell): it trips all the same.
+    t = mono_ns()
+    d.ok({"cmd": "sim-input", "line": R1_INTERLOCK, "level": [TRIP, CLEAR]})
+    r = d.status("1")
+    assert r["stim"]["armed"] is False and r["stim"]["blocked"] == "interlock", r["stim"]
+    assert alarm(r, "interlock")["priority"] == "high"
+    assert read_state(sp)[R1_INTERLOCK] == CLEAR
+    for ln in R1_GATES:
+        assert not actives_after(trace_of(d), ln, t)
+        assert line_events(trace_of(d), ln)[-1][1] == 0
+    ents = history(d, "1")
+    assert any(e.get("type") == "interlock" and e.get("tripped") is True
+               and e.get("held") is False for e in ents), ents[-8:]
 
 
 def test_f3_arming_reads_the_interlock(stimd):
