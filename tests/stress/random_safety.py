@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Randomized safety run (issue 6): a seeded generator drives the real acud on the
 simulated GPIO backend with random sequences of every session command, flags,
-stimulation on/off, interlock changes (sim-input), reloads that change the
-[safety] policies, and short sessions that expire.
+stimulation on/off, interlock changes (sim-input), interlock blips (trip and
+clear in one write), unreadable interlocks, GPIO write failures (the sim state
+file on a small tmpfs, filled for one step; as root), reloads that change the
+[safety] policies or turn an armed profile into one a room cannot run, and
+short sessions that expire.
 
 After every step it reads the status and then the sim state file: a room that the
 status shows blocked by any condition of rule S2 (not running, not armed, a hard
@@ -14,13 +17,17 @@ with monotonic timestamps: a window opens when an arming request (stim on, start
 --stim) is sent and it succeeds, and closes at the first reply after it that shows
 the room blocked, at the reply of a stop/pause/stim off/finish or of a flag or a
 reload that refuses the patient's flags, shortly after an interlock trip is sent,
-or shortly after the latest possible end of the session. Within a window the gate
+or shortly after the latest possible end of the session, at the reply of an
+interlock trip or blip, and by the end of a step in which a write failed for
+the room (S7: no gate while a GPIO fault is pending). While any GPIO fault is
+pending the heartbeat line must not toggle. Within a window the gate
 also follows the profile: not before delay_s, only in the on phases of an
 intermittent pattern, only on the profile's channels, and no more stimulation per
 channel and session than min(duration_s, stim_max). Pulse lines pulse only while
 their channel's gate is on.
 
 Environment: ACU_RANDOM_STEPS (default 3000), ACU_SEED (default random; printed),
+ACU_RANDOM_FAULTS=0 leaves out the write failures (they need root for the tmpfs),
 ACU_TOL (seconds of timer lateness allowed, default 0.15; raise under valgrind),
 ACU_KEEP=1 keeps the scratch directory. Run directly or through pytest
 (tests/blackbox/test_random_safety.py). The command sequence depends only on the
@@ -30,6 +37,7 @@ seed, so a failure replays with the printed seed (timing may still differ).
 import json
 import os
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -74,14 +82,37 @@ POLICIES = {
 }
 
 
-def config_text(variant):
+# Variant D: policies of A, and profile "cont" turned dense-disperse, which the
+# rooms without pulse lines (2 and 4) cannot run: a reload disarms them there.
+VARIANT_MODES = {"D": {"cont": "dense-disperse"}}
+HEARTBEAT = "26"
+SIMFS = "simfs"
+
+
+def profile_of(variant, name):
+    p = dict(PROFILES.get(name) or {})
+    if name in VARIANT_MODES.get(variant, {}):
+        p["mode"] = VARIANT_MODES[variant][name]
+    return p
+
+
+def fits(variant, pname, rid):
+    """Whether room rid can run the profile (SPEC §3: dense-disperse needs pulse lines)."""
+    p = profile_of(variant, pname)
+    return not (p.get("mode") == "dense-disperse" and not ROOMS[rid]["pulses"])
+
+
+def config_text(variant, simfs=False):
     out = ["[daemon]", "socket = run/acud.sock", "state_dir = state",
            "profiles_dir = profiles.d", "log_level = info", "",
-           "[gpio]", "backend = sim", "sim_trace = state/gpio.trace", "heartbeat = 26",
-           "heartbeat_hz = 10", "",
+           "[gpio]", "backend = sim", "sim_trace = state/gpio.trace", f"heartbeat = {HEARTBEAT}",
+           "heartbeat_hz = 10"]
+    if simfs:
+        out.append(f"sim_state = {SIMFS}/gpio-sim.state")
+    out += ["",
            "[limits]", "session_min = 1s", "session_max = 10m", f"stim_max = {STIM_MAX}s", "",
            "[alarm]", "escalate_after = 2s", "checkin_interval = 3s", "", "[safety]"]
-    pol = POLICIES["A" if variant == "C" else variant]
+    pol = POLICIES["A" if variant in "CD" else variant]
     out += [f"{k} = {v}" for k, v in pol.items()]
     if variant == "C":
         out.append("bogus-key = 1")  # a broken config: reload must refuse it
@@ -100,7 +131,7 @@ def config_text(variant):
         out.append("")
     for name in PROFILE_NAMES:
         out.append(f"[profile {name}]")
-        out += [f"{k} = {v}" for k, v in PROFILES[name].items()]
+        out += [f"{k} = {v}" for k, v in profile_of(variant, name).items()]
         out.append("")
     return "\n".join(out) + "\n"
 
@@ -121,15 +152,16 @@ def budget_s(pname):
 ANY_KINDS = [("start", 8), ("stim_on", 8), ("stim_off", 4), ("pause", 4), ("resume", 4),
              ("stop", 4), ("extend", 4), ("finish", 4), ("checkin", 2), ("needles", 2),
              ("flag", 4), ("silence", 2), ("interlock", 5), ("reload", 3), ("sleep", 3),
-             ("history", 1), ("junk", 2)]
+             ("history", 1), ("junk", 2), ("blip", 3), ("unreadable", 1), ("writefail", 2)]
 STATE_KINDS = {
     "idle": [("start", 10), ("interlock", 1), ("sleep", 1)],
     "running": [("stim_on", 10), ("sleep", 2), ("flag", 1), ("interlock", 1), ("pause", 1),
                 ("stop", 1), ("extend", 1), ("reload", 1)],
     "running-armed": [("sleep", 8), ("stim_on", 1), ("stim_off", 2), ("flag", 2),
                       ("interlock", 3), ("pause", 2), ("stop", 2), ("extend", 2), ("checkin", 1),
-                      ("needles", 1), ("reload", 3), ("silence", 1)],
-    "running-blocked": [("interlock", 3), ("stop", 3), ("pause", 1), ("sleep", 2), ("reload", 2),
+                      ("needles", 1), ("reload", 3), ("silence", 1), ("blip", 2),
+                      ("writefail", 1), ("unreadable", 1)],
+    "running-blocked": [("interlock", 3), ("stop", 3), ("pause", 1), ("sleep", 2), ("reload", 4),
                         ("stim_on", 1), ("finish", 1)],
     "paused": [("resume", 6), ("stop", 3), ("stim_on", 1), ("flag", 1), ("extend", 1),
                ("sleep", 1)],
@@ -173,6 +205,7 @@ class RoomModel:
         self.end_hi = None        # latest possible monotonic end while running (ns)
         self.remaining_hi = None  # while paused
         self.tripped = False      # our model of the interlock input
+        self.faulted = False      # a GPIO fault is pending (S7), until reload
         self.events = []          # ("arm", t, tr, profile, session) | ("block", t, why) | ("end", t, end_hi)
 
 
@@ -185,7 +218,16 @@ class Run:
         self.monitor = StallMonitor()
         self.log = log
         self.dir = workdir or acuproc.make_tmpdir("acurand.")
-        self.acud = acuproc.Acud(self.dir, config_text("A"))
+        # Write failures: the sim state file on a tmpfs of its own, filled for
+        # one step. Mounting needs root.
+        self.faults = os.environ.get("ACU_RANDOM_FAULTS", "1") != "0" and os.geteuid() == 0
+        self.simfs = os.path.join(self.dir, SIMFS)
+        self.variant = "A"
+        self.acud = acuproc.Acud(self.dir, self.config("A"))
+        self.sim_state = (os.path.join(self.simfs, "gpio-sim.state") if self.faults else
+                          os.path.join(self.acud.state_dir, "gpio-sim.state"))
+        self.fault_periods = []   # [start ns, end ns or None]: a GPIO fault pending somewhere
+        self.unreadable = set()   # rooms whose interlock input reads as an error now
         self.rooms = {rid: RoomModel(rid) for rid in ROOM_IDS}
         self.policy = dict(POLICIES["A"])
         self.violations = []
@@ -194,6 +236,48 @@ class Run:
         self.slept = 0.0
         self.step_no = 0
         self.t_begin = None
+
+    def config(self, variant):
+        return config_text(variant, simfs=self.faults)
+
+    def mount_simfs(self):
+        os.makedirs(self.simfs, exist_ok=True)
+        rc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs",
+                             self.simfs], capture_output=True)
+        if rc.returncode != 0:
+            self.log(f"random_safety: no tmpfs ({rc.stderr.decode().strip()}): "
+                     "no write failures in this run")
+            self.faults = False
+            self.sim_state = os.path.join(self.acud.state_dir, "gpio-sim.state")
+            self.acud.write_config(self.config(self.variant))
+
+    def umount_simfs(self):
+        if self.faults:
+            subprocess.run(["umount", "-l", self.simfs], capture_output=True)
+
+    def fill_simfs(self):
+        fd = os.open(os.path.join(self.simfs, "filler"), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def empty_simfs(self):
+        try:
+            os.remove(os.path.join(self.simfs, "filler"))
+        except FileNotFoundError:
+            pass
+
+    def fault_begins(self, r, t, why):
+        """S7: from t no gate of r may be on, nor any heartbeat, until a reload."""
+        r.events.append(("block", t, why))
+        if not r.faulted:
+            r.faulted = True
+            if not any(b is None for a, b in self.fault_periods):
+                self.fault_periods.append([t, None])
 
     # -- model --------------------------------------------------------------------
     def refused(self, flags, pname, policy=None):
@@ -220,6 +304,10 @@ class Run:
             return f"flag {f}"
         if r.tripped:
             return "interlock tripped"
+        if r.faulted or any(a.get("kind") == "gpio-fault" for a in obj.get("alarms") or []):
+            return "gpio fault pending"
+        if obj.get("profile") and not fits(self.variant, obj["profile"], r.rid):
+            return f"profile {obj['profile']} unsupported here"
         return None
 
     def observe(self, obj, t, what):
@@ -245,7 +333,7 @@ class Run:
         if rep.get("ok") is not True:
             self.violation(f"status failed: {rep}")
             return
-        levels = acuproc.read_sim_state(os.path.join(self.acud.state_dir, "gpio-sim.state"))
+        levels = acuproc.read_sim_state(self.sim_state)
         seen = set()
         for obj in rep["rooms"]:
             seen.add(obj["id"])
@@ -280,7 +368,8 @@ class Run:
         delta = rng.choice([-3, -1, 1, 2, 5])
         ext = rng.choice([1, 2, 3, 10])
         nap = rng.choice([0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0])
-        variant = rng.choice("AABBC")
+        variant = rng.choice("AABBCD")
+        fail_u = rng.random()
 
         # Mostly a command that fits the room's state as last seen (so that
         # sessions get started, armed, stopped and finished), sometimes any.
@@ -310,6 +399,12 @@ class Run:
         if kind == "sleep":
             time.sleep(nap)
             self.slept += nap
+            return
+        if kind == "blip":
+            self.blip(conn, rid, x < 0.5)
+            return
+        if kind == "writefail":
+            self.writefail(conn, rid, fail_u, pname, dur, needles)
             return
         if kind == "start":
             req = {"cmd": "start", "room": rid, "duration_s": dur, "needles": needles,
@@ -347,8 +442,11 @@ class Run:
             trip = x < (0.15 if r.tripped else 0.5)
             phys = (0 if lo else 1) if trip else (1 if lo else 0)
             req = {"cmd": "sim-input", "line": line, "level": phys}
+        elif kind == "unreadable":
+            il = ROOMS[rid]["interlock"]
+            req = {"cmd": "sim-input", "line": il[0] if il else "99", "level": -1}
         elif kind == "reload":
-            self.acud.write_config(config_text(variant))
+            self.acud.write_config(self.config(variant))
             req = {"cmd": "reload"}
         elif kind == "history":
             req = {"cmd": "history", "room": rid, "limit": 5}
@@ -394,20 +492,41 @@ class Run:
                 r.events.append(("end", ts, r.end_hi))
         if ok and kind in ("stop", "pause", "finish") or (ok and kind == "stim_off"):
             r.events.append(("block", tr, f"{kind} reply"))
+        if code == "gpio-fault" and kind in ("start", "stim_on", "stop", "pause", "stim_off"):
+            self.fault_begins(r, tr, f"{kind}: gpio-fault reply")
         if ok and kind == "interlock":
+            self.unreadable.discard(rid)
             il = ROOMS[rid]["interlock"]
             line, lo = il
             tripped = req["level"] != (1 if lo else 0)
-            # The edge is processed by the event loop after this reply, and
-            # before the next request (time events run first): the status of
-            # this step's check closes the window, through r.tripped.
+            # S5: the edge is handled before the reply: the gates are off by then.
+            if tripped:
+                r.events.append(("block", tr, "interlock trip reply"))
             r.tripped = tripped
+        if ok and kind == "unreadable":
+            # S5: unreadable counts as tripped, and is a GPIO fault.
+            self.unreadable.add(rid)
+            r.tripped = True
+            self.fault_begins(r, tr, "unreadable interlock reply")
         if ok and kind == "reload":
-            self.policy = dict(POLICIES[variant])
+            self.policy = dict(POLICIES["A" if variant in "CD" else variant])
+            self.variant = variant
             for m in self.rooms.values():
                 f = self.refused(m.flags, m.profile)
                 if f:
                     m.events.append(("block", tr, f"reload refuses {f}"))
+                if m.profile and not fits(variant, m.profile, m.rid):
+                    m.events.append(("block", tr, f"reload: {m.profile} unsupported"))
+                # S7: a reload clears every GPIO fault; an unreadable input is
+                # read again and faults again at once (the status will say).
+                m.faulted = False
+            for per in self.fault_periods:
+                if per[1] is None:
+                    per[1] = ts
+            for m in self.rooms.values():
+                il = ROOMS[m.rid]["interlock"]
+                if il and m.rid in self.unreadable:
+                    self.fault_begins(m, tr, "unreadable interlock at reload")
         if kind == "reload" and variant == "C" and ok:
             self.violation("a broken config was accepted by reload")
         if obj:
@@ -419,6 +538,98 @@ class Run:
             self.violation(f"room {rid}: armed while the interlock is tripped")
         if before == "idle" and kind == "start" and not ok and stim:
             pass  # refused whole: must stay idle (checked by the status that follows)
+
+    def blip(self, conn, rid, one_request):
+        """S5: trip and clear in ONE write (two sim-input requests), or within one
+        sim-input (a list of levels: both gone through before the daemon can read
+        the line, so only the latched edges tell): it must trip all the same,
+        before the reply."""
+        r = self.rooms[rid]
+        il = ROOMS[rid]["interlock"]
+        if not il:
+            return
+        line, lo = il
+        trip, clear = (0, 1) if lo else (1, 0)
+        if one_request:
+            reqs = [{"cmd": "sim-input", "line": line, "level": [trip, clear]}]
+        else:
+            reqs = [{"cmd": "sim-input", "line": line, "level": v} for v in (trip, clear)]
+        conn.sock.sendall(b"".join(json.dumps(q).encode() + b"\n" for q in reqs))
+        reps = [conn.recv() for _ in reqs]
+        tr = acuproc.mono_ns()
+        ok = all(rep.get("ok") is True for rep in reps)
+        self.outcomes[("blip", "ok" if ok else "refused")] = \
+            self.outcomes.get(("blip", "ok" if ok else "refused"), 0) + 1
+        if not ok:
+            self.violation(f"sim-input blip refused: {reps}")
+            return
+        # Handled before the first reply; both replies are in by tr.
+        r.events.append(("block", tr, "interlock blip"))
+        r.tripped = False
+        self.unreadable.discard(rid)
+
+    def writefail(self, conn, rid, u, pname, dur, needles):
+        """S7: every GPIO write fails for the length of one command (or a short nap
+        in which pulses, alarm flashes and the heartbeat write)."""
+        if not self.faults:
+            return
+        r = self.rooms[rid]
+        if u < 0.4:
+            req = {"cmd": "stim", "room": rid, "on": True}
+        elif u < 0.6:
+            req = {"cmd": "stim", "room": rid, "on": False}
+        elif u < 0.75:
+            req = {"cmd": "start", "room": rid, "duration_s": dur, "needles": needles,
+                   "patient": f"P{self.step_no}", "stim": True}
+            if pname:
+                req["profile"] = pname
+        else:
+            req = None
+        before = {m.rid: m.faulted for m in self.rooms.values()}
+        self.fill_simfs()
+        t_fill = acuproc.mono_ns()
+        try:
+            if req:
+                rep, ts, tr = conn.timed(req)
+            else:
+                time.sleep(0.03)
+        finally:
+            self.empty_simfs()
+        t_empty = acuproc.mono_ns()
+        kind = req["cmd"] + ("_on" if req and req.get("on") else "") if req else "nap"
+        code = "ok" if not req or rep.get("ok") else (rep.get("error") or {}).get("code")
+        self.outcomes[("writefail-" + kind, code)] = \
+            self.outcomes.get(("writefail-" + kind, code), 0) + 1
+        if req and code == "ok" and req["cmd"] == "stim" and req["on"] is False:
+            r.events.append(("block", tr, "stim_off reply"))
+        if req and code in ("ok", "gpio-fault") and (req.get("stim") or req.get("on")):
+            # Armed: the window opens (the gate may have been driven on)...
+            if req["cmd"] == "start":
+                r.session += 1
+                r.end_hi = tr + dur * NS
+                r.events.append(("end", ts, r.end_hi))
+            r.events.append(("arm", ts, tr, req.get("profile", r.profile), r.session))
+        # ... and closes for every room the failure reached: from the status
+        # (gpio-fault alarm), by the end of the window, heartbeat stopped.
+        st = conn.request({"cmd": "status"})
+        for obj in st.get("rooms") or []:
+            m = self.rooms[obj["id"]]
+            if any(a.get("kind") == "gpio-fault" for a in obj.get("alarms") or []) \
+                    and not before[m.rid]:
+                self.fault_begins(m, t_empty, f"write failed {(t_fill - self.t_begin) / NS:.3f}s")
+        if req and code == "gpio-fault" and not r.faulted:
+            self.violation(f"room {rid}: {req} answered gpio-fault but no gpio-fault alarm")
+        if req and code == "ok" and r.faulted and not before[rid]:
+            self.violation(f"room {rid}: {req} hit a failed write but was answered ok")
+        # Every level the daemon drove reaches the file at its next write: an
+        # input set to the level it has makes one.
+        for m in self.rooms.values():
+            il = ROOMS[m.rid]["interlock"]
+            if il and m.rid not in self.unreadable:
+                active, inactive = (0, 1) if il[1] else (1, 0)
+                conn.request({"cmd": "sim-input", "line": il[0],
+                              "level": active if m.tripped else inactive})
+                break
 
     def slack(self, t):
         """How late a timer due at t may fire: the tolerance plus any stall of the
@@ -477,6 +688,15 @@ class Run:
                 out.append((since, t_end))
             return out
 
+        # S7: no heartbeat while a GPIO fault is pending anywhere.
+        for a, b in self.fault_periods:
+            b = b if b is not None else t_end
+            toggles = [t for t, level in lines.get(HEARTBEAT, []) if a < t < b and level == 1]
+            if toggles:
+                self.violation(f"trace: heartbeat toggled {len(toggles)} times while a GPIO "
+                               f"fault was pending ({(a - self.t_begin) / NS:.3f}s.."
+                               f"{(b - self.t_begin) / NS:.3f}s), first at "
+                               f"{(toggles[0] - self.t_begin) / NS:.3f}s")
         n_on = 0
         for rid in ROOM_IDS:
             r = self.rooms[rid]
@@ -560,20 +780,25 @@ class Run:
         t_wall = time.monotonic()
         self.t_begin = acuproc.mono_ns()
         self.monitor.start()
-        self.acud.start()
-        conn = self.acud.connect(timeout=20)
+        if self.faults:
+            self.mount_simfs()
         try:
-            for self.step_no in range(1, self.steps + 1):
-                self.step(conn)
-                self.check_now(conn)
-                if not self.acud.alive():
-                    self.violation(f"acud died: {self.acud.proc.returncode}")
-                    break
-                if len(self.violations) > 30:
-                    break
+            self.acud.start()
+            conn = self.acud.connect(timeout=20)
+            try:
+                for self.step_no in range(1, self.steps + 1):
+                    self.step(conn)
+                    self.check_now(conn)
+                    if not self.acud.alive():
+                        self.violation(f"acud died: {self.acud.proc.returncode}")
+                        break
+                    if len(self.violations) > 30:
+                        break
+            finally:
+                conn.close()
+                rc = self.acud.stop()
         finally:
-            conn.close()
-            rc = self.acud.stop()
+            self.umount_simfs()
         t_end = acuproc.mono_ns()
         self.monitor.stop.set()
         if rc != 0:
