@@ -668,6 +668,11 @@ int stim_open(struct acud *d, char *err, size_t errlen)
 	event_priority_set(d->heartbeat, ACU_PRIO_TIME);
 	d->gates_on = 0;
 	rooms_attach(d, &now);
+	/* Every line from the decision of the state as restored: restored
+	 * alarms and a fault found at attach show on their lines at once; no
+	 * gate goes on (a restart never re-arms). */
+	for (int i = 0; i < d->nrooms; i++)
+		stim_apply(d, &d->rooms[i], &now, "start");
 	return 0;
 }
 

@@ -350,8 +350,13 @@ def test_f5_unreadable_interlock_fails_closed(stimd):
     # start: the unreadable input is found there too.
     text = open(d.conf).read().replace("gate = 24", "gate = 25")
     d.write_config(text)
-    d.ok({"cmd": "reload"})
+    with d.connect() as c:
+        rep, t_send, t_reply = c.timed({"cmd": "reload"})
+    assert rep.get("ok") is True, rep
     assert alarm(d.status("1"), "gpio-fault"), "unreadable interlock not found at attach"
+    # ... and its alarm line is lit at once (every line rewritten at attach)
+    ev = line_events(trace_of(d), R1_ALARM, since=t_send, until=t_reply)
+    assert ev and ev[-1][1] == 1, f"alarm line not driven at attach: {ev}"
     # readable and clear again, and a reload: arming works
     d.ok({"cmd": "sim-input", "line": R1_INTERLOCK, "level": CLEAR})
     r = d.status("1")
@@ -589,3 +594,19 @@ def test_f6_pulse_caught_high_by_a_stall(make_daemon):
     assert r["stim"]["armed"] is True, "late pulses are not a stop cause"
     r = d.ok({"cmd": "stim", "room": "1", "on": False})["room"]
     assert alarm(r, "timing") is None, "stim off did not clear the timing alarm"
+
+
+def test_f5_lines_rewritten_at_start(make_daemon):
+    """At start-up every line is written from the restored state's decision (the
+    path that also finds an unreadable input): a restored low alarm (check-in,
+    steady) lights its line before the socket accepts."""
+    d = make_daemon(conf_text=stim_config(checkin_interval="1s"))
+    sp = state_path(d)
+    start_ok(d, "2", "p2")
+    d.wait_room("2", lambda r: alarm(r, "checkin") is not None, timeout=5, what="checkin")
+    wait_state(sp, "16", 1)
+    assert d.stop() == 0
+    assert read_state(sp)["16"] == 0, "alarm line left on by shutdown"
+    d.start()
+    assert alarm(d.status("2"), "checkin"), "check-in alarm not restored"
+    assert read_state(sp)["16"] == 1, "restored alarm's line not lit at start"
