@@ -433,6 +433,14 @@ void room_stim_off(struct acu_room *r, const char *why)
 	snprintf(r->s.stim.blocked, sizeof r->s.stim.blocked, "%s", why ? why : "");
 }
 
+void room_stim_settle(struct acu_room *r, const char *end)
+{
+	if (end)
+		room_stim_off(r, end);
+	else if (r->s.stim.armed)
+		r->s.stim.blocked[0] = '\0';
+}
+
 void room_stim_stop(struct acu_room *r)
 {
 	room_stim_off(r, "stim-off");

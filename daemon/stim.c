@@ -570,17 +570,12 @@ int stim_apply(struct acud *d, struct acu_room *r, const struct acu_now *now, co
 		stim_fault(d, r, now);
 		plan_of(d, r, now, &plan);
 	}
-	if (plan.end != GATE_ON) {
-		/* Contraindication, refused flag, interlock, fault, a profile the
-		 * room cannot run or the dose delivered: disarmed, and nothing
-		 * turns the output back on without a new, checked `stim on`. */
-		if (st->armed)
-			log_notice("room %s: stimulation disarmed (%s)", r->cfg->id,
-				   gate_why_name(plan.end));
-		room_stim_off(r, gate_why_name(plan.end));
-	} else if (st->armed) {
-		st->blocked[0] = '\0';
-	}
+	/* Contraindication, refused flag, interlock, fault, a profile the room
+	 * cannot run or the dose delivered: disarmed, and nothing turns the
+	 * output back on without a new, checked `stim on`. */
+	if (plan.end != GATE_ON && st->armed)
+		log_notice("room %s: stimulation disarmed (%s)", r->cfg->id, gate_why_name(plan.end));
+	room_stim_settle(r, plan.end == GATE_ON ? NULL : gate_why_name(plan.end));
 	event_del(rt->sched_ev);
 	if (plan.next != ACU_NEVER)
 		add_at(rt->sched_ev, plan.next);

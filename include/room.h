@@ -107,6 +107,9 @@ int64_t room_next_deadline(const struct acu_room *r, const struct acu_cfg *cfg);
 int room_stim_on(struct acu_room *r, const struct acu_cfg *cfg, const struct acu_now *now,
 		 unsigned *warned, struct acu_err *err);
 void room_stim_off(struct acu_room *r, const char *why);
+/* The stimulation as gate_plan() left it: stopped for `end` (disarmed, shown
+ * as blocked), or with end NULL an armed room blocked by nothing. */
+void room_stim_settle(struct acu_room *r, const char *end);
 /* `stim ROOM off`: disarms, and acknowledges the timing alarm (SPEC §4). */
 void room_stim_stop(struct acu_room *r);
 /* Stimulation a channel may still receive: min(profile duration or the session's

@@ -1,5 +1,6 @@
 /* Unit tests of the fault rules of the room state machine (daemon/room.c:
- * room_interlock, room_gpio_fault, room_pulses_late, room_stim_stop) against
+ * room_interlock, room_gpio_fault, room_pulses_late, room_stim_stop,
+ * room_stim_settle) against
  * SPEC S5, S7 and §4, with an injected clock: every reading of time is an
  * argument, nothing sleeps. */
 #include <stdint.h>
@@ -272,6 +273,23 @@ static void test_timing(void)
 	CHECK_STR(acu_alarm_name(AL_TIMING), "timing");
 }
 
+static void test_settle(void)
+{
+	struct acu_room r;
+
+	running(&r, 1);
+	snprintf(r.s.stim.blocked, sizeof r.s.stim.blocked, "schedule");
+	room_stim_settle(&r, NULL);
+	CHECK_EQ(r.s.stim.armed, 1);
+	CHECK_STR(r.s.stim.blocked, "");
+	room_stim_settle(&r, "interlock");
+	CHECK_EQ(r.s.stim.armed, 0);
+	CHECK_STR(r.s.stim.blocked, "interlock");
+	/* Not armed: the last reason stays shown. */
+	room_stim_settle(&r, NULL);
+	CHECK_STR(r.s.stim.blocked, "interlock");
+}
+
 int main(void)
 {
 	fixtures();
@@ -281,5 +299,6 @@ int main(void)
 	test_unreadable();
 	test_gpio_fault();
 	test_timing();
+	test_settle();
 	return unit_report("test_fault");
 }
