@@ -179,17 +179,19 @@ void gate_plan(const struct gate_room_in *in, struct gate_plan *out)
 	out->next = out->end == GATE_ON && in->armed && in->state == ST_RUNNING ? next : ACU_NEVER;
 }
 
-void gate_interlock(int prior_tripped, int armed, int level, int was_active,
-		    struct gate_latch *out)
+void gate_interlock(int prior_tripped, int armed, int level, int edges, struct gate_latch *out)
 {
-	/* An unreadable input counts as tripped (fail closed). */
-	int active = level != 0 || was_active;
+	/* Active at some moment since the last read, and not as the trip
+	 * already handled: active now (an unreadable input counts as active)
+	 * after a clear read; any edge after a clear read (whatever the level
+	 * now, it left clear); or two edges whatever the prior state (it went
+	 * and came back: released and pressed again, or a bouncing release). */
+	int anew = (!prior_tripped && (level != 0 || edges > 0)) || edges >= 2;
 
 	out->fault = level < 0;
 	out->tripped = level != 0;
-	/* A trip is news unless the line was already held tripped with no edge
-	 * since; an armed room is disarmed whatever came before. */
-	out->trip = active && (!prior_tripped || was_active || armed);
+	/* An armed room is disarmed by an active line whatever came before. */
+	out->trip = anew || (armed && level != 0);
 }
 
 int gate_heartbeat_runs(int gates_on, int faults)

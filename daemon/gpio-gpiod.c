@@ -78,8 +78,11 @@ static int gd_set(struct gpio *g, struct gpio_line *l, int physical)
 }
 
 /* S5: every queued edge counts, not only the level now: a press shorter
- * than one loop pass, or made during a stall, is still seen. */
-static int gd_read_input(struct gpio *g, struct gpio_line *l, int *seen)
+ * than one loop pass, or made during a stall, is still seen. Their number
+ * only: the kernel (v1 uAPI, both edges) labels an edge from the level it
+ * reads when it handles it, so both edges of a short pulse can carry the
+ * same label. */
+static int gd_read_input(struct gpio *g, struct gpio_line *l, int *edges)
 {
 	const struct timespec zero = { 0, 0 };
 	struct gpiod_line_event ev[16];
@@ -92,8 +95,8 @@ static int gd_read_input(struct gpio *g, struct gpio_line *l, int *seen)
 		n = gpiod_line_event_read_multiple(l->priv, ev, sizeof ev / sizeof ev[0]);
 		if (n < 0)
 			return -1;
-		for (int i = 0; i < n; i++)
-			*seen |= ev[i].event_type == GPIOD_LINE_EVENT_RISING_EDGE ? 2 : 1;
+		if (*edges < 1000)
+			*edges += n;
 	}
 	if (rc < 0)
 		return -1;

@@ -23,7 +23,7 @@ struct sim {
 
 struct sim_line {
 	int level;                     /* physical */
-	int seen;                      /* inputs: bit L: was at level L since the last read */
+	int edges;                     /* inputs: level changes since the last read */
 	int broken;                    /* inputs: cannot be read (sim-input level -1) */
 	int pipe_w;                    /* inputs: write end, fed by sim-input */
 };
@@ -34,7 +34,7 @@ struct sim_line {
  * still held; at process start it is empty and inputs are inactive. */
 struct sim_world {
 	char key[40];
-	int level, seen, broken;
+	int level, edges, broken;
 };
 static struct sim_world *world;
 static int nworld;
@@ -76,7 +76,7 @@ static void world_keep(const struct gpio_line *l, const struct sim_line *sl)
 		snprintf(w->key, sizeof w->key, "%s", key);
 	}
 	w->level = sl->level;
-	w->seen = sl->seen;
+	w->edges = sl->edges;
 	w->broken = sl->broken;
 }
 
@@ -195,7 +195,7 @@ static int sim_request(struct gpio *g, struct gpio_line *l, char *err, size_t er
 		w = world_find(key);
 		if (w) {
 			sl->level = w->level;
-			sl->seen = w->seen;
+			sl->edges = w->edges;
 			sl->broken = w->broken;
 		}
 		if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
@@ -232,7 +232,7 @@ static int sim_set(struct gpio *g, struct gpio_line *l, int physical)
 
 /* Like a chip's event queue: every level the line went through since the
  * last read counts, not only the one it is at now. */
-static int sim_read_input(struct gpio *g, struct gpio_line *l, int *seen)
+static int sim_read_input(struct gpio *g, struct gpio_line *l, int *edges)
 {
 	struct sim_line *sl = l->priv;
 	char buf[64];
@@ -242,8 +242,8 @@ static int sim_read_input(struct gpio *g, struct gpio_line *l, int *seen)
 		return -1;
 	while (read(l->fd, buf, sizeof buf) > 0)
 		;
-	*seen = sl->seen;
-	sl->seen = 0;
+	*edges = sl->edges;
+	sl->edges = 0;
 	return sl->broken ? -1 : sl->level;
 }
 
@@ -318,14 +318,15 @@ int gpio_sim_input(struct gpio *g, const char *line, const int *levels, int n, c
 	}
 	sl = l->priv;
 	/* Levels one after the other, faster than any read: only the latch of
-	 * the edges (seen) can tell that the line went through them. */
+	 * of the edges can tell that the line went through them. */
 	for (int i = 0; i < n; i++) {
 		if (levels[i] < 0) {
 			sl->broken = 1;
 		} else {
 			sl->broken = 0;
+			if (sl->level != !!levels[i] && sl->edges < 1000)
+				sl->edges++;
 			sl->level = !!levels[i];
-			sl->seen |= 1 << sl->level;
 		}
 	}
 	/* The byte only wakes the event loop; the level is read back from the

@@ -183,19 +183,17 @@ int gpio_set(struct gpio *g, struct gpio_line *l, int active)
 	return 0;
 }
 
-int gpio_read(struct gpio *g, struct gpio_line *l, int *was_active)
+int gpio_read(struct gpio *g, struct gpio_line *l, int *edges)
 {
-	int phys, seen = 0;
+	int phys;
 
-	*was_active = 0;
+	*edges = 0;
 	if (!l || l->dir != GPIO_IN)
 		return -1;
-	phys = g->be->read_input(g, l, &seen);
+	phys = g->be->read_input(g, l, edges);
 	if (phys < 0)
 		return -1;
 	l->active = phys ^ l->spec.active_low;
-	/* The physical level that means active is 1, or 0 on an active-low line. */
-	*was_active = l->active || (seen & (1 << !l->spec.active_low)) != 0;
 	return l->active;
 }
 

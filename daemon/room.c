@@ -447,12 +447,12 @@ void room_stim_stop(struct acu_room *r)
 	room_alarm_clear(r, AL_TIMING);
 }
 
-int room_interlock(struct acu_room *r, int level, int was_active, const struct acu_now *now)
+int room_interlock(struct acu_room *r, int level, int edges, const struct acu_now *now)
 {
 	struct gate_latch l;
 	int what = 0;
 
-	gate_interlock(r->interlock_tripped, r->s.stim.armed, level, was_active, &l);
+	gate_interlock(r->interlock_tripped, r->s.stim.armed, level, edges, &l);
 	if (l.trip) {
 		/* S5: off at once (the caller drives the gates from this state),
 		 * a high alarm, disarmed until cleared and re-armed. */

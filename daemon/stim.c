@@ -354,13 +354,13 @@ static int interlock_read(struct acud *d, struct acu_room *r, const struct acu_n
 			  int *level)
 {
 	struct room_rt *rt = r->rt;
-	int was_active;
+	int edges;
 
 	*level = 0;
 	if (!rt || !rt->interlock || !d->gpio)
 		return 0;
-	*level = gpio_read(d->gpio, rt->interlock, &was_active);
-	return room_interlock(r, *level, was_active, now);
+	*level = gpio_read(d->gpio, rt->interlock, &edges);
+	return room_interlock(r, *level, edges, now);
 }
 
 static json_t *interlock_record(int what, int level)

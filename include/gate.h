@@ -101,16 +101,18 @@ struct gate_plan {
 
 void gate_plan(const struct gate_room_in *in, struct gate_plan *out);
 
-/* S5: what one read of an interlock means. level: 1 active, 0 clear, -1 the
- * input could not be read; was_active: it was active at some moment since
- * the last read (a queued edge, however short). */
+/* S5: what one read of an interlock means. prior_tripped: its state after
+ * the last read; level: 1 active, 0 clear, -1 the input could not be read;
+ * edges: level changes since the last read (queued edge events, however
+ * short the pulse). Only their number is trusted, not what they say they
+ * were: the kernel labels a queued edge from the level it reads when it
+ * gets to it, so both edges of a short press can say "released". */
 struct gate_latch {
 	int trip;                      /* handle a trip now: gates off, disarm, high alarm */
 	int tripped;                   /* the interlock's state from now on */
 	int fault;                     /* unreadable: counts as tripped, and is a gpio-fault */
 };
-void gate_interlock(int prior_tripped, int armed, int level, int was_active,
-		    struct gate_latch *out);
+void gate_interlock(int prior_tripped, int armed, int level, int edges, struct gate_latch *out);
 
 /* S7: the heartbeat toggles only while a gate is on and no GPIO fault is
  * pending anywhere, so that after a failed write the external watchdog cuts

@@ -26,10 +26,10 @@ struct gpio_backend {
 	/* Outputs are requested at their inactive level: no glitch at start. */
 	int (*request)(struct gpio *g, struct gpio_line *l, char *err, size_t errlen);
 	int (*set)(struct gpio *g, struct gpio_line *l, int physical);
-	/* Reads every queued edge of an input: *seen gets bit L set when the
-	 * line was at physical level L at some moment since the last read.
-	 * Returns the current physical level, or -1 when it cannot be read. */
-	int (*read_input)(struct gpio *g, struct gpio_line *l, int *seen);
+	/* Reads every queued edge of an input: *edges gets how many level
+	 * changes it went through since the last read. Returns the current
+	 * physical level, or -1 when it cannot be read. */
+	int (*read_input)(struct gpio *g, struct gpio_line *l, int *edges);
 	/* The chip's offset of a configured line (a name resolved), or -1 when
 	 * the chip has no such line; no request is made. */
 	int (*resolve)(struct gpio *g, const struct acu_line *spec);
@@ -61,9 +61,10 @@ struct gpio_line *gpio_find(struct gpio *g, const struct acu_line *spec);
 /* Logical level; 0 or -1 when the write failed. */
 int gpio_set(struct gpio *g, struct gpio_line *l, int active);
 /* S5, latched: the input's logical level now (-1: it cannot be read), and in
- * *was_active whether it was active at any moment since the last read, from
- * its queued edges, however short the pulse. */
-int gpio_read(struct gpio *g, struct gpio_line *l, int *was_active);
+ * *edges how many level changes it went through since the last read (its
+ * queued edges, however short the pulse; gate_interlock() says what that
+ * means). */
+int gpio_read(struct gpio *g, struct gpio_line *l, int *edges);
 /* After an input event has been handled and its gates cut. */
 void gpio_sync(struct gpio *g);
 /* Drives every output inactive; returns the number of failed writes. */

@@ -125,13 +125,13 @@ enum acu_priority room_alarm_level(const struct acu_room *r);
 int room_silenced(const struct acu_room *r, int64_t mono);
 
 /* S5: one latched read of the room's interlock (gate_interlock): level 1
- * active, 0 clear, -1 unreadable; was_active: active at some moment since the
- * last read. A trip disarms the room and raises the high interlock alarm; an
- * unreadable input also raises gpio-fault. Returns what happened (ROOM_IL_*). */
+ * active, 0 clear, -1 unreadable; edges: level changes since the last read.
+ * A trip disarms the room and raises the high interlock alarm; an unreadable
+ * input also raises gpio-fault. Returns what happened (ROOM_IL_*). */
 #define ROOM_IL_TRIPPED 1
 #define ROOM_IL_CLEARED 2
 #define ROOM_IL_UNREADABLE 4
-int room_interlock(struct acu_room *r, int level, int was_active, const struct acu_now *now);
+int room_interlock(struct acu_room *r, int level, int edges, const struct acu_now *now);
 /* S7: a GPIO write failed (or an input cannot be read): arming blocked until
  * reload or restart, disarmed, high gpio-fault alarm. */
 void room_gpio_fault(struct acu_room *r, const struct acu_now *now);

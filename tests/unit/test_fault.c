@@ -103,9 +103,9 @@ static void test_trip_held(void)
 	n = at(T0 + SEC(12));
 	CHECK_EQ(room_interlock(&r, 1, 0, &n), 0);
 	CHECK_EQ(r.alarm[AL_INTERLOCK].since_mono, T0 + SEC(10));
-	/* Clear: still disarmed and alarmed until a new stim on. */
+	/* Clear (one edge): still disarmed and alarmed until a new stim on. */
 	n = at(T0 + SEC(13));
-	CHECK_EQ(room_interlock(&r, 0, 0, &n), ROOM_IL_CLEARED);
+	CHECK_EQ(room_interlock(&r, 0, 1, &n), ROOM_IL_CLEARED);
 	CHECK_EQ(r.interlock_tripped, 0);
 	CHECK_EQ(r.s.stim.armed, 0);
 	CHECK(r.alarm[AL_INTERLOCK].active);
@@ -120,9 +120,9 @@ static void test_trip_blip(void)
 	struct acu_now n = at(T0 + SEC(20));
 	struct acu_err e;
 
-	/* Tripped and clear again before the read: it still trips (latched). */
+	/* Tripped and clear again before the read (two edges): it still trips. */
 	running(&r, 1);
-	CHECK_EQ(room_interlock(&r, 0, 1, &n), ROOM_IL_TRIPPED);
+	CHECK_EQ(room_interlock(&r, 0, 2, &n), ROOM_IL_TRIPPED);
 	CHECK_EQ(r.s.stim.armed, 0);
 	CHECK_STR(r.s.stim.blocked, "interlock");
 	CHECK(r.alarm[AL_INTERLOCK].active);
@@ -131,7 +131,8 @@ static void test_trip_blip(void)
 	/* The line is clear now: a new, explicit stim on may arm again. */
 	CHECK_EQ(arm(&r, T0 + SEC(21), &e), 0);
 	CHECK(!r.alarm[AL_INTERLOCK].active);
-	/* A blip on an unarmed running room raises the alarm too. */
+	/* A blip on an unarmed running room raises the alarm too, also when
+	 * its two edges came as one event. */
 	room_stim_stop(&r);
 	n = at(T0 + SEC(22));
 	CHECK_EQ(room_interlock(&r, 0, 1, &n), ROOM_IL_TRIPPED);
@@ -154,10 +155,10 @@ static void test_trip_idle(void)
 	CHECK_EQ(room_interlock(&r, 1, 1, &n), ROOM_IL_TRIPPED);
 	CHECK(r.alarm[AL_INTERLOCK].active);
 	n = at(T0 + SEC(1));
-	CHECK_EQ(room_interlock(&r, 0, 0, &n), ROOM_IL_CLEARED);
+	CHECK_EQ(room_interlock(&r, 0, 1, &n), ROOM_IL_CLEARED);
 	CHECK(!r.alarm[AL_INTERLOCK].active);
 	/* A blip: recorded by the caller, no alarm left behind. */
-	CHECK_EQ(room_interlock(&r, 0, 1, &n), ROOM_IL_TRIPPED);
+	CHECK_EQ(room_interlock(&r, 0, 2, &n), ROOM_IL_TRIPPED);
 	CHECK(!r.alarm[AL_INTERLOCK].active);
 	CHECK_EQ(r.interlock_tripped, 0);
 }

@@ -514,41 +514,55 @@ static void test_plan_over_time(void)
 
 static void test_interlock_latch(void)
 {
-	/* level: -1 unreadable, 0 clear, 1 active */
+	/* level: -1 unreadable, 0 clear, 1 active; edges: level changes since
+	 * the last read, as counted from the queued edge events. */
 	for (int prior = 0; prior < 2; prior++)
 	for (int armed = 0; armed < 2; armed++)
 	for (int level = -1; level <= 1; level++)
-	for (int was = 0; was < 2; was++) {
+	for (int edges = 0; edges < 5; edges++) {
 		struct gate_latch l;
 		char ctx[80];
 		int trip;
 
 		memset(&l, 0x5a, sizeof l);
-		gate_interlock(prior, armed, level, was, &l);
-		snprintf(ctx, sizeof ctx, "prior=%d armed=%d level=%d was_active=%d -> %d/%d/%d",
-			 prior, armed, level, was, l.trip, l.tripped, l.fault);
+		gate_interlock(prior, armed, level, edges, &l);
+		snprintf(ctx, sizeof ctx, "prior=%d armed=%d level=%d edges=%d -> %d/%d/%d",
+			 prior, armed, level, edges, l.trip, l.tripped, l.fault);
 		/* An input that cannot be read counts as tripped, and is a fault. */
 		CHECKC(l.fault == (level < 0), ctx);
 		CHECKC(l.tripped == (level != 0), ctx);
-		/* Any active moment since the last read is a trip, however short,
-		 * unless it was already held tripped with nothing new; an armed
-		 * room is always disarmed by an active or unreadable line. */
-		if (was)
-			trip = 1;
-		else if (level == 0)
-			trip = 0;
+		/* A trip is any active moment since the last read not already
+		 * handled: from a clear read, the line active (or unreadable) now
+		 * or any edge at all (it left clear, however briefly); from a
+		 * tripped read, only a release and a new press (two edges or
+		 * more). An armed room is disarmed by any active line. */
+		if (!prior)
+			trip = level != 0 || edges > 0;
 		else
-			trip = !prior || armed;
+			trip = edges >= 2;
+		if (armed && level != 0)
+			trip = 1;
 		CHECKC(l.trip == trip, ctx);
 	}
-	/* By name: a blip shorter than one read (trip, then clear before it). */
+	/* By name. */
 	{
 		struct gate_latch l;
 
-		gate_interlock(0, 1, 0, 1, &l);
+		/* A press shorter than one read: two edges, clear again. */
+		gate_interlock(0, 1, 0, 2, &l);
 		CHECK_EQ(l.trip, 1);
 		CHECK_EQ(l.tripped, 0);
 		CHECK_EQ(l.fault, 0);
+		/* The same press with both edges coalesced into one event. */
+		gate_interlock(0, 1, 0, 1, &l);
+		CHECK_EQ(l.trip, 1);
+		/* A release after a handled trip is no new trip. */
+		gate_interlock(1, 0, 0, 1, &l);
+		CHECK_EQ(l.trip, 0);
+		CHECK_EQ(l.tripped, 0);
+		/* A bouncing release: three edges; counted as a new trip. */
+		gate_interlock(1, 0, 0, 3, &l);
+		CHECK_EQ(l.trip, 1);
 		/* Read error while armed: tripped, and a fault. */
 		gate_interlock(0, 1, -1, 0, &l);
 		CHECK_EQ(l.trip, 1);
@@ -557,6 +571,10 @@ static void test_interlock_latch(void)
 		/* Nothing at all. */
 		gate_interlock(0, 1, 0, 0, &l);
 		CHECK_EQ(l.trip + l.tripped + l.fault, 0);
+		/* Held, nothing new, not armed: no news. */
+		gate_interlock(1, 0, 1, 0, &l);
+		CHECK_EQ(l.trip, 0);
+		CHECK_EQ(l.tripped, 1);
 	}
 }
 
