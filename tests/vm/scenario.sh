@@ -272,7 +272,13 @@ check "a line offset beyond the chip (40 of 16 lines) is refused with a clear er
 try_conf twice "[room 9]
 gate = spare
 pulse = 8"
-check "one line named twice, by name and offset (spare = 8), is refused" 'refused busy'
+check "one line named twice, by name and offset (spare = 8), is refused as the same line" \
+	'refused "spare and 8 are the same line"'
+acud --check-config -c $W/bad/twice.conf >/dev/null 2>$W/bad/twice-check.err
+rc=$?
+diag "acud --check-config (spare = 8): exit $rc: $(tr '\n' ' ' <$W/bad/twice-check.err)"
+check "--check-config finds it too, on the chip (exit $rc)" \
+	'[ $rc = 1 ] && grep -q "same line" $W/bad/twice-check.err'
 sample 1 300
 check "the refused instances did not disturb the running session (gate $(v 0), pulse $Z/$O)" \
 	'[ "$(v 0)" = 1 ] && [ $Z -gt 0 ] && [ $O -gt 0 ]'
@@ -338,6 +344,16 @@ pull 3 up
 sleep 0.3
 ctlq stim 1 on
 check "cleared and re-armed, the gate comes back" 'wait_val 0 1 30'
+# A blip: tripped and clear again at once, likely before acud reads the line.
+# The kernel queues both edges; acud reads the queue, not only the level now.
+pull 3 down
+pull 3 up
+check "an interlock blip (down and up at once) drops the gate all the same" 'wait_val 0 0 30'
+check "and disarms the room with the interlock alarm" \
+	'ctl --json status 1 | grep -q "\"kind\":\"interlock\"" &&
+	 ctl --json status 1 | grep -q "\"armed\":false"'
+ctlq stim 1 on
+check "the line clear, a new stim on arms again" 'wait_val 0 1 30'
 end_session 1
 check "finish clears the alarm: the alarm line goes inactive" 'wait_val 2 0 30'
 
