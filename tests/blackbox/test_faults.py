@@ -487,7 +487,9 @@ def test_f6_fault_signals_drive_outputs_off(make_daemon, sig):
     d, sp = _arm_room1(make_daemon)
     os.kill(d.pid, sig)
     rc = d.proc.wait(10)
-    assert rc == -sig, f"{signal.Signals(sig).name}: exit status {rc}"
+    # the signal's own action ends it (a sanitizer's, in a SANITIZE=1 build)
+    assert rc == -sig or (rc != 0 and "Sanitizer" in d.stderr()), \
+        f"{signal.Signals(sig).name}: exit status {rc}"
     ok, st = _all_inactive(sp)
     assert ok, f"{signal.Signals(sig).name}: outputs left active: {st}"
 
