@@ -44,7 +44,9 @@ struct acud {
 	struct gpio *gpio;
 	struct event *heartbeat;
 	int gates_on;                  /* gates active across all rooms */
-	int edge_pending;              /* sim-input wrote an edge its input_cb has not read */
+	int edge_pending;              /* always 0 now: sim-input handles its edge before
+					* its reply (stim_inputs_poll); server.c's check
+					* of it can go with its next change */
 	int quitting;
 	struct room_cache *room_cache; /* roomjson.c: last object built per room */
 	int room_cache_n;
