@@ -49,16 +49,14 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 static void persist_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct acud *d = arg;
-	char why[256] = "";
-	int failed = 0;
-	uint64_t done;
+	struct persist_report rep;
 
 	(void)fd;
 	(void)what;
-	done = persist_done(d->persist, &failed, why, sizeof why);
-	if (failed)
-		log_err("%s", why);
-	server_flush(d->server, done, failed, why);
+	persist_done(d->persist, &rep);
+	/* The alarm and any cut first, then the replies that waited. */
+	acud_storage(d, &rep);
+	server_flush(d->server, rep.done, rep.failed, rep.why);
 }
 
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
@@ -236,6 +234,7 @@ int main(int argc, char **argv)
 		fatal("cannot create the event loop");
 	d->deadline = evtimer_new(d->base, deadline_cb, d);
 	event_priority_set(d->deadline, ACU_PRIO_TIME);
+	acud_storage_init(d);
 
 	d->nrooms = d->cfg->nrooms;
 	d->rooms = calloc((size_t)d->nrooms + 1, sizeof *d->rooms);
@@ -251,13 +250,23 @@ int main(int argc, char **argv)
 	if (stim_open(d, err, sizeof err) < 0)
 		fatal("%s", err);
 	log_set_fatal_hook(fatal_all_off);
-	/* Sessions that ended while acud was down are due now, with their overdue time. */
+	/* Every restored alarm drives its line at once (SPEC §8). */
+	for (int i = 0; i < d->nrooms; i++)
+		stim_apply(d, &d->rooms[i], &now, "restart");
+	/* Sessions that ended while acud was down are due now, with their overdue
+	 * time. A full disk does not stop the start: the storage alarm says it. */
 	acud_deadlines(d);
-	if (state_save(d, &now, err, sizeof err) < 0)
-		fatal("%s", err);
+	now = acu_now();
+	err[0] = '\0';
+	{
+		int rc = state_save(d, &now, err, sizeof err);
+		struct persist_report rep = { .failed = rc < 0, .low = rc == STATE_SAVED_LOW };
+
+		snprintf(rep.why, sizeof rep.why, "%s", err);
+		acud_storage(d, &rep);
+	}
 	/* From here on the disk is written by the writer thread. */
-	state_path(d, dir, sizeof dir);
-	d->persist = persist_start(dir, d->history_fd, err, sizeof err);
+	d->persist = persist_start(&d->state_file, d->history_fd, err, sizeof err);
 	if (!d->persist)
 		fatal("%s", err);
 	d->persist_ev = event_new(d->base, persist_fd(d->persist), EV_READ | EV_PERSIST,
@@ -301,6 +310,7 @@ int main(int argc, char **argv)
 	if (state_save(d, &now, err, sizeof err) < 0)
 		log_err("%s", err);
 	server_close(d->server);
+	event_free(d->storage_retry);
 	for (int i = 0; signums[i]; i++)
 		event_free(sigs[i]);
 	if (d->watchdog)

@@ -138,8 +138,18 @@ static void refusal(struct acud *d, const struct client *c, const struct acu_roo
 typedef int (*room_op)(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
 		       const struct acu_now *now, struct acu_err *err);
 
+/* What a session command may need of the disk (S9): a change that starts,
+ * resumes, extends or arms is refused while changes cannot be saved; a cut
+ * always goes ahead. */
+enum needs { CUTS_OR_KEEPS, STARTS, ARMS_IF_ON };
+
+static int needs_storage(enum needs n, json_t *req)
+{
+	return n == STARTS || (n == ARMS_IF_ON && json_is_true(json_object_get(req, "on")));
+}
+
 static json_t *session_cmd(struct acud *d, struct client *c, json_t *req, struct acu_err *err,
-			   const char *name, room_op op)
+			   const char *name, room_op op, enum needs needs)
 {
 	struct acu_room *r = req_room(d, req, err), before;
 	struct acu_now now = acu_now();
@@ -148,6 +158,10 @@ static json_t *session_cmd(struct acud *d, struct client *c, json_t *req, struct
 
 	if (!r)
 		return NULL;
+	if (needs_storage(needs, req) && acud_storage_check(d, err) < 0) {
+		refusal(d, c, r, name, err);
+		return NULL;
+	}
 	memcpy(&before, r, sizeof before);
 	room_tick(r, d->cfg, &now);
 	rc = op(d, c, r, req, &now, err);
@@ -160,7 +174,7 @@ static json_t *session_cmd(struct acud *d, struct client *c, json_t *req, struct
 	}
 	if (acud_commit(d, r, &before, &now, command_record(c, name, req), name, msg,
 			sizeof msg) < 0) {
-		acu_fail(err, E_INTERNAL, "%s", msg);
+		acu_fail(err, E_STORAGE, "the change took effect but could not be saved: %s", msg);
 		return NULL;
 	}
 	return room_reply(d, r, &now);
@@ -317,22 +331,22 @@ static int op_stim(struct acud *d, struct client *c, struct acu_room *r, json_t 
 	return 0;
 }
 
-#define SESSION_CMD(name, fn)                                                           \
+#define SESSION_CMD(name, fn, needs)                                                    \
 	static json_t *cmd_##fn(struct acud *d, struct client *c, json_t *req,          \
 				struct acu_err *err)                                    \
 	{                                                                               \
-		return session_cmd(d, c, req, err, name, op_##fn);                      \
+		return session_cmd(d, c, req, err, name, op_##fn, needs);               \
 	}
-SESSION_CMD("start", start)
-SESSION_CMD("pause", pause)
-SESSION_CMD("resume", resume)
-SESSION_CMD("stop", stop)
-SESSION_CMD("checkin", checkin)
-SESSION_CMD("extend", extend)
-SESSION_CMD("needles", needles)
-SESSION_CMD("flag", flag)
-SESSION_CMD("silence", silence)
-SESSION_CMD("stim", stim)
+SESSION_CMD("start", start, STARTS)
+SESSION_CMD("pause", pause, CUTS_OR_KEEPS)
+SESSION_CMD("resume", resume, STARTS)
+SESSION_CMD("stop", stop, CUTS_OR_KEEPS)
+SESSION_CMD("checkin", checkin, CUTS_OR_KEEPS)
+SESSION_CMD("extend", extend, STARTS)
+SESSION_CMD("needles", needles, CUTS_OR_KEEPS)
+SESSION_CMD("flag", flag, CUTS_OR_KEEPS)
+SESSION_CMD("silence", silence, CUTS_OR_KEEPS)
+SESSION_CMD("stim", stim, ARMS_IF_ON)
 
 /* finish records the whole session, as it was, in the history. */
 static json_t *cmd_finish(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
@@ -370,7 +384,7 @@ static json_t *cmd_finish(struct acud *d, struct client *c, json_t *req, struct 
 	if (override)
 		json_object_set_new(rec, "override", json_string(override));
 	if (acud_commit(d, r, &before, &now, rec, "finish", msg, sizeof msg) < 0) {
-		acu_fail(err, E_INTERNAL, "%s", msg);
+		acu_fail(err, E_STORAGE, "the change took effect but could not be saved: %s", msg);
 		return NULL;
 	}
 	return room_reply(d, r, &now);

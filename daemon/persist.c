@@ -18,7 +18,7 @@ struct persist {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int efd;                       /* writer -> loop: a generation is durable */
-	char state_path[PATH_MAX + 16];
+	struct state_file *sf;         /* the writer's alone while it runs */
 	int history_fd;
 	/* under mu */
 	char *state;                   /* newest snapshot not yet taken */
@@ -26,7 +26,8 @@ struct persist {
 	char *hist;                    /* history lines not yet taken */
 	size_t hist_len, hist_cap;
 	uint64_t queued, done;
-	int failed;                    /* a write of the last batch failed */
+	int failed;                    /* the last batch's state is not on disk */
+	int low;                       /* saved, but only just: the disk is full */
 	char err[256];
 	int quit;
 };
@@ -35,12 +36,15 @@ static void *writer(void *arg)
 {
 	struct persist *p = arg;
 
+	int state_failed = 0, state_low = 0; /* the last state write's, until the next */
+	char state_err[256] = "";
+
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		char *state, *hist, err[256] = "";
 		size_t state_len, hist_len;
 		uint64_t gen, one = 1;
-		int failed = 0;
+		int failed = 0, low = 0;
 
 		while (p->done == p->queued && !p->quit)
 			pthread_cond_wait(&p->cv, &p->mu);
@@ -56,9 +60,20 @@ static void *writer(void *arg)
 		p->hist_len = p->hist_cap = 0;
 		pthread_mutex_unlock(&p->mu);
 
-		/* History first: a state that mentions a change is never on disk
-		 * before the record of it. */
-		if (hist_len) {
+		/* The state first: on a full disk it is what the reserve is for,
+		 * and history written first could take that space. */
+		if (state) {
+			int rc = state_file_write(p->sf, state, state_len, state_err,
+						  sizeof state_err);
+
+			state_failed = rc < 0;
+			state_low = rc == STATE_SAVED_LOW;
+		}
+		failed = state_failed;
+		low = state_low;
+		if (failed || low)
+			snprintf(err, sizeof err, "%s", state_err);
+		if (hist_len && !failed) {
 			size_t off = 0;
 
 			while (off < hist_len) {
@@ -67,30 +82,25 @@ static void *writer(void *arg)
 					continue;
 				if (n <= 0) {
 					snprintf(err, sizeof err, "history: %s", strerror(errno));
-					failed = 1;
+					low = 1;
 					break;
 				}
 				off += (size_t)n;
 			}
-			if (!failed && fdatasync(p->history_fd) < 0) {
+			if (off == hist_len && fdatasync(p->history_fd) < 0) {
 				snprintf(err, sizeof err, "history: %s", strerror(errno));
-				failed = 1;
+				low = 1;
 			}
-		}
-		if (state && write_atomic(p->state_path, state, state_len, 1) < 0) {
-			snprintf(err, sizeof err, "cannot save state to %.150s: %s", p->state_path,
-				 strerror(errno));
-			failed = 1;
 		}
 		free(state);
 		free(hist);
 
 		pthread_mutex_lock(&p->mu);
 		p->done = gen;
-		if (failed) {
-			p->failed = 1;
-			snprintf(p->err, sizeof p->err, "%s", err);
-		}
+		/* Each batch reports afresh: a save that worked ends the failure. */
+		p->failed = failed;
+		p->low = low;
+		snprintf(p->err, sizeof p->err, "%s", err);
 		if (write(p->efd, &one, sizeof one) < 0 && errno != EAGAIN)
 			break;
 	}
@@ -98,7 +108,7 @@ static void *writer(void *arg)
 	return NULL;
 }
 
-struct persist *persist_start(const char *state_path, int history_fd, char *err, size_t errlen)
+struct persist *persist_start(struct state_file *sf, int history_fd, char *err, size_t errlen)
 {
 	struct persist *p = calloc(1, sizeof *p);
 
@@ -106,7 +116,7 @@ struct persist *persist_start(const char *state_path, int history_fd, char *err,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	snprintf(p->state_path, sizeof p->state_path, "%s", state_path);
+	p->sf = sf;
 	p->history_fd = history_fd;
 	p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pthread_mutex_init(&p->mu, NULL);
@@ -180,22 +190,20 @@ uint64_t persist_queued(struct persist *p)
 	return g;
 }
 
-/* Called by the loop when the eventfd is readable: the durable generation,
- * and whether the batch that made it durable failed (with why). */
-uint64_t persist_done(struct persist *p, int *failed, char *err, size_t errlen)
+/* Called by the loop when the eventfd is readable: the durable generation
+ * and how its batch went. */
+void persist_done(struct persist *p, struct persist_report *rep)
 {
-	uint64_t g, n;
+	uint64_t n;
 
 	if (read(p->efd, &n, sizeof n) < 0 && errno != EAGAIN)
 		log_debug("persist: eventfd: %s", strerror(errno));
 	pthread_mutex_lock(&p->mu);
-	g = p->done;
-	*failed = p->failed;
-	if (p->failed)
-		snprintf(err, errlen, "%s", p->err);
-	p->failed = 0;
+	rep->done = p->done;
+	rep->failed = p->failed;
+	rep->low = p->low;
+	snprintf(rep->why, sizeof rep->why, "%s", p->err);
 	pthread_mutex_unlock(&p->mu);
-	return g;
 }
 
 /* Writes what is queued, then stops the thread. */

@@ -50,6 +50,7 @@ struct outmsg {
 	uint64_t gen;
 	struct client *c;              /* the client of a reply; NULL once it is gone */
 	int is_reply;
+	int saves;                     /* the reply of a request that queued a save */
 	int sets_watching;
 	json_t *msg;
 };
@@ -291,7 +292,7 @@ static int must_wait(struct server *s, uint64_t *gen)
 }
 
 static void outbox_add(struct server *s, uint64_t gen, struct client *c, json_t *msg,
-		       int sets_watching)
+		       int sets_watching, int saves)
 {
 	struct outmsg *m = calloc(1, sizeof *m);
 
@@ -301,6 +302,7 @@ static void outbox_add(struct server *s, uint64_t gen, struct client *c, json_t 
 	m->c = c;
 	m->is_reply = c != NULL;
 	m->sets_watching = sets_watching;
+	m->saves = saves;
 	m->msg = msg;
 	if (s->out_tail)
 		s->out_tail->next = m;
@@ -319,7 +321,7 @@ void server_broadcast(struct server *s, json_t *event)
 		return;
 	if (must_wait(s, &gen)) {
 		json_incref(event);
-		outbox_add(s, gen, NULL, event, 0);
+		outbox_add(s, gen, NULL, event, 0, 0);
 		return;
 	}
 	deliver_event(s, event);
@@ -357,8 +359,9 @@ static void deliver_event(struct server *s, json_t *event)
 	dumpbuf_free(&b);
 }
 
-/* Takes the reply. Returns -1 when the client is gone. */
-static int client_reply(struct client *c, json_t *reply)
+/* Takes the reply; saves: its request queued a save (generation above
+ * queued_before). Returns -1 when the client is gone. */
+static int client_reply(struct client *c, json_t *reply, uint64_t queued_before)
 {
 	struct server *s = c->srv;
 	int sets = c->watch_requested && !c->watching;
@@ -366,7 +369,7 @@ static int client_reply(struct client *c, json_t *reply)
 	int rc;
 
 	if (must_wait(s, &gen)) {
-		outbox_add(s, gen, c, reply, sets);
+		outbox_add(s, gen, c, reply, sets, gen > queued_before);
 		return 0;
 	}
 	rc = client_send(c, reply);
@@ -391,15 +394,16 @@ void server_flush(struct server *s, uint64_t done, int failed, const char *why)
 		if (!m->is_reply) {
 			deliver_event(s, m->msg);
 		} else if (m->c) {
-			if (failed && json_is_true(json_object_get(m->msg, "ok"))) {
-				/* Applied but not on disk: say so rather than acknowledge. */
+			if (failed && m->saves && json_is_true(json_object_get(m->msg, "ok"))) {
+				/* Applied but not on disk: say so rather than acknowledge
+				 * (S9; the storage alarm is up and stimulation cut). */
 				json_t *err = json_object(), *id = json_object_get(m->msg, "id");
 
 				if (id)
 					json_object_set(err, "id", id);
 				json_object_set_new(err, "ok", json_false());
 				json_object_set_new(err, "error", json_pack(
-					"{s:s,s:s+}", "code", "internal", "message",
+					"{s:s,s:s+}", "code", "storage", "message",
 					"the change took effect but could not be saved: ", why));
 				json_decref(m->msg);
 				m->msg = err;
@@ -428,6 +432,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		size_t eol_len = 0, len;
 		char *line;
 		json_t *reply;
+		uint64_t queued = c->srv->d->persist ? persist_queued(c->srv->d->persist) : 0;
 
 		/* A watch connection is an event stream: what it sends is ignored, so
 		 * no broadcast can free a client while its own request is running. */
@@ -451,7 +456,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			/* Answer now and skip to the next newline: the connection lives on. */
 			evbuffer_drain(in, evbuffer_get_length(in));
 			c->discarding = 1;
-			if (client_reply(c, too_long()) < 0)
+			if (client_reply(c, too_long(), queued) < 0)
 				return;
 			continue;
 		}
@@ -477,7 +482,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		}
 		if (!reply)
 			continue;
-		if (client_reply(c, reply) < 0)
+		if (client_reply(c, reply, queued) < 0)
 			return;
 	}
 }

@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "daemon.h"
+#include "restart.h"
 
 #define STATE_VERSION 1
 
@@ -79,15 +81,19 @@ static json_t *alarm_save(const struct acu_alarm *a)
 static json_t *room_save(const struct acu_room *r)
 {
 	const struct acu_session *s = &r->s;
-	json_t *alarms = json_object(), *delivered = json_array();
+	json_t *alarms = json_object(), *delivered = json_array(), *on_since = json_array();
 
 	for (int k = 0; k < AL__N; k++)
 		if (r->alarm[k].active)
 			json_object_set_new(alarms, acu_alarm_name(k), alarm_save(&r->alarm[k]));
-	for (int c = 0; c < ACU_MAX_CHANNELS; c++)
+	/* A gate on at the save counts as on until the restart (SPEC §8). */
+	for (int c = 0; c < ACU_MAX_CHANNELS; c++) {
 		json_array_append_new(delivered, json_integer(s->stim.ch[c].delivered_ns));
+		json_array_append_new(on_since, json_integer(s->stim.ch[c].on ?
+							     s->stim.ch[c].on_since : 0));
+	}
 	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:i,"
-			 "s:I,s:o,s:o,s:b,s:s}",
+			 "s:I,s:o,s:o,s:o,s:b,s:b,s:s}",
 			 "id", r->cfg->id, "state", acu_state_name(s->state),
 			 "patient", s->patient, "practitioner", s->practitioner,
 			 "profile", s->profile,
@@ -101,14 +107,109 @@ static json_t *room_save(const struct acu_room *r)
 			 "checkin_left", (json_int_t)s->checkin_left,
 			 "checkins", s->checkins, "needles", s->needles,
 			 "flags", (json_int_t)s->flags, "alarms", alarms, "delivered_ns", delivered,
+			 "on_since", on_since, "armed", s->stim.armed,
 			 "gpio_fault", r->gpio_fault, "attention", r->attention);
 }
 
 static uint64_t state_sum(const char *text, size_t len);
 
+/* --- the state file on a full disk (SPEC S9) -------------------------------
+ * state_dir holds a reserve file of preallocated space. When the file system
+ * is full, the reserve is given back just long enough to replace the state
+ * file, so a contraindication or a cut is saved even then; every save after
+ * that takes the space back. Only the writer thread (or the loop, before it
+ * starts and after it stops) calls these. */
+
+#define RESERVE_MIN (64 * 1024)
+/* Less free space than this for the daemon's user counts as full: the next
+ * history day file, a session record or a bigger state would not fit. */
+#define SPACE_LOW (64 * 1024)
+
+void state_file_init(struct state_file *f, const char *state_dir)
+{
+	memset(f, 0, sizeof *f);
+	snprintf(f->path, sizeof f->path, "%s/state.json", state_dir);
+	snprintf(f->reserve, sizeof f->reserve, "%s/state.reserve", state_dir);
+	snprintf(f->dir, sizeof f->dir, "%s", state_dir);
+}
+
+/* 1 when the file system holding dir has less than SPACE_LOW free for us. */
+int state_space_low(const char *dir)
+{
+	struct statvfs sv;
+
+	if (statvfs(dir, &sv) < 0)
+		return 0; /* the write itself will tell */
+	return (uint64_t)sv.f_bavail * sv.f_frsize < SPACE_LOW;
+}
+
+static off_t reserve_target(size_t state_len)
+{
+	off_t want = (off_t)state_len * 4;
+
+	want = (want + 4095) & ~(off_t)4095;
+	return want < RESERVE_MIN ? RESERVE_MIN : want;
+}
+
+/* Allocates the reserve to size; 0 when it is whole. */
+static int reserve_fill(struct state_file *f, off_t size)
+{
+	int fd = open(f->reserve, O_WRONLY | O_CREAT | O_CLOEXEC, 0600), rc;
+
+	if (fd < 0)
+		return -1;
+	/* posix_fallocate: real blocks (not a sparse file), written by glibc
+	 * where the file system cannot preallocate. */
+	rc = posix_fallocate(fd, 0, size);
+	if (rc == 0 && fdatasync(fd) < 0)
+		rc = errno;
+	close(fd);
+	if (rc != 0) {
+		errno = rc;
+		return -1;
+	}
+	f->reserve_size = size;
+	return 0;
+}
+
+static void reserve_release(struct state_file *f)
+{
+	if (truncate(f->reserve, 0) < 0 && errno != ENOENT)
+		log_debug("state: cannot release %s: %s", f->reserve, strerror(errno));
+	f->reserve_size = 0;
+}
+
+int state_file_write(struct state_file *f, const char *text, size_t len, char *err, size_t errlen)
+{
+	off_t want = reserve_target(len);
+	int low = 0;
+
+	if (write_atomic(f->path, text, len, 1) < 0) {
+		if (errno != ENOSPC && errno != EDQUOT)
+			goto fail;
+		/* Full: the reserve's space for this one save. */
+		reserve_release(f);
+		if (write_atomic(f->path, text, len, 1) < 0)
+			goto fail;
+		low = 1;
+	}
+	if (f->reserve_size < want && reserve_fill(f, want) < 0) {
+		/* Whatever part was allocated is still ours for the next save. */
+		low = 1;
+	}
+	if (!low && state_space_low(f->dir))
+		low = 1;
+	if (low)
+		snprintf(err, errlen, "%s: file system full (less than %d KiB free)", f->dir,
+			 SPACE_LOW / 1024);
+	return low ? STATE_SAVED_LOW : STATE_SAVED;
+fail:
+	snprintf(err, errlen, "cannot save state to %.150s: %s", f->path, strerror(errno));
+	return -1;
+}
+
 int state_save(struct acud *d, const struct acu_now *now, char *err, size_t errlen)
 {
-	char path[PATH_MAX + 16];
 	json_t *rooms = json_array(), *top;
 	char *text, *sealed;
 	size_t len;
@@ -142,10 +243,9 @@ int state_save(struct acud *d, const struct acu_now *now, char *err, size_t errl
 		persist_state(d->persist, sealed, len);
 		return 0;
 	}
-	state_path(d, path, sizeof path);
-	rc = write_atomic(path, sealed, len, 1);
-	if (rc < 0)
-		snprintf(err, errlen, "cannot save state to %s: %s", path, strerror(errno));
+	if (!d->state_file.path[0])
+		state_file_init(&d->state_file, d->cfg->state_dir);
+	rc = state_file_write(&d->state_file, sealed, len, err, errlen);
 	free(sealed);
 	return rc;
 }
@@ -233,19 +333,13 @@ fail:
 /* --- loading ------------------------------------------------------------- */
 
 struct loader {
-	const struct acu_now *now;
-	int same_boot;
-	int64_t saved_mono, saved_wall;
+	struct restart_clock clock;    /* restart.c: what the saved instants mean now */
 	char why[200];
 };
 
-/* A monotonic instant from the file, moved onto this boot's clock when the
- * machine rebooted since (through the wall clock it was saved against). */
 static int64_t remap(const struct loader *L, int64_t mono)
 {
-	if (mono == 0 || L->same_boot)
-		return mono;
-	return L->now->mono + (L->saved_wall + (mono - L->saved_mono) - L->now->wall);
+	return restart_remap(&L->clock, mono);
 }
 
 static int bad(struct loader *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -299,7 +393,7 @@ static int room_load(struct loader *L, json_t *o, struct acu_room *r)
 	struct acu_session *s = &r->s;
 	char state[16], attention[sizeof r->attention];
 	int64_t v = 0, flags = 0, needles = 0, checkins = 0, fault;
-	json_t *alarms, *delivered, *a;
+	json_t *alarms, *delivered, *on_since, *armed, *a;
 	const char *key;
 
 	memset(s, 0, sizeof *s);
@@ -343,11 +437,27 @@ static int room_load(struct loader *L, json_t *o, struct acu_room *r)
 	delivered = json_object_get(o, "delivered_ns");
 	if (!json_is_array(delivered) || json_array_size(delivered) != ACU_MAX_CHANNELS)
 		return bad(L, "'%s' is not an array of 8", "delivered_ns");
+	/* on_since and armed came later: a file without them is still good. */
+	on_since = json_object_get(o, "on_since");
+	if (on_since && (!json_is_array(on_since) || json_array_size(on_since) != ACU_MAX_CHANNELS))
+		return bad(L, "'%s' is not an array of 8", "on_since");
+	armed = json_object_get(o, "armed");
+	if (armed && !json_is_boolean(armed))
+		return bad(L, "'%s' missing or not a boolean", "armed");
 	for (int c = 0; c < ACU_MAX_CHANNELS; c++) {
-		json_t *x = json_array_get(delivered, c);
+		json_t *x = json_array_get(delivered, c), *y = json_array_get(on_since, c);
+		int64_t since = 0;
+
 		if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > HOURS)
 			return bad(L, "'%s' holds a bad value", "delivered_ns");
-		s->stim.ch[c].delivered_ns = json_integer_value(x);
+		if (on_since && (!json_is_integer(y) || json_integer_value(y) < 0 ||
+				 json_integer_value(y) > T))
+			return bad(L, "'%s' holds a bad value", "on_since");
+		if (on_since)
+			since = json_integer_value(y);
+		/* A gate on at the save counts as on until now: never undercounted. */
+		s->stim.ch[c].delivered_ns = restart_delivered(&L->clock, json_integer_value(x),
+							       since, ACU_STIM_MAX_LIMIT_S * NS_PER_SEC);
 	}
 
 	alarms = json_object_get(o, "alarms");
@@ -366,7 +476,9 @@ static int room_load(struct loader *L, json_t *o, struct acu_room *r)
 		    get_int(L, a, "since_wall", 0, T, &since_wall) < 0 ||
 		    get_int(L, a, "silenced_until", 0, T, &silenced) < 0)
 			return -1;
-		if (k == AL_GPIO_FAULT)
+		/* A GPIO fault is cleared by a restart (S7); storage is found
+		 * again by the first save. */
+		if (k == AL_GPIO_FAULT || k == AL_STORAGE)
 			continue;
 		r->alarm[k].active = 1;
 		r->alarm[k].priority = (enum acu_priority)prio;
@@ -374,8 +486,19 @@ static int room_load(struct loader *L, json_t *o, struct acu_room *r)
 		r->alarm[k].since_wall = since_wall;
 		r->alarm[k].silenced_until = remap(L, silenced);
 	}
-	/* Stimulation is never re-armed by a restart (SPEC §8). */
+	/* Stimulation is never re-armed by a restart (SPEC §8); what blocks it
+	 * is shown, a contraindication first. */
 	s->stim.armed = 0;
+	if (s->flags & FL_HARD_MASK)
+		snprintf(s->stim.blocked, sizeof s->stim.blocked, "contraindicated");
+	else if (json_is_true(armed))
+		snprintf(s->stim.blocked, sizeof s->stim.blocked, "restart");
+	if (s->state != ST_IDLE && !restart_trusted(&L->clock)) {
+		snprintf(r->attention, sizeof r->attention,
+			 "restarted with the clock behind the last save: check this room's timer");
+		if (!r->alarm[AL_ATTENTION].active)
+			room_alarm_raise(r, AL_ATTENTION, PRIO_MEDIUM, &L->clock.now);
+	}
 	return 0;
 }
 
@@ -384,7 +507,7 @@ static int room_load(struct loader *L, json_t *o, struct acu_room *r)
 static int state_parse(struct acud *d, json_t *top, const struct acu_now *now, struct acu_room *out,
 		       char *why, size_t whylen)
 {
-	struct loader L = { .now = now };
+	struct loader L = { .clock.now = *now };
 	json_t *rooms, *o;
 	int64_t version;
 	size_t i;
@@ -397,10 +520,15 @@ static int state_parse(struct acud *d, json_t *top, const struct acu_now *now, s
 	}
 	if (get_int(&L, top, "version", 1, 1, &version) < 0 ||
 	    get_str(&L, top, "boot_id", boot, sizeof boot, 0) < 0 ||
-	    get_int(&L, top, "saved_mono", 0, INT64_MAX / 4, &L.saved_mono) < 0 ||
-	    get_int(&L, top, "saved_wall", 0, INT64_MAX / 4, &L.saved_wall) < 0)
+	    get_int(&L, top, "saved_mono", 0, INT64_MAX / 4, &L.clock.saved_mono) < 0 ||
+	    get_int(&L, top, "saved_wall", 0, INT64_MAX / 4, &L.clock.saved_wall) < 0)
 		goto fail;
-	L.same_boot = d->boot_id[0] && strcmp(boot, d->boot_id) == 0;
+	L.clock.same_boot = d->boot_id[0] && strcmp(boot, d->boot_id) == 0;
+	if (!restart_trusted(&L.clock))
+		log_err("state: the wall clock is %lld s behind the last save after a reboot "
+			"(no real-time clock?): timers keep the time they had left at that save; "
+			"rooms with a session are marked for attention",
+			(long long)((L.clock.saved_wall - now->wall) / NS_PER_SEC));
 	rooms = json_object_get(top, "rooms");
 	if (!json_is_array(rooms)) {
 		bad(&L, "'%s' is not an array", "rooms");
@@ -474,9 +602,11 @@ void state_load(struct acud *d, const struct acu_now *now)
 		log_err("state: cannot move %s aside: %s", path, strerror(errno));
 	log_err("state: %s is corrupt (%s); kept as %s; every room is marked for attention", path,
 		why, aside);
-	for (int i = 0; i < d->nrooms; i++)
+	for (int i = 0; i < d->nrooms; i++) {
 		snprintf(d->rooms[i].attention, sizeof d->rooms[i].attention,
 			 "saved state was corrupt: check this room for a patient with needles in");
+		room_alarm_raise(&d->rooms[i], AL_ATTENTION, PRIO_MEDIUM, now);
+	}
 }
 
 /* --- history ------------------------------------------------------------- */

@@ -3,6 +3,7 @@
 #ifndef ACU_DAEMON_H
 #define ACU_DAEMON_H
 
+#include <limits.h>
 #include <stdarg.h>
 #include <sys/types.h>
 #include <syslog.h>
@@ -23,6 +24,14 @@ struct persist;
 #define ACU_PRIO_TIME 0
 #define ACU_PRIO_CLIENT 1
 #define ACU_NPRIO 2
+
+/* state.c: the state file and the reserve of space kept beside it (S9). */
+struct state_file {
+	char path[PATH_MAX + 16];
+	char reserve[PATH_MAX + 16];
+	char dir[PATH_MAX];
+	off_t reserve_size;            /* allocated, as far as known */
+};
 
 struct acud {
 	struct event_base *base;
@@ -49,6 +58,10 @@ struct acud {
 	struct room_cache *room_cache; /* roomjson.c: last object built per room */
 	int room_cache_n;
 	uint64_t cfg_gen;              /* bumped by every reload */
+	struct state_file state_file;  /* used by the loop only while persist is NULL */
+	int storage_bad;               /* S9: changes cannot be saved (fully or safely) */
+	char storage_why[256];
+	struct event *storage_retry;
 };
 
 /* log.c: stderr with syslog priority prefixes, for the journal. */
@@ -79,7 +92,15 @@ json_t *flags_json(unsigned flags);
 
 /* state.c: atomic state file and append-only history (SPEC §8). */
 void state_path(const struct acud *d, char *buf, size_t len);
+/* Saves the rooms: through the writer thread when it runs, else at once.
+ * Returns -1 (not saved), STATE_SAVED, or STATE_SAVED_LOW (saved, but the
+ * file system is full: only thanks to the reserve, or with too little left). */
 int state_save(struct acud *d, const struct acu_now *now, char *err, size_t errlen);
+#define STATE_SAVED 0
+#define STATE_SAVED_LOW 1
+void state_file_init(struct state_file *f, const char *state_dir);
+int state_file_write(struct state_file *f, const char *text, size_t len, char *err, size_t errlen);
+int state_space_low(const char *dir);
 void state_load(struct acud *d, const struct acu_now *now);
 int write_atomic(const char *path, const char *data, size_t len, int durable);
 void history_open(struct acud *d);
@@ -90,12 +111,18 @@ json_t *history_query(struct acud *d, const char *room, int64_t since_wall, int 
 		      struct acu_err *err);
 
 /* persist.c: the writer thread. */
-struct persist *persist_start(const char *state_path, int history_fd, char *err, size_t errlen);
+struct persist_report {
+	uint64_t done;                 /* the generation now on disk, as far as it could be */
+	int failed;                    /* the state of that batch is not on disk */
+	int low;                       /* saved, but the file system is full or history waits */
+	char why[256];
+};
+struct persist *persist_start(struct state_file *sf, int history_fd, char *err, size_t errlen);
 int persist_fd(const struct persist *p);
 uint64_t persist_state(struct persist *p, char *text, size_t len);
 uint64_t persist_history(struct persist *p, const char *line, size_t len);
 uint64_t persist_queued(struct persist *p);
-uint64_t persist_done(struct persist *p, int *failed, char *err, size_t errlen);
+void persist_done(struct persist *p, struct persist_report *rep);
 void persist_stop(struct persist *p);
 
 /* server.c: the control socket. */
@@ -127,6 +154,13 @@ int acud_reload(struct acud *d, char *err, size_t errlen);
 void acud_reschedule(struct acud *d);
 /* Runs every room whose deadline passed: gates of all of them first, one save. */
 void acud_deadlines(struct acud *d);
+/* S9: what the writer reported; raises or clears the storage alarm, cuts
+ * stimulation whose state could not be saved, and retries while it lasts. */
+void acud_storage(struct acud *d, const struct persist_report *rep);
+/* 0 when a change that starts, resumes, extends or arms may go ahead; else
+ * -1 with the storage error. */
+int acud_storage_check(struct acud *d, struct acu_err *err);
+void acud_storage_init(struct acud *d);
 /* Resolves the role groups of the config and applies its log level. */
 void acud_apply_access(struct acud *d);
 
