@@ -245,6 +245,7 @@ int main(int argc, char **argv)
 	acud_apply_access(d);
 	now = acu_now();
 	state_load(d, &now);
+	state_journal_apply(d);
 	history_open(d);
 	/* S1: every output requested at its inactive level before anyone can connect. */
 	if (stim_open(d, err, sizeof err) < 0)

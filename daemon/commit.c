@@ -90,6 +90,8 @@ int acud_commit(struct acud *d, struct acu_room *r, const struct acu_room *befor
 	/* One history sync for everything this change writes. */
 	d->history_batch++;
 	stim_apply(d, r, now, cause);
+	if ((r->s.flags ^ before->s.flags) & FL_HARD_MASK)
+		state_journal_write(d);
 	/* With the writer thread this only queues the save; its outcome comes
 	 * back through acud_storage. Saved at once (start-up, the fuzz
 	 * harness), a failure is handled here the same way. Never a rollback:

@@ -722,3 +722,86 @@ skip:
 	free(ring);
 	return out;
 }
+
+/* --- contraindications journal ----------------------------------------------
+ * S9: a hard contraindication that cut a gate stands after a crash even if the
+ * state file could not take it (a failing card: EIO, read-only). It is also
+ * written, at once, to a small file in the runtime directory (the socket's,
+ * /run/acud: memory, not the card), and merged into the rooms at start-up. */
+
+static void journal_path(const struct acud *d, char *buf, size_t len)
+{
+	char dir[sizeof d->cfg->socket];
+	char *slash;
+
+	snprintf(dir, sizeof dir, "%s", d->cfg->socket);
+	slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	else
+		snprintf(dir, sizeof dir, ".");
+	snprintf(buf, len, "%s/contraindications.json", dir);
+}
+
+void state_journal_write(struct acud *d)
+{
+	char path[PATH_MAX + 32], *text;
+	json_t *rooms = json_array(), *top;
+
+	for (int i = 0; i < d->nrooms; i++) {
+		const struct acu_room *r = &d->rooms[i];
+
+		if (r->s.state == ST_IDLE || !(r->s.flags & FL_HARD_MASK))
+			continue;
+		json_array_append_new(rooms, json_pack("{s:s,s:I,s:s,s:I}", "id", r->cfg->id,
+						       "started_wall", (json_int_t)r->s.started_wall,
+						       "patient", r->s.patient,
+						       "flags", (json_int_t)(r->s.flags & FL_HARD_MASK)));
+	}
+	top = json_pack("{s:o}", "rooms", rooms);
+	text = json_dumps(top, JSON_COMPACT);
+	json_decref(top);
+	journal_path(d, path, sizeof path);
+	if (!text || write_atomic(path, text, strlen(text), 1) < 0)
+		log_err("contraindications journal %s: %s", path, text ? strerror(errno) : "encoding");
+	free(text);
+}
+
+void state_journal_apply(struct acud *d)
+{
+	char path[PATH_MAX + 32];
+	json_error_t jerr;
+	json_t *top, *rooms, *e;
+	size_t i;
+
+	journal_path(d, path, sizeof path);
+	top = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (!top) {
+		if (access(path, F_OK) == 0)
+			log_err("contraindications journal %s: %s (line %d); ignored", path, jerr.text,
+				jerr.line);
+		return;
+	}
+	rooms = json_object_get(top, "rooms");
+	json_array_foreach(rooms, i, e) {
+		json_t *id = json_object_get(e, "id"), *started = json_object_get(e, "started_wall");
+		json_t *flags = json_object_get(e, "flags");
+		struct acu_room *r;
+		unsigned f;
+
+		if (!json_is_string(id) || !json_is_integer(started) || !json_is_integer(flags))
+			continue;
+		r = acud_room(d, json_string_value(id));
+		f = (unsigned)json_integer_value(flags) & FL_HARD_MASK;
+		/* Only for the session it was set in. */
+		if (!r || r->s.state == ST_IDLE || r->s.started_wall != json_integer_value(started) ||
+		    (r->s.flags & f) == f)
+			continue;
+		log_err("room %s: a contraindication the state file missed is restored from %s",
+			r->cfg->id, path);
+		r->s.flags |= f;
+		r->s.stim.armed = 0;
+		snprintf(r->s.stim.blocked, sizeof r->s.stim.blocked, "contraindicated");
+	}
+	json_decref(top);
+}

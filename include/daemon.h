@@ -101,6 +101,10 @@ int state_save(struct acud *d, const struct acu_now *now, char *err, size_t errl
 void state_file_init(struct state_file *f, const char *state_dir);
 int state_file_write(struct state_file *f, const char *text, size_t len, char *err, size_t errlen);
 int state_space_low(const char *dir);
+/* The hard contraindications of every session, written to the runtime
+ * directory at once whenever one is set; merged back at start-up. */
+void state_journal_write(struct acud *d);
+void state_journal_apply(struct acud *d);
 void state_load(struct acud *d, const struct acu_now *now);
 int write_atomic(const char *path, const char *data, size_t len, int durable);
 void history_open(struct acud *d);

@@ -306,3 +306,37 @@ def test_reboot_with_the_clock_moved(make_daemon, monkeypatch, offset, behind):
     d.ok({"cmd": "finish", "room": "1", "removed": 4})
     assert alarm(d.status("1"), "attention") is None
     d.stop()
+
+
+# --- a failing card (not full): every save fails ----------------------------------
+
+def test_contraindication_stands_when_no_save_works(make_daemon):
+    d = make_daemon(conf_text=stim_config(sim_state=SIM_STATE, sim_trace=SIM_TRACE),
+                    start=False)
+    os.makedirs(os.path.join(d.dir, "sim"), exist_ok=True)
+    d.start()
+    start_stim(d, "1")
+    d.start_session("2", duration_s=600, needles=2, profile="p2")
+    d.ok({"cmd": "stim", "room": "2", "on": True})
+    # A directory where the new state file goes: every save fails (EISDIR),
+    # as on a card that has gone bad, not one that is full.
+    blocker = os.path.join(d.state_dir, "state.json.tmp")
+    os.mkdir(blocker)
+    rep = d.request({"cmd": "flag", "room": "1", "flags": ["pacemaker"]})
+    # It cut the gate but is not on the card: not acknowledged as saved.
+    assert err_code(rep) == "storage", rep
+    assert sim_levels(d)[GATE1] == 0
+    # Nothing can be saved: stimulation elsewhere is cut too (its dose could
+    # not be accounted for after a crash), and the alarm is up.
+    wait_for(lambda: sim_levels(d)[GATE_R2] == 0, what="room 2's gate cut")
+    assert d.status("2")["stim"]["blocked"] == "storage"
+    assert storage_alarm(d, "2")["priority"] == "high"
+    assert err_code(d.request({"cmd": "stim", "room": "2", "on": True})) == "storage"
+    d.kill9()
+    os.rmdir(blocker)
+    d.start()
+    room = d.status("1")
+    assert "pacemaker" in room["flags"], room
+    assert room["stim"]["blocked"] == "contraindicated"
+    assert err_code(d.request({"cmd": "stim", "room": "1", "on": True})) == "contraindicated"
+    assert "restored from" in d.stderr()
