@@ -114,8 +114,8 @@ def test_acuctl_1_covers_every_command_and_option():
         assert re.search(rf"^\s+{status}\s", exit_part, re.M), status
     for code in ("bad-request", "unknown-command", "unknown-room", "unknown-profile",
                  "forbidden", "invalid-state", "out-of-range", "contraindicated",
-                 "unsupported", "needle-mismatch", "interlock", "gpio-fault", "config",
-                 "internal"):
+                 "unsupported", "needle-mismatch", "interlock", "gpio-fault", "storage",
+                 "config", "internal"):
         assert code in text, f"acuctl(1) does not explain error {code}"
 
 
