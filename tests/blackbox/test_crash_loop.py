@@ -25,6 +25,29 @@ def test_crash_loop(capsys):
                           + "\n".join(problems[:15]))
 
 
+def test_crash_loop_full_disk(capsys):
+    """The crash loop with state_dir on a small tmpfs that fills and empties
+    (SPEC S9): kills, restarts and load with the disk full."""
+    if os.geteuid() != 0:
+        import pytest
+        pytest.skip("needs root to mount a small tmpfs as state_dir")
+    cycles = int(os.environ.get("ACU_CRASH_FULL_CYCLES", "60"))
+    seed = int(os.environ.get("ACU_SEED") or random.SystemRandom().randrange(1 << 32))
+    with capsys.disabled():
+        print(f"\ncrash_loop full disk: ACU_SEED={seed} ACU_CRASH_FULL_CYCLES={cycles}",
+              flush=True)
+    cl = crash_loop.CrashLoop(cycles, seed, full_disk=True)
+    try:
+        problems = cl.run()
+    finally:
+        cl.cleanup()
+    assert cl.stats["full_cycles"] > 0 and cl.stats["refused_storage"] > 0, cl.stats
+    if not problems:
+        acuproc.rmtree(cl.dir)
+    assert not problems, (f"{len(problems)} problems (seed {seed}, dir {cl.dir} kept):\n"
+                          + "\n".join(problems[:15]))
+
+
 def _damaged(mode):
     stride = int(os.environ.get("ACU_DAMAGE_STRIDE", "1"))
     problems, n, secs = crash_loop.damaged_states(mode, stride)
