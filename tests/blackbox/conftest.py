@@ -1,7 +1,7 @@
 """Black-box test harness for acud: starts the real daemon on the simulated GPIO
 backend in a temporary directory and talks to it through acuctl and the raw socket.
 
-Everything here follows ../../shared/SPEC.md (the product contract); nothing relies
+Everything here follows docs/SPEC.md (the product contract); nothing relies
 on the daemon's internals.
 """
 
