@@ -308,15 +308,26 @@ static gid_t group_gid(const char *name)
 
 void acud_apply_access(struct acud *d)
 {
+	const char *missing[3];
+	int n = 0;
+
 	d->desk_gid = group_gid(d->cfg->desk_group);
 	d->practitioner_gid = group_gid(d->cfg->practitioner_group);
 	d->technician_gid = group_gid(d->cfg->technician_group);
 	if (d->desk_gid == (gid_t)-1)
-		log_info("access: no group %s; no desk role", d->cfg->desk_group);
+		missing[n++] = d->cfg->desk_group;
 	if (d->practitioner_gid == (gid_t)-1)
-		log_info("access: no group %s; no practitioner role", d->cfg->practitioner_group);
+		missing[n++] = d->cfg->practitioner_group;
 	if (d->technician_gid == (gid_t)-1)
-		log_info("access: no group %s; no technician role", d->cfg->technician_group);
+		missing[n++] = d->cfg->technician_group;
+	/* Normal in a checkout (make demo): said once, as what it means. */
+	if (n == 3)
+		log_info("access: none of the groups %s, %s, %s exists: only root and uid %u "
+			 "have a role (fine for a demo; see [access] in acud.conf(5))",
+			 missing[0], missing[1], missing[2], (unsigned)d->self_uid);
+	else
+		for (int i = 0; i < n; i++)
+			log_info("access: no group %s: nobody has that role through it", missing[i]);
 	log_set_level(d->cfg->log_level);
 }
 
