@@ -92,7 +92,7 @@ blackbox: acud acuctl
 	  else echo "missing python3-pytest; run: sudo apt-get install python3-pytest" >&2; exit 1; fi; }
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/blackbox
 
-check: all unit blackbox
+check: all unit vclock blackbox
 
 demo: all
 	@mkdir -p demo

@@ -214,6 +214,8 @@ static void init_once(void)
 	snprintf(conf_path, sizeof conf_path, "%s/acud.conf", dir);
 	snprintf(path, sizeof path, "%s/profiles.d", dir);
 	mkdir(path, 0755);
+	snprintf(path, sizeof path, "%s/run", dir); /* the socket's directory, as acud makes it */
+	mkdir(path, 0755);
 	snprintf(path, sizeof path, "%s/profiles.d/extra.conf", dir);
 	write_file(path, "[profile extra]\nmode = continuous\nfrequency_hz = 10\nduration_s = 60\n",
 		   "", "", "");
