@@ -635,11 +635,27 @@ static int socket_in_use(const char *path)
 	return rc == 0;
 }
 
+int server_check_socket(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return 0;
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "%s exists and is not a socket", path);
+		return -1;
+	}
+	if (socket_in_use(path)) {
+		snprintf(err, errlen, "%s: another acud is already listening", path);
+		return -1;
+	}
+	return 0;
+}
+
 struct server *server_open(struct acud *d, char *err, size_t errlen)
 {
 	struct server *s = calloc(1, sizeof *s);
 	struct sockaddr_un sa;
-	struct stat st;
 	mode_t old;
 	int fd;
 
@@ -649,17 +665,11 @@ struct server *server_open(struct acud *d, char *err, size_t errlen)
 	}
 	s->d = d;
 	snprintf(s->path, sizeof s->path, "%s", d->cfg->socket);
-	if (lstat(s->path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			snprintf(err, errlen, "%s exists and is not a socket", s->path);
-			goto fail;
-		}
-		if (socket_in_use(s->path)) {
-			snprintf(err, errlen, "%s: another acud is already listening", s->path);
-			goto fail;
-		}
-		unlink(s->path);
-	}
+	if (server_check_socket(s->path, err, errlen) < 0)
+		goto fail;
+	/* Stale (nobody answers): replaced. */
+	if (unlink(s->path) < 0 && errno != ENOENT)
+		log_warnx("unlink %s: %s", s->path, strerror(errno));
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		snprintf(err, errlen, "socket: %s", strerror(errno));

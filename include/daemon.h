@@ -130,6 +130,9 @@ void persist_done(struct persist *p, struct persist_report *rep);
 void persist_stop(struct persist *p);
 
 /* server.c: the control socket. */
+/* -1 with err when path is something else than a free or stale socket (one
+ * another acud answers on, or not a socket at all). */
+int server_check_socket(const char *path, char *err, size_t errlen);
 struct server *server_open(struct acud *d, char *err, size_t errlen);
 void server_close(struct server *s);
 void server_broadcast(struct server *s, json_t *event);
