@@ -41,13 +41,17 @@ struct client {
 	char user[ACU_NAME_MAX + 1];
 	int watch_requested;           /* input is ignored from here on */
 	int watching;                  /* receives events (once its reply is out) */
+	uint64_t watch_seq;            /* events up to this one were made before it watched */
 	int discarding;                /* skipping the rest of an oversized line */
+	int read_only;                 /* the request being handled changed nothing */
+	int queued;                    /* its replies waiting in the outbox */
 };
 
 /* A reply or event waiting for its generation to be on disk. */
 struct outmsg {
 	struct outmsg *next;
 	uint64_t gen;
+	uint64_t seq;                  /* an event's number; for a reply, the last event made before it */
 	struct client *c;              /* the client of a reply; NULL once it is gone */
 	int is_reply;
 	int saves;                     /* the reply of a request that queued a save */
@@ -64,6 +68,7 @@ struct server {
 	char path[108];
 	struct outmsg *out_head, *out_tail;
 	uint64_t done;                 /* durable generation, as last reported */
+	uint64_t seq;                  /* events made so far */
 	unsigned long refused;         /* connections refused since last logged */
 	int64_t refused_logged;        /* when that was, monotonic ns */
 };
@@ -89,6 +94,7 @@ static void client_free(struct client *c)
 uid_t client_uid(const struct client *c) { return c->uid; }
 const char *client_user(const struct client *c) { return c->user; }
 void client_set_watching(struct client *c) { c->watch_requested = 1; }
+void client_read_only(struct client *c) { c->read_only = 1; }
 
 static int in_group(const struct client *c, gid_t g)
 {
@@ -291,14 +297,15 @@ static int must_wait(struct server *s, uint64_t *gen)
 	return s->out_head || *gen > s->done;
 }
 
-static void outbox_add(struct server *s, uint64_t gen, struct client *c, json_t *msg,
-		       int sets_watching, int saves)
+static void outbox_add(struct server *s, uint64_t gen, uint64_t seq, struct client *c,
+		       json_t *msg, int sets_watching, int saves)
 {
 	struct outmsg *m = calloc(1, sizeof *m);
 
 	if (!m)
 		fatal("out of memory");
 	m->gen = gen;
+	m->seq = seq;
 	m->c = c;
 	m->is_reply = c != NULL;
 	m->sets_watching = sets_watching;
@@ -311,23 +318,27 @@ static void outbox_add(struct server *s, uint64_t gen, struct client *c, json_t 
 	s->out_tail = m;
 }
 
-static void deliver_event(struct server *s, json_t *event);
+static void deliver_event(struct server *s, json_t *event, uint64_t seq);
 
 void server_broadcast(struct server *s, json_t *event)
 {
-	uint64_t gen;
+	uint64_t gen, seq;
 
 	if (!s)
 		return;
+	seq = ++s->seq;
 	if (must_wait(s, &gen)) {
 		json_incref(event);
-		outbox_add(s, gen, NULL, event, 0, 0);
+		outbox_add(s, gen, seq, NULL, event, 0, 0);
 		return;
 	}
-	deliver_event(s, event);
+	deliver_event(s, event, seq);
 }
 
-static void deliver_event(struct server *s, json_t *event)
+/* A watcher gets the events made after its watch was answered: one answered
+ * at once (read-only, ahead of the outbox) skips those still waiting, which
+ * report changes its status already showed. */
+static void deliver_event(struct server *s, json_t *event, uint64_t seq)
 {
 	struct client *c, *next;
 	struct dumpbuf b;
@@ -345,7 +356,7 @@ static void deliver_event(struct server *s, json_t *event)
 		struct evbuffer *out;
 
 		next = c->next;
-		if (!c->watching)
+		if (!c->watching || c->watch_seq >= seq)
 			continue;
 		out = bufferevent_get_output(c->bev);
 		if (evbuffer_get_length(out) > OUTPUT_MAX) {
@@ -360,22 +371,29 @@ static void deliver_event(struct server *s, json_t *event)
 }
 
 /* Takes the reply; saves: its request queued a save (generation above
- * queued_before). Returns -1 when the client is gone. */
+ * queued_before). Returns -1 when the client is gone. A read-only reply goes
+ * out at once unless a reply of this connection waits (its replies keep their
+ * order): a stuck save never holds up status or version. */
 static int client_reply(struct client *c, json_t *reply, uint64_t queued_before)
 {
 	struct server *s = c->srv;
 	int sets = c->watch_requested && !c->watching;
+	int at_once = c->read_only && !c->queued;
 	uint64_t gen;
 	int rc;
 
-	if (must_wait(s, &gen)) {
-		outbox_add(s, gen, c, reply, sets, gen > queued_before);
+	c->read_only = 0;
+	if (!at_once && must_wait(s, &gen)) {
+		outbox_add(s, gen, s->seq, c, reply, sets, gen > queued_before);
+		c->queued++;
 		return 0;
 	}
 	rc = client_send(c, reply);
 	json_decref(reply);
-	if (rc == 0 && sets)
+	if (rc == 0 && sets) {
 		c->watching = 1;
+		c->watch_seq = s->seq;
+	}
 	return rc;
 }
 
@@ -392,8 +410,9 @@ void server_flush(struct server *s, uint64_t done, int failed, const char *why)
 		if (!s->out_head)
 			s->out_tail = NULL;
 		if (!m->is_reply) {
-			deliver_event(s, m->msg);
+			deliver_event(s, m->msg, m->seq);
 		} else if (m->c) {
+			m->c->queued--;
 			if (failed && m->saves && json_is_true(json_object_get(m->msg, "ok"))) {
 				/* Applied but not on disk: say so rather than acknowledge
 				 * (S9; the storage alarm is up and stimulation cut). */
@@ -408,8 +427,10 @@ void server_flush(struct server *s, uint64_t done, int failed, const char *why)
 				json_decref(m->msg);
 				m->msg = err;
 			}
-			if (client_send(m->c, m->msg) == 0 && m->sets_watching)
+			if (client_send(m->c, m->msg) == 0 && m->sets_watching) {
 				m->c->watching = 1;
+				m->c->watch_seq = m->seq;
+			}
 		}
 		json_decref(m->msg);
 		free(m);
@@ -456,6 +477,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			/* Answer now and skip to the next newline: the connection lives on. */
 			evbuffer_drain(in, evbuffer_get_length(in));
 			c->discarding = 1;
+			c->read_only = 1;
 			if (client_reply(c, too_long(), queued) < 0)
 				return;
 			continue;
@@ -464,6 +486,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		if (len > ACU_REQUEST_MAX) {
 			evbuffer_drain(in, len + eol_len);
 			reply = too_long();
+			c->read_only = 1;
 		} else {
 			line = malloc(len + 1);
 			if (!line)

@@ -143,6 +143,9 @@ uid_t client_uid(const struct client *c);
 const char *client_user(const struct client *c);
 enum acu_role client_role(struct acud *d, const struct client *c);
 void client_set_watching(struct client *c);
+/* The request being handled changed nothing: its reply goes out at once, not
+ * after the saves in progress, unless replies of this connection wait. */
+void client_read_only(struct client *c);
 
 /* cmd.c: request dispatch; returns the reply object. */
 json_t *cmd_dispatch(struct acud *d, struct client *c, const char *line, size_t len);
