@@ -167,3 +167,28 @@ def test_one_connection_keeps_its_order_while_a_save_is_stuck(stuckd, loopfs):
     assert c.request({"id": "d", "cmd": "status"})["ok"]
     assert time.monotonic() - t < 1.0
     c.close()
+
+
+def test_a_failed_save_does_not_turn_a_waiting_status_into_an_error(stuckd, loopfs):
+    """A status queued behind a change whose save fails is still a status."""
+    d = stuckd
+    filler = os.path.join(loopfs.mnt, "filler")
+    c = d.connect()
+    try:
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        for size in (1 << 20, 4096, 1):   # to the last byte
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError:
+                pass
+        os.close(fd)
+        c.send({"id": "a", "cmd": "start", "room": "3", "duration_s": 300, "needles": 2,
+                "patient": "F3"})
+        c.send({"id": "b", "cmd": "status", "room": "3"})
+        a, b = c.recv(timeout=10), c.recv(timeout=10)
+        assert a.get("id") == "a" and a.get("ok") is False, f"the save did not fail: {a}"
+        assert b.get("id") == "b" and b.get("ok") is True and "room" in b, b
+    finally:
+        c.close()
+        os.unlink(filler)
