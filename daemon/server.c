@@ -22,7 +22,12 @@
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
-#define OUTPUT_MAX (1024 * 1024) /* per client: beyond this a reader is too slow */
+/* Output held for clients that do not read (SPEC §6, §8): one client may hold
+ * OUTPUT_MAX, all watchers together WATCHERS_MAX; past that the watchers with
+ * the largest backlogs are dropped first. 300 watchers that never read used
+ * to take acud to 300 MB; a live board keeps well under a few kB. */
+#define OUTPUT_MAX (512 * 1024)
+#define WATCHERS_MAX (4 * 1024 * 1024)
 #define CLIENTS_MAX 4096
 /* Descriptors kept free for the daemon's own files (the state file and its
  * directory, history, the sim files, a reload's config and GPIO lines): a
@@ -71,6 +76,8 @@ struct server {
 	uint64_t seq;                  /* events made so far */
 	unsigned long refused;         /* connections refused since last logged */
 	int64_t refused_logged;        /* when that was, monotonic ns */
+	unsigned long trimmed;         /* watchers dropped over WATCHERS_MAX since last logged */
+	int64_t trimmed_logged;
 };
 
 static void client_free(struct client *c)
@@ -338,12 +345,58 @@ void server_broadcast(struct server *s, json_t *event)
 /* A watcher gets the events made after its watch was answered: one answered
  * at once (read-only, ahead of the outbox) skips those still waiting, which
  * report changes its status already showed. */
+/* Drops the watchers with the largest backlogs until all of them together
+ * hold at most 3/4 of WATCHERS_MAX (not one per event from then on). Only
+ * watchers: a broadcast must never free the client whose request is running,
+ * and a watcher runs none. Logged at most once a second. */
+static void trim_watchers(struct server *s, size_t total)
+{
+	size_t before = total, largest = 0;
+	int64_t now;
+	uid_t uid = 0;
+
+	while (total > WATCHERS_MAX / 4 * 3) {
+		struct client *c, *victim = NULL;
+		size_t most = 0;
+
+		/* A scan per drop: rare, and no allocation on the way to freeing. */
+		for (c = s->clients; c; c = c->next) {
+			size_t n;
+
+			if (!c->watching)
+				continue;
+			n = evbuffer_get_length(bufferevent_get_output(c->bev));
+			if (n > most) {
+				most = n;
+				victim = c;
+			}
+		}
+		if (!victim)
+			break;
+		if (!largest) {
+			largest = most;
+			uid = victim->uid;
+		}
+		total -= most;
+		s->trimmed++;
+		client_free(victim);
+	}
+	now = acu_mono_now();
+	if (s->trimmed_logged && now - s->trimmed_logged < 1000000000LL)
+		return;
+	log_warnx("watchers held %zu bytes unread, over the cap of %d: %lu dropped since last "
+		  "logged, the largest backlog first (%zu bytes, uid %u)", before, WATCHERS_MAX,
+		  s->trimmed, largest, (unsigned)uid);
+	s->trimmed = 0;
+	s->trimmed_logged = now;
+}
+
 static void deliver_event(struct server *s, json_t *event, uint64_t seq)
 {
 	struct client *c, *next;
 	struct dumpbuf b;
 	const char *text;
-	size_t len;
+	size_t len, total = 0;
 
 	len = dumpbuf_msg(&b, s->d, event);
 	text = b.p;
@@ -356,18 +409,23 @@ static void deliver_event(struct server *s, json_t *event, uint64_t seq)
 		struct evbuffer *out;
 
 		next = c->next;
-		if (!c->watching || c->watch_seq >= seq)
+		if (!c->watching)
 			continue;
 		out = bufferevent_get_output(c->bev);
-		if (evbuffer_get_length(out) > OUTPUT_MAX) {
-			log_warnx("watcher uid %u: %zu bytes unread; dropped", (unsigned)c->uid,
-				  evbuffer_get_length(out));
-			client_free(c);
-			continue;
+		if (c->watch_seq < seq) {
+			if (evbuffer_get_length(out) > OUTPUT_MAX) {
+				log_warnx("watcher uid %u: %zu bytes unread; dropped", (unsigned)c->uid,
+					  evbuffer_get_length(out));
+				client_free(c);
+				continue;
+			}
+			queue_line(c, out, text, len);
 		}
-		queue_line(c, out, text, len);
+		total += evbuffer_get_length(out);
 	}
 	dumpbuf_free(&b);
+	if (total > WATCHERS_MAX)
+		trim_watchers(s, total);
 }
 
 /* Takes the reply; saves: its request queued a save (generation above
