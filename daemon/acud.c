@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <libgen.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,62 @@ static int mkdirs(const char *path, mode_t mode)
 	if (mkdir(buf, mode) < 0 && errno != EEXIST)
 		return -1;
 	return 0;
+}
+
+/* --check-config: state_dir must be a directory acud can write, or one it can
+ * create: its nearest existing parent a writable directory. Checked for the
+ * user running the check (the unit's ExecStartPre= runs it as acud's user). */
+static int check_state_dir(const char *path, char *err, size_t errlen)
+{
+	char at[PATH_MAX], who[64];
+	struct passwd *pw;
+	struct stat st;
+	size_t n;
+	int e;
+
+	if (snprintf(at, sizeof at, "%s", path) >= (int)sizeof at) {
+		snprintf(err, errlen, "state_dir %.300s: path too long", path);
+		return -1;
+	}
+	for (n = strlen(at); n > 1 && at[n - 1] == '/'; n--)
+		at[n - 1] = '\0';
+	/* Up to the nearest component that exists; a regular file on the way
+	 * (ENOTDIR) is found as that component. */
+	while (stat(at, &st) < 0) {
+		char *slash;
+
+		if (errno != ENOENT && errno != ENOTDIR) {
+			snprintf(err, errlen, "state_dir %.300s: %.300s: %s", path, at, strerror(errno));
+			return -1;
+		}
+		slash = strrchr(at, '/');
+		if (!slash)
+			snprintf(at, sizeof at, ".");
+		else if (slash == at)
+			at[1] = '\0';
+		else
+			*slash = '\0';
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		if (strcmp(at, path) == 0)
+			snprintf(err, errlen, "state_dir %.300s: exists and is not a directory", path);
+		else
+			snprintf(err, errlen, "state_dir %.300s: %.300s is not a directory", path, at);
+		return -1;
+	}
+	if (faccessat(AT_FDCWD, at, W_OK | X_OK, AT_EACCESS) == 0)
+		return 0;
+	e = errno;
+	pw = getpwuid(geteuid());
+	snprintf(who, sizeof who, "%s%s(uid %u)", pw ? pw->pw_name : "", pw ? " " : "",
+		 (unsigned)geteuid());
+	if (strcmp(at, path) == 0)
+		snprintf(err, errlen, "state_dir %.300s: not writable by %s: %s", path, who,
+			 strerror(e));
+	else
+		snprintf(err, errlen, "state_dir %.300s: does not exist, and %.300s, where it would "
+			 "be created, is not writable by %s: %s", path, at, who, strerror(e));
+	return -1;
 }
 
 static void read_boot_id(struct acud *d)
@@ -270,10 +327,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check == 1) {
-		printf("%s: configuration OK (%d rooms, %d profiles)\n", config, d->cfg->nrooms,
-		       d->cfg->nprofiles);
+		int rc = check_state_dir(d->cfg->state_dir, err, sizeof err);
+
+		if (rc < 0)
+			fprintf(stderr, "%s: %s\n", config, err);
+		else
+			printf("%s: configuration OK (%d rooms, %d profiles)\n", config,
+			       d->cfg->nrooms, d->cfg->nprofiles);
 		cfg_free(d->cfg);
-		return 0;
+		return rc < 0 ? 1 : 0;
 	}
 	if (check == 2)
 		return all_off(d->cfg);
