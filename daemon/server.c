@@ -342,9 +342,6 @@ void server_broadcast(struct server *s, json_t *event)
 	deliver_event(s, event, seq);
 }
 
-/* A watcher gets the events made after its watch was answered: one answered
- * at once (read-only, ahead of the outbox) skips those still waiting, which
- * report changes its status already showed. */
 /* Drops the watchers with the largest backlogs until all of them together
  * hold at most 3/4 of WATCHERS_MAX (not one per event from then on). Only
  * watchers: a broadcast must never free the client whose request is running,
@@ -391,6 +388,9 @@ static void trim_watchers(struct server *s, size_t total)
 	s->trimmed_logged = now;
 }
 
+/* A watcher gets the events made after its watch was answered: one answered
+ * at once (read-only, ahead of the outbox) skips those still waiting, which
+ * report changes its status already showed. */
 static void deliver_event(struct server *s, json_t *event, uint64_t seq)
 {
 	struct client *c, *next;
@@ -558,6 +558,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 				free(line);
 				continue;
 			}
+			c->read_only = 0; /* cmd_dispatch says when it is */
 			reply = cmd_dispatch(c->srv->d, c, line, len);
 			free(line);
 		}
