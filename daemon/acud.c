@@ -5,10 +5,12 @@
 #include <getopt.h>
 #include <grp.h>
 #include <libgen.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -86,6 +88,62 @@ static int mkdirs(const char *path, mode_t mode)
 	return 0;
 }
 
+/* --check-config: state_dir must be a directory acud can write, or one it can
+ * create: its nearest existing parent a writable directory. Checked for the
+ * user running the check (the unit's ExecStartPre= runs it as acud's user). */
+static int check_state_dir(const char *path, char *err, size_t errlen)
+{
+	char at[PATH_MAX], who[64];
+	struct passwd *pw;
+	struct stat st;
+	size_t n;
+	int e;
+
+	if (snprintf(at, sizeof at, "%s", path) >= (int)sizeof at) {
+		snprintf(err, errlen, "state_dir %.300s: path too long", path);
+		return -1;
+	}
+	for (n = strlen(at); n > 1 && at[n - 1] == '/'; n--)
+		at[n - 1] = '\0';
+	/* Up to the nearest component that exists; a regular file on the way
+	 * (ENOTDIR) is found as that component. */
+	while (stat(at, &st) < 0) {
+		char *slash;
+
+		if (errno != ENOENT && errno != ENOTDIR) {
+			snprintf(err, errlen, "state_dir %.300s: %.300s: %s", path, at, strerror(errno));
+			return -1;
+		}
+		slash = strrchr(at, '/');
+		if (!slash)
+			snprintf(at, sizeof at, ".");
+		else if (slash == at)
+			at[1] = '\0';
+		else
+			*slash = '\0';
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		if (strcmp(at, path) == 0)
+			snprintf(err, errlen, "state_dir %.300s: exists and is not a directory", path);
+		else
+			snprintf(err, errlen, "state_dir %.300s: %.300s is not a directory", path, at);
+		return -1;
+	}
+	if (faccessat(AT_FDCWD, at, W_OK | X_OK, AT_EACCESS) == 0)
+		return 0;
+	e = errno;
+	pw = getpwuid(geteuid());
+	snprintf(who, sizeof who, "%s%s(uid %u)", pw ? pw->pw_name : "", pw ? " " : "",
+		 (unsigned)geteuid());
+	if (strcmp(at, path) == 0)
+		snprintf(err, errlen, "state_dir %.300s: not writable by %s: %s", path, who,
+			 strerror(e));
+	else
+		snprintf(err, errlen, "state_dir %.300s: does not exist, and %.300s, where it would "
+			 "be created, is not writable by %s: %s", path, at, who, strerror(e));
+	return -1;
+}
+
 static void read_boot_id(struct acud *d)
 {
 	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
@@ -108,15 +166,87 @@ static void raise_fd_limit(void)
 	}
 }
 
-/* S1: `acud --all-off`, run by the unit's ExecStopPost= after any exit. */
+/* SPEC §8: one acud per state_dir. An exclusive flock(2) on STATE_DIR/acud.lock,
+ * which the kernel releases however the process ends, so a crash never leaves
+ * a stale lock; the holder writes its pid there for the refusal's message.
+ * Returns the locked descriptor, or -1 with err set and *held = 1 when another
+ * process holds the lock, *held = 0 when it could not be checked (errno kept).
+ * create = 0 (--all-off): a missing lock file means no daemon ever ran there. */
+static int lock_state_dir(const char *dir, int create, int *held, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 16], buf[24];
+	int fd, e, len;
+
+	*held = 0;
+	if (snprintf(path, sizeof path, "%s/acud.lock", dir) >= (int)sizeof path) {
+		snprintf(err, errlen, "state_dir %s: path too long", dir);
+		return errno = ENAMETOOLONG, -1;
+	}
+	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0), 0640);
+	/* --all-off as a user who may not write there can still take the lock. */
+	if (fd < 0 && !create && (errno == EACCES || errno == EROFS))
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		e = errno;
+		snprintf(err, errlen, "%.512s: %s", path, strerror(e));
+		return errno = e, -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		ssize_t n;
+		long pid = 0;
+
+		e = errno;
+		if (e != EWOULDBLOCK) {
+			snprintf(err, errlen, "flock %.512s: %s", path, strerror(e));
+			close(fd);
+			return errno = e, -1;
+		}
+		*held = 1;
+		/* Empty only in the moment between the holder's flock and its write. */
+		n = pread(fd, buf, sizeof buf - 1, 0);
+		if (n > 0) {
+			buf[n] = '\0';
+			pid = strtol(buf, NULL, 10);
+		}
+		if (pid > 0)
+			snprintf(err, errlen, "another acud holds %s (pid %ld)", dir, pid);
+		else
+			snprintf(err, errlen, "another acud holds %s (pid unknown)", dir);
+		close(fd);
+		return -1;
+	}
+	/* The pid is only for messages: the lock holds without it (a full disk,
+	 * or --all-off's read-only descriptor). */
+	len = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+	if ((ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)len, 0) != len) && create)
+		log_warnx("%s: cannot record the pid: %s", path, strerror(errno));
+	return fd;
+}
+
+/* S1: `acud --all-off`, run by the unit's ExecStopPost= after any exit. It
+ * takes the daemon's lock first: while a daemon runs, the outputs are that
+ * daemon's (driving them off under it would fight its decisions). A lock that
+ * cannot be checked does not stop it: outputs off is the safe side. */
 static int all_off(struct acu_cfg *cfg)
 {
 	char err[512];
-	struct gpio *g = gpio_open(cfg, err, sizeof err);
-	int failed;
+	struct gpio *g;
+	int failed, held, lock;
 
+	lock = lock_state_dir(cfg->state_dir, 0, &held, err, sizeof err);
+	if (lock < 0 && held) {
+		log_err("all-off: %s; its outputs are left to it (stop it first)", err);
+		cfg_free(cfg);
+		return 1;
+	}
+	if (lock < 0 && errno != ENOENT && errno != ENOTDIR)
+		log_warnx("all-off: cannot check for a running acud: %s; driving outputs off anyway",
+			  err);
+	g = gpio_open(cfg, err, sizeof err);
 	if (!g) {
 		log_err("all-off: %s", err);
+		if (lock >= 0)
+			close(lock);
 		cfg_free(cfg);
 		return 1;
 	}
@@ -126,6 +256,8 @@ static int all_off(struct acu_cfg *cfg)
 		log_err("all-off: %d outputs could not be driven inactive", failed);
 	else
 		log_notice("all-off: every configured output is inactive");
+	if (lock >= 0)
+		close(lock);
 	cfg_free(cfg);
 	return failed ? 1 : 0;
 }
@@ -160,7 +292,7 @@ int main(int argc, char **argv)
 	};
 	struct acud *d = &daemon_ctx;
 	const char *config = ACU_DEFAULT_CONFIG;
-	int check = 0, verbose = 0, opt;
+	int check = 0, verbose = 0, opt, lock_fd, held;
 	struct event_config *ec;
 	struct event *sigs[4];
 	const int signums[4] = { SIGTERM, SIGINT, SIGHUP, 0 };
@@ -195,10 +327,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check == 1) {
-		printf("%s: configuration OK (%d rooms, %d profiles)\n", config, d->cfg->nrooms,
-		       d->cfg->nprofiles);
+		int rc = check_state_dir(d->cfg->state_dir, err, sizeof err);
+
+		if (rc < 0)
+			fprintf(stderr, "%s: %s\n", config, err);
+		else
+			printf("%s: configuration OK (%d rooms, %d profiles)\n", config,
+			       d->cfg->nrooms, d->cfg->nprofiles);
 		cfg_free(d->cfg);
-		return 0;
+		return rc < 0 ? 1 : 0;
 	}
 	if (check == 2)
 		return all_off(d->cfg);
@@ -210,9 +347,17 @@ int main(int argc, char **argv)
 	read_boot_id(d);
 	if (mkdirs(d->cfg->state_dir, 0750) < 0)
 		fatal("state_dir %s: %s", d->cfg->state_dir, strerror(errno));
+	/* Before anything is read, moved or driven: a second acud stops here. */
+	lock_fd = lock_state_dir(d->cfg->state_dir, 1, &held, err, sizeof err);
+	if (lock_fd < 0)
+		fatal("%s; not starting", err);
 	snprintf(dir, sizeof dir, "%s", d->cfg->socket);
 	if (mkdirs(dirname(dir), 0755) < 0)
 		fatal("socket directory for %s: %s", d->cfg->socket, strerror(errno));
+	/* A socket another acud answers on: refused before any output is touched,
+	 * whatever its state_dir (server_open checks again when it binds). */
+	if (server_check_socket(d->cfg->socket, err, sizeof err) < 0)
+		fatal("%s; not starting", err);
 
 	ec = event_config_new();
 	event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
@@ -324,5 +469,6 @@ int main(int argc, char **argv)
 	free(d->rooms);
 	cfg_free(d->cfg);
 	log_notice("stopped");
+	close(lock_fd); /* last: until here the state_dir is this process's */
 	return 0;
 }

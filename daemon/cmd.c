@@ -10,6 +10,7 @@ struct cmd {
 	enum acu_role role;
 	const char *const *keys;       /* accepted besides id and cmd; NULL-terminated */
 	json_t *(*fn)(struct acud *d, struct client *c, json_t *req, struct acu_err *err);
+	int read_only;                 /* changes nothing: its reply need not wait for a save */
 };
 
 /* --- field access: wrong types are bad-request, wrong values out-of-range --- */
@@ -532,12 +533,15 @@ static const char *const k_profile[] = { "name", NULL };
 static const char *const k_history[] = { "room", "since", "limit", NULL };
 static const char *const k_sim[] = { "line", "level", NULL };
 
+/* READ_ONLY: answered at once even while a save is stuck (server.c keeps
+ * each connection's replies in order). */
+#define READ_ONLY 1
 static const struct cmd cmds[] = {
-	{ "status", ROLE_DESK, k_room, cmd_status },
-	{ "watch", ROLE_DESK, k_none, cmd_watch },
-	{ "profiles", ROLE_DESK, k_none, cmd_profiles },
-	{ "profile", ROLE_DESK, k_profile, cmd_profile },
-	{ "version", ROLE_DESK, k_none, cmd_version },
+	{ "status", ROLE_DESK, k_room, cmd_status, READ_ONLY },
+	{ "watch", ROLE_DESK, k_none, cmd_watch, READ_ONLY },
+	{ "profiles", ROLE_DESK, k_none, cmd_profiles, READ_ONLY },
+	{ "profile", ROLE_DESK, k_profile, cmd_profile, READ_ONLY },
+	{ "version", ROLE_DESK, k_none, cmd_version, READ_ONLY },
 	{ "start", ROLE_PRACTITIONER, k_start, cmd_start },
 	{ "pause", ROLE_PRACTITIONER, k_room, cmd_pause },
 	{ "resume", ROLE_PRACTITIONER, k_room, cmd_resume },
@@ -589,10 +593,12 @@ json_t *cmd_dispatch(struct acud *d, struct client *c, const char *line, size_t 
 	json_t *req, *id = NULL, *v, *reply = NULL;
 	const char *name;
 	enum acu_role role;
+	int changes = 0;
 
 	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!req) {
 		acu_fail(&err, E_BAD_REQUEST, "malformed JSON: %s", jerr.text);
+		client_read_only(c);
 		return error_reply(NULL, &err);
 	}
 	if (!json_is_object(req)) {
@@ -627,8 +633,12 @@ json_t *cmd_dispatch(struct acud *d, struct client *c, const char *line, size_t 
 	}
 	if (check_keys(req, cmd, &err) < 0)
 		goto out;
+	changes = !cmd->read_only;
 	reply = cmd->fn(d, c, req, &err);
 out:
+	/* A request refused before its command ran changed nothing either. */
+	if (!changes)
+		client_read_only(c);
 	if (reply) {
 		/* id and ok first, for people reading the socket by eye. */
 		json_t *head = json_object();

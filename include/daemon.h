@@ -130,6 +130,9 @@ void persist_done(struct persist *p, struct persist_report *rep);
 void persist_stop(struct persist *p);
 
 /* server.c: the control socket. */
+/* -1 with err when path is something else than a free or stale socket (one
+ * another acud answers on, or not a socket at all). */
+int server_check_socket(const char *path, char *err, size_t errlen);
 struct server *server_open(struct acud *d, char *err, size_t errlen);
 void server_close(struct server *s);
 void server_broadcast(struct server *s, json_t *event);
@@ -140,6 +143,9 @@ uid_t client_uid(const struct client *c);
 const char *client_user(const struct client *c);
 enum acu_role client_role(struct acud *d, const struct client *c);
 void client_set_watching(struct client *c);
+/* The request being handled changed nothing: its reply goes out at once, not
+ * after the saves in progress, unless replies of this connection wait. */
+void client_read_only(struct client *c);
 
 /* cmd.c: request dispatch; returns the reply object. */
 json_t *cmd_dispatch(struct acud *d, struct client *c, const char *line, size_t len);
