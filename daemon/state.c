@@ -251,10 +251,8 @@ int state_save(struct acud *d, const struct acu_now *now, char *err, size_t errl
 }
 
 /* FNV-1a, 64 bits: detects damage, not tampering. */
-static uint64_t state_sum(const char *text, size_t len)
+static uint64_t state_sum_more(uint64_t h, const char *text, size_t len)
 {
-	uint64_t h = UINT64_C(14695981039346656037);
-
 	for (size_t i = 0; i < len; i++) {
 		h ^= (unsigned char)text[i];
 		h *= UINT64_C(1099511628211);
@@ -262,13 +260,39 @@ static uint64_t state_sum(const char *text, size_t len)
 	return h;
 }
 
+static uint64_t state_sum(const char *text, size_t len)
+{
+	return state_sum_more(UINT64_C(14695981039346656037), text, len);
+}
+
+/* Where `,"sum":"<16 hex>"}` (and a newline) ends the file, or NULL. */
+static const char *state_sum_tail(const char *text, size_t len)
+{
+	static const char head[] = ",\"sum\":\"";
+	size_t n = sizeof head - 1 + 16 + 2;
+
+	while (len && text[len - 1] == '\n')
+		len--;
+	if (len < n || memcmp(text + len - n, head, sizeof head - 1) != 0 ||
+	    memcmp(text + len - 2, "\"}", 2) != 0)
+		return NULL;
+	return text + len - n;
+}
+
+/* The sum of text[0..len) followed by the '}' that closed it when summed. */
+static uint64_t state_sum_closed(const char *text, size_t len)
+{
+	return state_sum_more(state_sum(text, len), "}", 1);
+}
+
 /* Reads and checks the file: no NUL bytes, JSON, and the checksum over the
- * text the daemon wrote. NULL with the reason otherwise. */
+ * bytes the daemon wrote. NULL with the reason otherwise. */
 static json_t *state_read(const char *path, char *why, size_t whylen)
 {
 	json_error_t jerr;
 	json_t *top, *sum;
-	char *text = NULL, *again;
+	char *text = NULL;
+	const char *tail;
 	size_t cap = 0, len = 0;
 	FILE *f = fopen(path, "re");
 	char want[20];
@@ -310,17 +334,18 @@ static json_t *state_read(const char *path, char *why, size_t whylen)
 		snprintf(why, whylen, "no checksum");
 		goto fail;
 	}
+	/* The sum covers the bytes as written: the text up to the sum member,
+	 * closed by '}' (state_save). Never a re-encoding, which a jansson
+	 * upgrade could change by a byte. */
+	tail = state_sum_tail(text, len);
 	snprintf(want, sizeof want, "%s", json_string_value(sum));
-	json_object_del(top, "sum");
-	again = json_dumps(top, JSON_COMPACT | JSON_SORT_KEYS);
-	if (!again || strlen(want) != 16 ||
-	    strtoull(want, NULL, 16) != state_sum(again, strlen(again))) {
-		free(again);
+	if (!tail || strlen(want) != 16 || strspn(want, "0123456789abcdef") != 16 ||
+	    strtoull(want, NULL, 16) != state_sum_closed(text, (size_t)(tail - text))) {
 		json_decref(top);
 		snprintf(why, whylen, "checksum mismatch");
 		goto fail;
 	}
-	free(again);
+	json_object_del(top, "sum");
 	free(text);
 	fclose(f);
 	return top;

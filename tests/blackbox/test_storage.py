@@ -340,3 +340,38 @@ def test_contraindication_stands_when_no_save_works(make_daemon):
     assert room["stim"]["blocked"] == "contraindicated"
     assert err_code(d.request({"cmd": "stim", "room": "1", "on": True})) == "contraindicated"
     assert "restored from" in d.stderr()
+
+
+# --- the state file's checksum covers the bytes as written ------------------------
+
+def _fnv(data):
+    h = 14695981039346656037
+    for b in data:
+        h ^= b
+        h = (h * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def test_checksum_is_over_the_bytes_as_written(make_daemon):
+    """A file whose bytes differ from jansson's encoding of the same JSON (here a
+    space after the first brace) is read when its sum matches those bytes, and
+    kept aside when one byte changes: the sum is never a re-encoding."""
+    d = make_daemon(conf_text=stim_config())
+    d.start_session("1", duration_s=600, needles=4, patient="SUMTEST")
+    d.stop()
+    path = os.path.join(d.state_dir, "state.json")
+    raw = open(path, "rb").read().rstrip(b"\n")
+    i = raw.rindex(b',"sum":"')
+    body = b"{ " + raw[1:i]
+    good = body + b',"sum":"%016x"}\n' % _fnv(body + b"}")
+    with open(path, "wb") as f:
+        f.write(good)
+    d.start()
+    assert d.status("1")["patient"] == "SUMTEST"
+    assert d.status("1")["attention"] is None
+    d.stop()
+    with open(path, "wb") as f:
+        f.write(good.replace(b"SUMTEST", b"SUMTESU"))
+    d.start()
+    assert d.status("1")["state"] == "idle"
+    assert alarm(d.status("1"), "attention")["priority"] == "medium"
