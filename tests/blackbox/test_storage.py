@@ -375,3 +375,38 @@ def test_checksum_is_over_the_bytes_as_written(make_daemon):
     d.start()
     assert d.status("1")["state"] == "idle"
     assert alarm(d.status("1"), "attention")["priority"] == "medium"
+
+
+# --- issue 13, finding 4: no failure inside a change undoes a cut -----------------
+
+def test_failed_save_never_rolls_back_a_cut_or_leaves_lines_stale(make_daemon):
+    d = make_daemon(conf_text=stim_config(sim_state=SIM_STATE, sim_trace=SIM_TRACE),
+                    start=False)
+    os.makedirs(os.path.join(d.dir, "sim"), exist_ok=True)
+    d.start()
+    d.start_session("1", duration_s=600, needles=4, profile="p2")
+    blocker = os.path.join(d.state_dir, "state.json.tmp")
+    os.mkdir(blocker)
+    # Arming whose save fails: not acknowledged, and the lines follow the
+    # state reported (off, unarmed), never the other way round.
+    rep = d.request({"cmd": "stim", "room": "1", "on": True})
+    assert err_code(rep) == "storage", rep
+    room = d.status("1")
+    assert room["stim"]["armed"] is False and room["stim"]["on"] is False, room["stim"]
+    wait_for(lambda: sim_levels(d)[GATE1] == 0 and sim_levels(d)[GATE2] == 0,
+             what="gates off as reported")
+    # An interlock trip whose save fails stands: alarm, disarmed, gates off.
+    d.ok({"cmd": "sim-input", "line": 6, "level": 0})  # room 1's interlock is !6
+    room = d.status("1")
+    assert alarm(room, "interlock")["priority"] == "high"
+    assert room["stim"]["armed"] is False
+    assert err_code(d.request({"cmd": "stim", "room": "1", "on": True})) in ("storage",
+                                                                          "interlock")
+    assert sim_levels(d)[GATE1] == 0
+    # Stop and finish while no save works: the lines stay off.
+    d.request({"cmd": "stop", "room": "1"})
+    assert d.status("1")["state"] == "due"
+    assert sim_levels(d)[GATE1] == 0 and sim_levels(d)[GATE2] == 0
+    os.rmdir(blocker)
+    d.ok({"cmd": "finish", "room": "1", "removed": 4})
+    assert sim_levels(d)[GATE1] == 0 and sim_levels(d)[GATE2] == 0
