@@ -110,6 +110,20 @@ const char *client_user(const struct client *c);
 enum acu_role client_role(struct acud *d, const struct client *c);
 void client_set_watching(struct client *c);
 
+/* A reply made later (a history query runs on a worker thread): until it is
+ * sent the client's further requests wait, so each connection keeps its
+ * order. A client gone meanwhile is forgotten by the deferred reply, which
+ * then sends nothing. */
+struct deferred;
+struct deferred *server_defer(struct client *c, json_t *id);
+json_t *server_deferred_id(const struct deferred *w);
+/* fn(arg) runs (on the loop) if the client goes before the reply is sent. */
+void server_deferred_on_gone(struct deferred *w, void (*fn)(void *), void *arg);
+/* Sends the reply (taken) if the client is still there, frees w, and goes on
+ * with the client's waiting requests. NULL: given up before it was made (from
+ * inside the client's own request): nothing is sent. */
+void server_deferred_reply(struct deferred *w, json_t *reply);
+
 /* cmd.c: request dispatch; returns the reply object. */
 json_t *cmd_dispatch(struct acud *d, struct client *c, const char *line, size_t len);
 

@@ -100,6 +100,49 @@ void server_broadcast(struct server *s, json_t *event)
 	free(text);
 }
 
+/* A deferred reply (history): kept here until the query ends. */
+struct deferred {
+	json_t *id;
+};
+
+static json_t *deferred_reply;
+static int deferred_waiting;
+
+struct deferred *server_defer(struct client *c, json_t *id)
+{
+	struct deferred *w = calloc(1, sizeof *w);
+
+	(void)c;
+	if (!w)
+		abort();
+	w->id = id;
+	json_incref(id);
+	deferred_waiting = 1;
+	return w;
+}
+
+json_t *server_deferred_id(const struct deferred *w)
+{
+	return w->id;
+}
+
+/* The harness's one client never goes away. */
+void server_deferred_on_gone(struct deferred *w, void (*fn)(void *), void *arg)
+{
+	(void)w;
+	(void)fn;
+	(void)arg;
+}
+
+void server_deferred_reply(struct deferred *w, json_t *reply)
+{
+	json_decref(w->id);
+	free(w);
+	deferred_waiting = 0;
+	json_decref(deferred_reply);
+	deferred_reply = reply;
+}
+
 /* --- the environment -------------------------------------------------------- */
 
 static char dir[64];
