@@ -420,13 +420,37 @@ static json_t *cmd_profile(struct acud *d, struct client *c, json_t *req, struct
 	return json_pack("{s:o}", "profile", profile_json(p));
 }
 
+/* Marks a command's reply as deferred: it is sent by server_deferred_reply. */
+static json_t deferred_marker;
+#define REPLY_DEFERRED (&deferred_marker)
+
+static json_t *make_reply(json_t *id, json_t *reply, const struct acu_err *err);
+
+/* A history query ended on the worker thread (history.c): its reply. */
+static void history_done(void *arg, json_t *entries, const struct acu_err *err)
+{
+	struct deferred *w = arg;
+	json_t *id = server_deferred_id(w);
+
+	server_deferred_reply(w, make_reply(id, entries ? json_pack("{s:o}", "entries", entries) :
+					    NULL, err));
+}
+
+static void query_abandoned(void *job)
+{
+	history_query_cancel(job);
+}
+
+/* The files are read on a worker thread, however long the history: the
+ * loop goes on with pulses, gates and other clients meanwhile. */
 static json_t *cmd_history(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
 {
 	const char *room = NULL;
 	int64_t since = 0, limit = 100;
-	json_t *v = json_object_get(req, "since"), *entries;
+	json_t *v = json_object_get(req, "since");
+	struct history_job *job;
+	struct deferred *w;
 
-	(void)c;
 	if (req_str(req, "room", 0, &room, err) < 0 ||
 	    req_int(req, "limit", 0, 1, 1000, &limit, err) < 0)
 		return NULL;
@@ -444,8 +468,17 @@ static json_t *cmd_history(struct acud *d, struct client *c, json_t *req, struct
 		return acu_fail(err, E_BAD_REQUEST, "since: expected RFC 3339 time or unix seconds"),
 		       NULL;
 	}
-	entries = history_query(d, room, since, (int)limit, err);
-	return entries ? json_pack("{s:o}", "entries", entries) : NULL;
+	w = server_defer(c, json_object_get(req, "id"));
+	if (!w)
+		return acu_fail(err, E_INTERNAL, "out of memory"), NULL;
+	job = history_query_start(d->history, room, since, (int)limit, history_done, w, err);
+	if (!job) {
+		server_deferred_reply(w, NULL);
+		return NULL;
+	}
+	/* A client that leaves does not keep the worker reading for nobody. */
+	server_deferred_on_gone(w, query_abandoned, job);
+	return REPLY_DEFERRED;
 }
 
 static json_t *cmd_reload(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
@@ -614,20 +647,29 @@ json_t *cmd_dispatch(struct acud *d, struct client *c, const char *line, size_t 
 	if (check_keys(req, cmd, &err) < 0)
 		goto out;
 	reply = cmd->fn(d, c, req, &err);
-out:
-	if (reply) {
-		/* id and ok first, for people reading the socket by eye. */
-		json_t *head = json_object();
-
-		if (id)
-			json_object_set(head, "id", id);
-		json_object_set_new(head, "ok", json_true());
-		json_object_update(head, reply);
-		json_decref(reply);
-		reply = head;
-	} else {
-		reply = error_reply(id, &err);
+	if (reply == REPLY_DEFERRED) {
+		json_decref(req);
+		return NULL;
 	}
+out:
+	reply = make_reply(id, reply, &err);
 	json_decref(req);
 	return reply;
+}
+
+/* A command's result (taken) as the reply, or the error when it has none. */
+static json_t *make_reply(json_t *id, json_t *reply, const struct acu_err *err)
+{
+	json_t *head;
+
+	if (!reply)
+		return error_reply(id, err);
+	/* id and ok first, for people reading the socket by eye. */
+	head = json_object();
+	if (id)
+		json_object_set(head, "id", id);
+	json_object_set_new(head, "ok", json_true());
+	json_object_update(head, reply);
+	json_decref(reply);
+	return head;
 }

@@ -19,7 +19,7 @@ struct persist {
 	pthread_cond_t cv;
 	int efd;                       /* writer -> loop: a generation is durable */
 	char state_path[PATH_MAX + 16];
-	int history_fd;
+	struct history *history;
 	/* under mu */
 	char *state;                   /* newest snapshot not yet taken */
 	size_t state_len;
@@ -56,26 +56,14 @@ static void *writer(void *arg)
 		p->hist_len = p->hist_cap = 0;
 		pthread_mutex_unlock(&p->mu);
 
-		/* History first: a state that mentions a change is never on disk
-		 * before the record of it. */
-		if (hist_len) {
-			size_t off = 0;
+		/* History first: a state that mentions a change is on disk after
+		 * the record of it. Records the disk does not take wait in the
+		 * history's bounded memory and go with a later batch (history.c
+		 * logs it); they never hold up the state save. */
+		if (hist_len || history_pending(p->history)) {
+			char herr[512];
 
-			while (off < hist_len) {
-				ssize_t n = write(p->history_fd, hist + off, hist_len - off);
-				if (n < 0 && errno == EINTR)
-					continue;
-				if (n <= 0) {
-					snprintf(err, sizeof err, "history: %s", strerror(errno));
-					failed = 1;
-					break;
-				}
-				off += (size_t)n;
-			}
-			if (!failed && fdatasync(p->history_fd) < 0) {
-				snprintf(err, sizeof err, "history: %s", strerror(errno));
-				failed = 1;
-			}
+			history_write(p->history, hist, hist_len, acu_now().wall, herr, sizeof herr);
 		}
 		if (state && write_atomic(p->state_path, state, state_len, 1) < 0) {
 			snprintf(err, sizeof err, "cannot save state to %.150s: %s", p->state_path,
@@ -98,7 +86,8 @@ static void *writer(void *arg)
 	return NULL;
 }
 
-struct persist *persist_start(const char *state_path, int history_fd, char *err, size_t errlen)
+struct persist *persist_start(const char *state_path, struct history *history, char *err,
+			      size_t errlen)
 {
 	struct persist *p = calloc(1, sizeof *p);
 
@@ -107,7 +96,7 @@ struct persist *persist_start(const char *state_path, int history_fd, char *err,
 		return NULL;
 	}
 	snprintf(p->state_path, sizeof p->state_path, "%s", state_path);
-	p->history_fd = history_fd;
+	p->history = history;
 	p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
@@ -141,12 +130,14 @@ uint64_t persist_state(struct persist *p, char *text, size_t len)
 	return gen;
 }
 
+/* len 0: nothing new, only a wake-up so that records waiting in the
+ * history's memory are tried again. */
 uint64_t persist_history(struct persist *p, const char *line, size_t len)
 {
 	uint64_t gen;
 
 	pthread_mutex_lock(&p->mu);
-	if (p->hist_len + len > p->hist_cap) {
+	if (len && p->hist_len + len > p->hist_cap) {
 		size_t cap = p->hist_cap ? p->hist_cap : 4096;
 		char *bigger;
 
@@ -162,7 +153,8 @@ uint64_t persist_history(struct persist *p, const char *line, size_t len)
 		p->hist = bigger;
 		p->hist_cap = cap;
 	}
-	memcpy(p->hist + p->hist_len, line, len);
+	if (len)
+		memcpy(p->hist + p->hist_len, line, len);
 	p->hist_len += len;
 	gen = ++p->queued;
 	pthread_cond_signal(&p->cv);
