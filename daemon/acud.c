@@ -284,6 +284,8 @@ int main(int argc, char **argv)
 	d->persist = persist_start(dir, d->history, err, sizeof err);
 	if (!d->persist)
 		fatal("%s", err);
+	/* Its first pass removes the day files older than [history] keep. */
+	persist_history(d->persist, NULL, 0);
 	d->persist_ev = event_new(d->base, persist_fd(d->persist), EV_READ | EV_PERSIST,
 				  persist_cb, d);
 	event_add(d->persist_ev, NULL);

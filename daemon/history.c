@@ -942,9 +942,9 @@ struct history *history_open(const char *state_dir, int64_t keep_s, char *err, s
 	if (ensure_dir(h, why, sizeof why) < 0)
 		log_err("history: %s; records wait in memory and the directory is tried again at "
 			"every write", why);
-	/* Days older than keep go at start-up, before anyone is served. */
-	h->pruned_day = history_day(acu_now().wall);
-	prune(h, acu_now().wall);
+	/* Not a day: the first history_write prunes (the writer thread's first
+	 * pass, or start-up's own records, before anyone is served). */
+	h->pruned_day = INT64_MIN;
 	return h;
 }
 

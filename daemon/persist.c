@@ -25,6 +25,7 @@ struct persist {
 	size_t state_len;
 	char *hist;                    /* history lines not yet taken */
 	size_t hist_len, hist_cap;
+	int hist_wake;                 /* history_write is due even without lines */
 	uint64_t queued, done;
 	int failed;                    /* a write of the last batch failed */
 	char err[256];
@@ -39,6 +40,7 @@ static void *writer(void *arg)
 	for (;;) {
 		char *state, *hist, err[256] = "";
 		size_t state_len, hist_len;
+		int hist_wake;
 		uint64_t gen, one = 1;
 		int failed = 0;
 
@@ -50,6 +52,8 @@ static void *writer(void *arg)
 		state_len = p->state_len;
 		hist = p->hist;
 		hist_len = p->hist_len;
+		hist_wake = p->hist_wake;
+		p->hist_wake = 0;
 		gen = p->queued;
 		p->state = NULL;
 		p->hist = NULL;
@@ -60,7 +64,7 @@ static void *writer(void *arg)
 		 * the record of it. Records the disk does not take wait in the
 		 * history's bounded memory and go with a later batch (history.c
 		 * logs it); they never hold up the state save. */
-		if (hist_len || history_pending(p->history)) {
+		if (hist_len || hist_wake || history_pending(p->history)) {
 			char herr[512];
 
 			history_write(p->history, hist, hist_len, acu_now().wall, herr, sizeof herr);
@@ -130,8 +134,8 @@ uint64_t persist_state(struct persist *p, char *text, size_t len)
 	return gen;
 }
 
-/* len 0: nothing new, only a wake-up so that records waiting in the
- * history's memory are tried again. */
+/* len 0: nothing new, only a wake-up for history_write: records waiting in
+ * the history's memory are tried again, and a prune that is due is made. */
 uint64_t persist_history(struct persist *p, const char *line, size_t len)
 {
 	uint64_t gen;
@@ -156,6 +160,7 @@ uint64_t persist_history(struct persist *p, const char *line, size_t len)
 	if (len)
 		memcpy(p->hist + p->hist_len, line, len);
 	p->hist_len += len;
+	p->hist_wake = 1;
 	gen = ++p->queued;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);

@@ -77,9 +77,9 @@ char *history_gap_record(uint64_t dropped, int64_t from_ns, int64_t to_ns, size_
 
 struct history;
 
-/* Opens STATE_DIR/history (created if missing) and removes what keep_s says is
- * too old. A directory that cannot be had now is logged and tried again at
- * every write. NULL only when out of resources. */
+/* Opens STATE_DIR/history (created if missing); the first history_write
+ * removes what keep_s says is too old. A directory that cannot be had now is
+ * logged and tried again at every write. NULL only when out of resources. */
 struct history *history_open(const char *state_dir, int64_t keep_s, char *err, size_t errlen);
 /* Stops the query worker (history_query_stop) and closes the files; records
  * still waiting are logged as lost. */

@@ -92,6 +92,14 @@ def disk_records(d):
     return out
 
 
+def started(d):
+    """Starts d and waits for the writer thread's first pass, which removes the
+    files older than keep: every reply waits for what the writer was given
+    before it (persist before acknowledge), that pass included."""
+    d.start()
+    d.status()
+
+
 def history(d, **kw):
     return d.ok(dict({"cmd": "history", "limit": 1000}, **kw))["entries"]
 
@@ -174,7 +182,7 @@ def test_keep_default_removes_day_files_older_than_a_year(make_daemon):
         plant(d, day, [record_line(midday_ns(day), "1", f"K{day:%Y%m%d}")])
     with open(os.path.join(hist_dir(d), "notes.txt"), "w") as f:
         f.write("not a day file\n")
-    d.start()
+    started(d)
     names = set(os.listdir(hist_dir(d)))
     for day in old:
         assert day_file(day) not in names, f"{day_file(day)} is older than keep (365 days)"
@@ -192,7 +200,7 @@ def test_keep_from_config_and_from_a_reload(make_daemon):
     days = {n: today - datetime.timedelta(days=n) for n in (31, 30, 3, 1)}
     for n, day in days.items():
         plant(d, day, [record_line(midday_ns(day), "1", f"R{n}")])
-    d.start()
+    started(d)
     names = set(os.listdir(hist_dir(d)))
     assert day_file(days[31]) not in names and day_file(days[30]) in names, names
     # A reload with a shorter keep prunes at the next write (on the writer thread).
@@ -267,7 +275,7 @@ def test_legacy_history_jsonl_is_still_queried_and_never_written(make_daemon):
     d.stop()
     past = time.time() - 400 * DAY
     os.utime(legacy, (past, past))
-    d.start()
+    started(d)
     assert not os.path.exists(legacy)
     assert not any(e.get("patient", "").startswith("L") for e in history(d))
 
