@@ -38,7 +38,7 @@ DAEMON_SRC := $(filter-out daemon/acud.c,$(wildcard daemon/*.c))
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 UTIL_OBJ   := $(BUILD)/daemon/util.o
 # The pure modules: no I/O, no event loop; what the C unit tests link.
-PURE_OBJ   := $(patsubst %,$(BUILD)/daemon/%.o,util room gate sched cfg restart)
+PURE_OBJ   := $(patsubst %,$(BUILD)/daemon/%.o,util room gate sched cfg restart history-pure)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 

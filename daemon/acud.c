@@ -20,7 +20,7 @@
 #include "daemon.h"
 #include "gpio.h"
 
-static struct acud daemon_ctx = { .history_fd = -1 };
+static struct acud daemon_ctx;
 
 /* --- process ---------------------------------------------------------------- */
 
@@ -59,6 +59,28 @@ static void persist_cb(evutil_socket_t fd, short what, void *arg)
 	/* The alarm and any cut first, then the replies that waited. */
 	acud_storage(d, &rep);
 	server_flush(d->server, rep.done, rep.failed, rep.why);
+}
+
+/* A history query finished on the worker: its reply goes out. */
+static void history_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct acud *d = arg;
+
+	(void)fd;
+	(void)what;
+	history_query_collect(d->history, 0);
+}
+
+/* Records wait in memory (a full disk): the writer thread tries them again
+ * now and then even when nothing else is written. */
+static void history_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct acud *d = arg;
+
+	(void)fd;
+	(void)what;
+	if (d->persist && history_pending(d->history))
+		persist_history(d->persist, NULL, 0);
 }
 
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
@@ -391,7 +413,9 @@ int main(int argc, char **argv)
 	now = acu_now();
 	state_load(d, &now);
 	state_journal_apply(d);
-	history_open(d);
+	d->history = history_open(d->cfg->state_dir, d->cfg->history_keep, err, sizeof err);
+	if (!d->history)
+		fatal("%s", err);
 	/* S1: every output requested at its inactive level before anyone can connect. */
 	if (stim_open(d, err, sizeof err) < 0)
 		fatal("%s", err);
@@ -412,12 +436,26 @@ int main(int argc, char **argv)
 		acud_storage(d, &rep);
 	}
 	/* From here on the disk is written by the writer thread. */
-	d->persist = persist_start(&d->state_file, d->history_fd, err, sizeof err);
+	d->persist = persist_start(&d->state_file, d->history, err, sizeof err);
 	if (!d->persist)
 		fatal("%s", err);
+	/* Its first pass removes the day files older than [history] keep. */
+	persist_history(d->persist, NULL, 0);
 	d->persist_ev = event_new(d->base, persist_fd(d->persist), EV_READ | EV_PERSIST,
 				  persist_cb, d);
 	event_add(d->persist_ev, NULL);
+	d->history_ev = event_new(d->base, history_query_fd(d->history), EV_READ | EV_PERSIST,
+				  history_cb, d);
+	d->history_retry = event_new(d->base, -1, EV_PERSIST, history_retry_cb, d);
+	if (!d->history_ev || !d->history_retry)
+		fatal("cannot create the history events");
+	event_priority_set(d->history_ev, ACU_PRIO_CLIENT);
+	event_add(d->history_ev, NULL);
+	{
+		const struct timeval every = { 5, 0 };
+
+		event_add(d->history_retry, &every);
+	}
 
 	d->server = server_open(d, err, sizeof err);
 	if (!d->server)
@@ -455,6 +493,12 @@ int main(int argc, char **argv)
 	server_flush(d->server, UINT64_MAX, 0, "");
 	if (state_save(d, &now, err, sizeof err) < 0)
 		log_err("%s", err);
+	/* Queries still running are answered (an error) while their clients
+	 * are known; records still waiting get a last try. */
+	history_query_stop(d->history);
+	history_flush(d);
+	event_free(d->history_ev);
+	event_free(d->history_retry);
 	server_close(d->server);
 	event_free(d->storage_retry);
 	for (int i = 0; signums[i]; i++)
@@ -463,8 +507,7 @@ int main(int argc, char **argv)
 		event_free(d->watchdog);
 	event_free(d->deadline);
 	event_base_free(d->base);
-	if (d->history_fd >= 0)
-		close(d->history_fd);
+	history_close(d->history);
 	room_cache_clear(d);
 	free(d->rooms);
 	cfg_free(d->cfg);

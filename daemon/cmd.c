@@ -137,7 +137,18 @@ static void refusal(struct acud *d, const struct client *c, const struct acu_roo
 /* Brings the room up to date, applies op, and commits whatever changed, even on
  * a refusal that raised an alarm. */
 typedef int (*room_op)(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
-		       const struct acu_now *now, struct acu_err *err);
+		       const struct acu_now *now, unsigned *warned, struct acu_err *err);
+
+static void warn_flags(struct acud *d, const struct client *c, const struct acu_room *r,
+		       unsigned warned)
+{
+	if (!warned)
+		return;
+	log_warnx("room %s: stimulation armed by %s despite flags (policy warn)", r->cfg->id,
+		  client_user(c));
+	history_add(d, r->cfg->id, json_pack("{s:s,s:s,s:o}", "type", "warning", "user",
+					     client_user(c), "flags", flags_json(warned)));
+}
 
 /* What a session command may need of the disk (S9): a change that starts,
  * resumes, extends or arms is refused while changes cannot be saved; a cut
@@ -152,20 +163,31 @@ static int needs_storage(enum needs n, json_t *req)
 static json_t *session_cmd(struct acud *d, struct client *c, json_t *req, struct acu_err *err,
 			   const char *name, room_op op, enum needs needs)
 {
-	struct acu_room *r = req_room(d, req, err), before;
+	struct acu_room *r = req_room(d, req, err), before, trial;
 	struct acu_now now = acu_now();
+	struct acu_err serr = { E_OK, "" };
+	unsigned warned = 0;
 	char msg[256];
-	int rc;
+	int rc, full = 0;
 
 	if (!r)
 		return NULL;
-	if (needs_storage(needs, req) && acud_storage_check(d, err) < 0) {
-		refusal(d, c, r, name, err);
-		return NULL;
-	}
+	/* Found before the snapshot: finding the disk full raises the storage
+	 * alarm, a change of its own. */
+	if (needs_storage(needs, req))
+		full = acud_storage_check(d, &serr) < 0;
 	memcpy(&before, r, sizeof before);
 	room_tick(r, d->cfg, &now);
-	rc = op(d, c, r, req, &now, err);
+	/* Tried on a copy: a request that would be refused anyway says why;
+	 * one that would go ahead is refused for storage, changing nothing. */
+	memcpy(&trial, r, sizeof trial);
+	rc = op(d, c, &trial, req, &now, &warned, err);
+	if (rc == 0 && full) {
+		*err = serr;
+		rc = -1;
+	} else {
+		memcpy(r, &trial, sizeof *r);
+	}
 	if (rc < 0) {
 		refusal(d, c, r, name, err);
 		if (memcmp(&before, r, sizeof before) != 0 &&
@@ -173,6 +195,7 @@ static json_t *session_cmd(struct acud *d, struct client *c, json_t *req, struct
 			log_err("%s", msg);
 		return NULL;
 	}
+	warn_flags(d, c, r, warned);
 	if (acud_commit(d, r, &before, &now, command_record(c, name, req), name, msg,
 			sizeof msg) < 0) {
 		acu_fail(err, E_STORAGE, "the change took effect but could not be saved: %s", msg);
@@ -183,19 +206,10 @@ static json_t *session_cmd(struct acud *d, struct client *c, json_t *req, struct
 
 /* --- session commands ------------------------------------------------------ */
 
-static void warn_flags(struct acud *d, const struct client *c, const struct acu_room *r,
-		       unsigned warned)
-{
-	if (!warned)
-		return;
-	log_warnx("room %s: stimulation armed by %s despite flags (policy warn)", r->cfg->id,
-		  client_user(c));
-	history_add(d, r->cfg->id, json_pack("{s:s,s:s,s:o}", "type", "warning", "user",
-					     client_user(c), "flags", flags_json(warned)));
-}
 
 static int op_start(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
-		    const struct acu_now *now, struct acu_err *err)
+		    const struct acu_now *now, unsigned *warned,
+		    struct acu_err *err)
 {
 	struct acu_start st = { .needles = -1, .practitioner = client_user(c) };
 	int64_t n = -1;
@@ -220,53 +234,61 @@ static int op_start(struct acud *d, struct client *c, struct acu_room *r, json_t
 	/* A start that asks to arm and cannot is refused whole (SPEC §3). */
 	{
 		struct acu_room trial;
-		unsigned warned;
 
 		memcpy(&trial, r, sizeof trial);
 		if (room_start(&trial, d->cfg, &st, now, err) < 0 ||
-		    room_stim_on(&trial, d->cfg, now, &warned, err) < 0)
+		    room_stim_on(&trial, d->cfg, now, warned, err) < 0)
 			return -1;
 		memcpy(r, &trial, sizeof *r);
-		warn_flags(d, c, r, warned);
 		return 0;
 	}
 }
 
 static int op_pause(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
-		    const struct acu_now *now, struct acu_err *err)
+		    const struct acu_now *now, unsigned *warned,
+		    struct acu_err *err)
 {
+	(void)warned;
 	(void)c;
 	(void)req;
 	return room_pause(r, d->cfg, now, err);
 }
 
 static int op_resume(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
-		     const struct acu_now *now, struct acu_err *err)
+		     const struct acu_now *now, unsigned *warned,
+		    struct acu_err *err)
 {
+	(void)warned;
 	(void)c;
 	(void)req;
 	return room_resume(r, d->cfg, now, err);
 }
 
 static int op_stop(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
-		   const struct acu_now *now, struct acu_err *err)
+		   const struct acu_now *now, unsigned *warned,
+		    struct acu_err *err)
 {
+	(void)warned;
 	(void)c;
 	(void)req;
 	return room_stop(r, d->cfg, now, err);
 }
 
 static int op_checkin(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
-		      const struct acu_now *now, struct acu_err *err)
+		      const struct acu_now *now, unsigned *warned,
+		    struct acu_err *err)
 {
+	(void)warned;
 	(void)c;
 	(void)req;
 	return room_checkin(r, d->cfg, now, err);
 }
 
 static int op_extend(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
-		     const struct acu_now *now, struct acu_err *err)
+		     const struct acu_now *now, unsigned *warned,
+		    struct acu_err *err)
 {
+	(void)warned;
 	int64_t s = 0;
 
 	(void)c;
@@ -276,8 +298,10 @@ static int op_extend(struct acud *d, struct client *c, struct acu_room *r, json_
 }
 
 static int op_needles(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
-		      const struct acu_now *now, struct acu_err *err)
+		      const struct acu_now *now, unsigned *warned,
+		    struct acu_err *err)
 {
+	(void)warned;
 	int64_t delta = 0;
 
 	(void)d;
@@ -289,8 +313,10 @@ static int op_needles(struct acud *d, struct client *c, struct acu_room *r, json
 }
 
 static int op_flag(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
-		   const struct acu_now *now, struct acu_err *err)
+		   const struct acu_now *now, unsigned *warned,
+		    struct acu_err *err)
 {
+	(void)warned;
 	unsigned flags;
 
 	(void)d;
@@ -301,8 +327,10 @@ static int op_flag(struct acud *d, struct client *c, struct acu_room *r, json_t 
 }
 
 static int op_silence(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
-		      const struct acu_now *now, struct acu_err *err)
+		      const struct acu_now *now, unsigned *warned,
+		    struct acu_err *err)
 {
+	(void)warned;
 	int64_t s = ACU_SILENCE_DEFAULT_S;
 
 	(void)d;
@@ -313,10 +341,11 @@ static int op_silence(struct acud *d, struct client *c, struct acu_room *r, json
 }
 
 static int op_stim(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
-		   const struct acu_now *now, struct acu_err *err)
+		   const struct acu_now *now, unsigned *warned, struct acu_err *err)
 {
-	unsigned warned;
 	int on = 0;
+
+	(void)c;
 
 	if (req_bool(req, "on", 1, &on, err) < 0)
 		return -1;
@@ -326,10 +355,7 @@ static int op_stim(struct acud *d, struct client *c, struct acu_room *r, json_t 
 		room_stim_off(r, "stim-off");
 		return 0;
 	}
-	if (room_stim_on(r, d->cfg, now, &warned, err) < 0)
-		return -1;
-	warn_flags(d, c, r, warned);
-	return 0;
+	return room_stim_on(r, d->cfg, now, warned, err);
 }
 
 #define SESSION_CMD(name, fn, needs)                                                    \
@@ -435,13 +461,37 @@ static json_t *cmd_profile(struct acud *d, struct client *c, json_t *req, struct
 	return json_pack("{s:o}", "profile", profile_json(p));
 }
 
+/* Marks a command's reply as deferred: it is sent by server_deferred_reply. */
+static json_t deferred_marker;
+#define REPLY_DEFERRED (&deferred_marker)
+
+static json_t *make_reply(json_t *id, json_t *reply, const struct acu_err *err);
+
+/* A history query ended on the worker thread (history.c): its reply. */
+static void history_done(void *arg, json_t *entries, const struct acu_err *err)
+{
+	struct deferred *w = arg;
+	json_t *id = server_deferred_id(w);
+
+	server_deferred_reply(w, make_reply(id, entries ? json_pack("{s:o}", "entries", entries) :
+					    NULL, err));
+}
+
+static void query_abandoned(void *job)
+{
+	history_query_cancel(job);
+}
+
+/* The files are read on a worker thread, however long the history: the
+ * loop goes on with pulses, gates and other clients meanwhile. */
 static json_t *cmd_history(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
 {
 	const char *room = NULL;
 	int64_t since = 0, limit = 100;
-	json_t *v = json_object_get(req, "since"), *entries;
+	json_t *v = json_object_get(req, "since");
+	struct history_job *job;
+	struct deferred *w;
 
-	(void)c;
 	if (req_str(req, "room", 0, &room, err) < 0 ||
 	    req_int(req, "limit", 0, 1, 1000, &limit, err) < 0)
 		return NULL;
@@ -459,8 +509,17 @@ static json_t *cmd_history(struct acud *d, struct client *c, json_t *req, struct
 		return acu_fail(err, E_BAD_REQUEST, "since: expected RFC 3339 time or unix seconds"),
 		       NULL;
 	}
-	entries = history_query(d, room, since, (int)limit, err);
-	return entries ? json_pack("{s:o}", "entries", entries) : NULL;
+	w = server_defer(c, json_object_get(req, "id"));
+	if (!w)
+		return acu_fail(err, E_INTERNAL, "out of memory"), NULL;
+	job = history_query_start(d->history, room, since, (int)limit, history_done, w, err);
+	if (!job) {
+		server_deferred_reply(w, NULL);
+		return NULL;
+	}
+	/* A client that leaves does not keep the worker reading for nobody. */
+	server_deferred_on_gone(w, query_abandoned, job);
+	return REPLY_DEFERRED;
 }
 
 static json_t *cmd_reload(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
@@ -635,23 +694,32 @@ json_t *cmd_dispatch(struct acud *d, struct client *c, const char *line, size_t 
 		goto out;
 	changes = !cmd->read_only;
 	reply = cmd->fn(d, c, req, &err);
+	if (reply == REPLY_DEFERRED) {
+		json_decref(req);
+		return NULL;
+	}
 out:
 	/* A request refused before its command ran changed nothing either. */
 	if (!changes)
 		client_read_only(c);
-	if (reply) {
-		/* id and ok first, for people reading the socket by eye. */
-		json_t *head = json_object();
-
-		if (id)
-			json_object_set(head, "id", id);
-		json_object_set_new(head, "ok", json_true());
-		json_object_update(head, reply);
-		json_decref(reply);
-		reply = head;
-	} else {
-		reply = error_reply(id, &err);
-	}
+	reply = make_reply(id, reply, &err);
 	json_decref(req);
 	return reply;
+}
+
+/* A command's result (taken) as the reply, or the error when it has none. */
+static json_t *make_reply(json_t *id, json_t *reply, const struct acu_err *err)
+{
+	json_t *head;
+
+	if (!reply)
+		return error_reply(id, err);
+	/* id and ok first, for people reading the socket by eye. */
+	head = json_object();
+	if (id)
+		json_object_set(head, "id", id);
+	json_object_set_new(head, "ok", json_true());
+	json_object_update(head, reply);
+	json_decref(reply);
+	return head;
 }

@@ -422,6 +422,8 @@ int acud_reload(struct acud *d, char *err, size_t errlen)
 	free(old_rooms);
 	cfg_free(old_cfg);
 	acud_apply_access(d);
+	if (d->history)
+		history_set_keep(d->history, cfg->history_keep);
 	if (state_save(d, &now, msg, sizeof msg) < 0)
 		log_err("%s", msg);
 	acud_reschedule(d);

@@ -19,12 +19,13 @@ struct persist {
 	pthread_cond_t cv;
 	int efd;                       /* writer -> loop: a generation is durable */
 	struct state_file *sf;         /* the writer's alone while it runs */
-	int history_fd;
+	struct history *history;
 	/* under mu */
 	char *state;                   /* newest snapshot not yet taken */
 	size_t state_len;
 	char *hist;                    /* history lines not yet taken */
 	size_t hist_len, hist_cap;
+	int hist_wake;                 /* history_write is due even without lines */
 	uint64_t queued, done;
 	int failed;                    /* the last batch's state is not on disk */
 	int low;                       /* saved, but only just: the disk is full */
@@ -43,6 +44,7 @@ static void *writer(void *arg)
 	for (;;) {
 		char *state, *hist, err[256] = "";
 		size_t state_len, hist_len;
+		int hist_wake;
 		uint64_t gen, one = 1;
 		int failed = 0, low = 0;
 
@@ -54,6 +56,8 @@ static void *writer(void *arg)
 		state_len = p->state_len;
 		hist = p->hist;
 		hist_len = p->hist_len;
+		hist_wake = p->hist_wake;
+		p->hist_wake = 0;
 		gen = p->queued;
 		p->state = NULL;
 		p->hist = NULL;
@@ -61,7 +65,10 @@ static void *writer(void *arg)
 		pthread_mutex_unlock(&p->mu);
 
 		/* The state first: on a full disk it is what the reserve is for,
-		 * and history written first could take that space. */
+		 * and history written first could take that space. Records the
+		 * disk does not take (or that must not take the space the state
+		 * needs) wait in the history's bounded memory and go with a later
+		 * batch (history.c logs it); they never hold up the state save. */
 		if (state) {
 			int rc = state_file_write(p->sf, state, state_len, state_err,
 						  sizeof state_err);
@@ -73,22 +80,15 @@ static void *writer(void *arg)
 		low = state_low;
 		if (failed || low)
 			snprintf(err, sizeof err, "%s", state_err);
-		if (hist_len && !failed) {
-			size_t off = 0;
+		if (failed || low) {
+			if (hist_len)
+				history_hold(p->history, hist, hist_len, acu_now().wall);
+		} else if (hist_len || hist_wake || history_pending(p->history)) {
+			char herr[512];
 
-			while (off < hist_len) {
-				ssize_t n = write(p->history_fd, hist + off, hist_len - off);
-				if (n < 0 && errno == EINTR)
-					continue;
-				if (n <= 0) {
-					snprintf(err, sizeof err, "history: %s", strerror(errno));
-					low = 1;
-					break;
-				}
-				off += (size_t)n;
-			}
-			if (off == hist_len && fdatasync(p->history_fd) < 0) {
-				snprintf(err, sizeof err, "history: %s", strerror(errno));
+			if (history_write(p->history, hist, hist_len, acu_now().wall, herr,
+					  sizeof herr) < 0) {
+				snprintf(err, sizeof err, "%.250s", herr);
 				low = 1;
 			}
 		}
@@ -108,7 +108,8 @@ static void *writer(void *arg)
 	return NULL;
 }
 
-struct persist *persist_start(struct state_file *sf, int history_fd, char *err, size_t errlen)
+struct persist *persist_start(struct state_file *sf, struct history *history, char *err,
+			      size_t errlen)
 {
 	struct persist *p = calloc(1, sizeof *p);
 
@@ -117,7 +118,7 @@ struct persist *persist_start(struct state_file *sf, int history_fd, char *err, 
 		return NULL;
 	}
 	p->sf = sf;
-	p->history_fd = history_fd;
+	p->history = history;
 	p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
@@ -151,12 +152,14 @@ uint64_t persist_state(struct persist *p, char *text, size_t len)
 	return gen;
 }
 
+/* len 0: nothing new, only a wake-up for history_write: records waiting in
+ * the history's memory are tried again, and a prune that is due is made. */
 uint64_t persist_history(struct persist *p, const char *line, size_t len)
 {
 	uint64_t gen;
 
 	pthread_mutex_lock(&p->mu);
-	if (p->hist_len + len > p->hist_cap) {
+	if (len && p->hist_len + len > p->hist_cap) {
 		size_t cap = p->hist_cap ? p->hist_cap : 4096;
 		char *bigger;
 
@@ -172,8 +175,10 @@ uint64_t persist_history(struct persist *p, const char *line, size_t len)
 		p->hist = bigger;
 		p->hist_cap = cap;
 	}
-	memcpy(p->hist + p->hist_len, line, len);
+	if (len)
+		memcpy(p->hist + p->hist_len, line, len);
 	p->hist_len += len;
+	p->hist_wake = 1;
 	gen = ++p->queued;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);

@@ -50,6 +50,15 @@ struct client {
 	int discarding;                /* skipping the rest of an oversized line */
 	int read_only;                 /* the request being handled changed nothing */
 	int queued;                    /* its replies waiting in the outbox */
+	struct deferred *deferred;     /* a reply still being made: requests wait */
+};
+
+/* A reply being made elsewhere (a history query on the worker thread). */
+struct deferred {
+	struct client *c;              /* NULL once the client is gone */
+	json_t *id;
+	void (*on_gone)(void *);       /* tells the maker nobody waits any more */
+	void *on_gone_arg;
 };
 
 /* A reply or event waiting for its generation to be on disk. */
@@ -94,6 +103,12 @@ static void client_free(struct client *c)
 	for (struct outmsg *m = s->out_head; m; m = m->next)
 		if (m->c == c)
 			m->c = NULL;
+	/* The reply, when it comes, finds nobody to go to; its maker may stop. */
+	if (c->deferred) {
+		c->deferred->c = NULL;
+		if (c->deferred->on_gone)
+			c->deferred->on_gone(c->deferred->on_gone_arg);
+	}
 	bufferevent_free(c->bev);
 	free(c);
 }
@@ -495,6 +510,64 @@ void server_flush(struct server *s, uint64_t done, int failed, const char *why)
 	}
 }
 
+static void read_cb(struct bufferevent *bev, void *arg);
+
+/* While a reply is deferred the client's requests stay in its input buffer;
+ * past this much the socket is not read (so a client cannot grow memory). */
+#define DEFERRED_INPUT_MAX (4 * (ACU_REQUEST_MAX + 1))
+
+struct deferred *server_defer(struct client *c, json_t *id)
+{
+	struct deferred *w = calloc(1, sizeof *w);
+
+	if (!w)
+		return NULL;
+	w->c = c;
+	w->id = id;
+	json_incref(id);
+	c->deferred = w;
+	bufferevent_setwatermark(c->bev, EV_READ, 0, DEFERRED_INPUT_MAX);
+	return w;
+}
+
+json_t *server_deferred_id(const struct deferred *w)
+{
+	return w->id;
+}
+
+void server_deferred_on_gone(struct deferred *w, void (*fn)(void *), void *arg)
+{
+	w->on_gone = fn;
+	w->on_gone_arg = arg;
+}
+
+void server_deferred_reply(struct deferred *w, json_t *reply)
+{
+	struct client *c = w->c;
+
+	json_decref(w->id);
+	free(w);
+	if (!c) {
+		json_decref(reply);
+		return;
+	}
+	c->deferred = NULL;
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+	/* NULL: given up before it was made (the caller answers itself, from
+	 * inside its own read_cb). */
+	if (!reply)
+		return;
+	/* A query changes nothing: out at once unless an earlier reply of this
+	 * connection still waits for its save. */
+	c->read_only = 1;
+	if (client_reply(c, reply, c->srv->d->persist ? persist_queued(c->srv->d->persist) : 0) < 0)
+		return;
+	/* The requests that waited, in order; none during shut-down, when the
+	 * outputs are already closed. */
+	if (!c->srv->d->quitting)
+		read_cb(c->bev, c);
+}
+
 static json_t *too_long(void)
 {
 	return json_pack("{s:b,s:{s:s,s:s}}", "ok", 0, "error", "code", "bad-request", "message",
@@ -513,6 +586,9 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		json_t *reply;
 		uint64_t queued = c->srv->d->persist ? persist_queued(c->srv->d->persist) : 0;
 
+		/* A reply is being made: what follows waits for it to go out. */
+		if (c->deferred)
+			return;
 		/* A watch connection is an event stream: what it sends is ignored, so
 		 * no broadcast can free a client while its own request is running. */
 		if (c->watch_requested) {

@@ -1,5 +1,5 @@
 /* Persistence (SPEC §8): the state file replaced atomically before every
- * acknowledgement, and the append-only history. The state file is hostile input
+ * acknowledgement (the history is history.c's). The state file is hostile input
  * on load: anything that does not validate is kept aside, never half-applied. */
 #include <errno.h>
 #include <fcntl.h>
@@ -632,120 +632,6 @@ void state_load(struct acud *d, const struct acu_now *now)
 			 "saved state was corrupt: check this room for a patient with needles in");
 		room_alarm_raise(&d->rooms[i], AL_ATTENTION, PRIO_MEDIUM, now);
 	}
-}
-
-/* --- history ------------------------------------------------------------- */
-
-static void history_path(const struct acud *d, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s/history.jsonl", d->cfg->state_dir);
-}
-
-void history_open(struct acud *d)
-{
-	char path[PATH_MAX + 16];
-
-	if (d->history_fd >= 0)
-		close(d->history_fd);
-	history_path(d, path, sizeof path);
-	d->history_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (d->history_fd < 0)
-		log_err("history: cannot open %s: %s", path, strerror(errno));
-}
-
-void history_add(struct acud *d, const char *room, json_t *e)
-{
-	struct acu_now now = acu_now();
-	char ts[40], *line;
-	size_t len;
-
-	acu_rfc3339(now.wall, ts, sizeof ts);
-	json_object_set_new(e, "ts", json_string(ts));
-	json_object_set_new(e, "ts_ns", json_integer(now.wall));
-	if (room)
-		json_object_set_new(e, "room", json_string(room));
-	line = json_dumps(e, JSON_COMPACT);
-	json_decref(e);
-	if (!line)
-		return;
-	len = strlen(line);
-	line[len] = '\n'; /* json_dumps leaves room: the terminator becomes the newline */
-	if (d->persist) {
-		persist_history(d->persist, line, len + 1);
-		free(line);
-		return;
-	}
-	if (d->history_fd < 0 || write(d->history_fd, line, len + 1) != (ssize_t)(len + 1))
-		log_err("history: cannot append: %s", d->history_fd < 0 ? "not open" : strerror(errno));
-	else
-		d->history_dirty = 1;
-	free(line);
-	if (!d->history_batch)
-		history_flush(d);
-}
-
-void history_flush(struct acud *d)
-{
-	if (d->persist || !d->history_dirty || d->history_fd < 0)
-		return;
-	if (fdatasync(d->history_fd) < 0)
-		log_err("history: cannot sync: %s", strerror(errno));
-	d->history_dirty = 0;
-}
-
-json_t *history_query(struct acud *d, const char *room, int64_t since_wall, int limit,
-		      struct acu_err *err)
-{
-	char path[PATH_MAX + 16], *line = NULL;
-	size_t cap = 0;
-	json_t **ring, *out;
-	int n = 0, head = 0;
-	ssize_t len;
-	FILE *f;
-
-	history_path(d, path, sizeof path);
-	f = fopen(path, "re");
-	if (!f) {
-		if (errno == ENOENT)
-			return json_array();
-		acu_fail(err, E_INTERNAL, "cannot read history: %s", strerror(errno));
-		return NULL;
-	}
-	ring = calloc((size_t)limit, sizeof *ring);
-	if (!ring) {
-		fclose(f);
-		acu_fail(err, E_INTERNAL, "out of memory");
-		return NULL;
-	}
-	/* Keeps the newest `limit` matches in a ring; a damaged line is skipped. */
-	while ((len = getline(&line, &cap, f)) > 0) {
-		json_t *e = json_loadb(line, (size_t)len, 0, NULL);
-		json_t *r, *ts;
-
-		if (!json_is_object(e))
-			goto skip;
-		r = json_object_get(e, "room");
-		ts = json_object_get(e, "ts_ns");
-		if (room && (!json_is_string(r) || strcmp(json_string_value(r), room) != 0))
-			goto skip;
-		if (since_wall && (!json_is_integer(ts) || json_integer_value(ts) < since_wall))
-			goto skip;
-		json_decref(ring[head]);
-		ring[head] = e;
-		head = (head + 1) % limit;
-		if (n < limit)
-			n++;
-		continue;
-skip:
-		json_decref(e);
-	}
-	free(line);
-	fclose(f);
-	out = json_array();
-	for (int i = 0; i < n; i++)
-		json_array_append_new(out, ring[(head - n + i + limit) % limit]);
-	free(ring);
-	return out;
 }
 
 /* --- contraindications journal ----------------------------------------------

@@ -11,6 +11,7 @@
 
 #include "acud.h"
 #include "cfg.h"
+#include "history.h"
 #include "room.h"
 
 struct event_base;
@@ -42,9 +43,10 @@ struct acud {
 	struct event *deadline;        /* the one timer for every room's next deadline */
 	struct event *watchdog;        /* only under systemd with WatchdogSec= */
 	struct server *server;
-	int history_fd;
+	struct history *history;       /* history.c: day files, pending records, queries */
+	struct event *history_ev;      /* a history query finished */
+	struct event *history_retry;   /* records wait in memory: the writer tries again */
 	int history_batch;             /* >0: history_add leaves the sync to history_flush */
-	int history_dirty;
 	char boot_id[40];
 	uid_t self_uid;
 	gid_t desk_gid, practitioner_gid, technician_gid; /* (gid_t)-1: no such group */
@@ -90,7 +92,7 @@ const char *room_json_text(struct acud *d, const json_t *v, size_t *len, int *hi
 json_t *profile_json(const struct acu_profile_cfg *p);
 json_t *flags_json(unsigned flags);
 
-/* state.c: atomic state file and append-only history (SPEC §8). */
+/* state.c: the atomic state file (SPEC §8). */
 void state_path(const struct acud *d, char *buf, size_t len);
 /* Saves the rooms: through the writer thread when it runs, else at once.
  * Returns -1 (not saved), STATE_SAVED, or STATE_SAVED_LOW (saved, but the
@@ -107,12 +109,12 @@ void state_journal_write(struct acud *d);
 void state_journal_apply(struct acud *d);
 void state_load(struct acud *d, const struct acu_now *now);
 int write_atomic(const char *path, const char *data, size_t len, int durable);
-void history_open(struct acud *d);
-/* Adds "ts" and "room" and appends one line; steals the reference to e. */
+
+/* history.c, the loop's side: adds "ts", "ts_ns" and "room" and hands one line
+ * to the writer thread (or, without it, gathers it for history_flush); steals
+ * the reference to e. */
 void history_add(struct acud *d, const char *room, json_t *e);
 void history_flush(struct acud *d);
-json_t *history_query(struct acud *d, const char *room, int64_t since_wall, int limit,
-		      struct acu_err *err);
 
 /* persist.c: the writer thread. */
 struct persist_report {
@@ -121,7 +123,8 @@ struct persist_report {
 	int low;                       /* saved, but the file system is full or history waits */
 	char why[256];
 };
-struct persist *persist_start(struct state_file *sf, int history_fd, char *err, size_t errlen);
+struct persist *persist_start(struct state_file *sf, struct history *history, char *err,
+			      size_t errlen);
 int persist_fd(const struct persist *p);
 uint64_t persist_state(struct persist *p, char *text, size_t len);
 uint64_t persist_history(struct persist *p, const char *line, size_t len);
@@ -147,7 +150,22 @@ void client_set_watching(struct client *c);
  * after the saves in progress, unless replies of this connection wait. */
 void client_read_only(struct client *c);
 
-/* cmd.c: request dispatch; returns the reply object. */
+/* A reply made later (a history query runs on a worker thread): until it is
+ * sent the client's further requests wait, so each connection keeps its
+ * order. A client gone meanwhile is forgotten by the deferred reply, which
+ * then sends nothing. */
+struct deferred;
+struct deferred *server_defer(struct client *c, json_t *id);
+json_t *server_deferred_id(const struct deferred *w);
+/* fn(arg) runs (on the loop) if the client goes before the reply is sent. */
+void server_deferred_on_gone(struct deferred *w, void (*fn)(void *), void *arg);
+/* Sends the reply (taken) if the client is still there, frees w, and goes on
+ * with the client's waiting requests. NULL: given up before it was made (from
+ * inside the client's own request): nothing is sent. */
+void server_deferred_reply(struct deferred *w, json_t *reply);
+
+/* cmd.c: request dispatch; returns the reply object, or NULL when the reply
+ * is deferred (server_defer). */
 json_t *cmd_dispatch(struct acud *d, struct client *c, const char *line, size_t len);
 
 /* commit.c: the parts of the daemon the commands drive. */
