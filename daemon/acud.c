@@ -387,9 +387,8 @@ int main(int argc, char **argv)
 	event_config_set_flag(ec, EVENT_BASE_FLAG_NO_CACHE_TIME);
 	/* Client callbacks run for at most 50 us before the loop looks for due
 	 * timers again, so busy sockets hold up a pulse or a cut-off that long
-	 * at most, without a full poll after every callback. Measured (make
-	 * bench, P3): 200 us left pulse p99 at 210 us under the status load,
-	 * 50 us brings it to 65 us at the same status throughput. */
+	 * at most, without a full poll after every callback (figures: commit
+	 * 7da5bdd and make bench's P3). */
 	{
 		const struct timeval slice = { 0, 50 };
 
