@@ -14,6 +14,8 @@ CFLAGS    ?= -g $(OPT)
 WARN      := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
              -Wmissing-prototypes -Wno-missing-field-initializers
 PKGS      := libevent jansson inih libgpiod
+# Waits for another apt or dpkg to finish instead of failing on its lock.
+APT_GET   := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 # Debian packages the build needs, by the pkg-config module they provide.
 DEB_PKGS  := libevent-dev libjansson-dev libinih-dev libgpiod-dev pkg-config
 
@@ -36,7 +38,7 @@ DAEMON_SRC := $(filter-out daemon/acud.c,$(wildcard daemon/*.c))
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 UTIL_OBJ   := $(BUILD)/daemon/util.o
 # The pure modules: no I/O, no event loop; what the C unit tests link.
-PURE_OBJ   := $(patsubst %,$(BUILD)/daemon/%.o,util room gate sched cfg)
+PURE_OBJ   := $(patsubst %,$(BUILD)/daemon/%.o,util room gate sched cfg restart history-pure)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
@@ -53,7 +55,7 @@ $(BUILD)/.deps:
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; \
-	    (apt-get install -y $$missing || (apt-get update && apt-get install -y $$missing)) >&2 || exit 1; \
+	    ($(APT_GET) install -y $$missing || ($(APT_GET) update && $(APT_GET) install -y $$missing)) >&2 || exit 1; \
 	  else \
 	    echo "missing Debian packages; run: sudo apt-get install$$missing" >&2; exit 1; \
 	  fi; \
@@ -85,12 +87,12 @@ unit: $(UNIT_BIN)
 
 blackbox: acud acuctl
 	@$(PYTHON) -c 'import pytest' 2>/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get install -y python3-pytest >&2 || \
-	    (apt-get update && apt-get install -y python3-pytest) >&2; \
+	  if [ "$$(id -u)" = 0 ]; then $(APT_GET) install -y python3-pytest >&2 || \
+	    ($(APT_GET) update && $(APT_GET) install -y python3-pytest) >&2; \
 	  else echo "missing python3-pytest; run: sudo apt-get install python3-pytest" >&2; exit 1; fi; }
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/blackbox
 
-check: all unit blackbox
+check: all unit vclock blackbox
 
 demo: all
 	@mkdir -p demo

@@ -27,6 +27,8 @@
 #define REPLY_MAX (64u << 20)   /* a longer line is garbage, not a status */
 #define MAX_ALARMS 16           /* shown per room; acud has five kinds */
 #define BOARD_EVENTS 5          /* recent events kept under the live board */
+#define RETRY_MS 1000           /* the board's reconnection attempts, when acud went away */
+#define RECONNECT_MS 3000       /* bound on one attempt (Ctrl-C still quits during it) */
 
 enum { RC_DONE, RC_REFUSED, RC_USAGE, RC_UNREACHABLE };
 
@@ -35,6 +37,7 @@ enum { RC_DONE, RC_REFUSED, RC_USAGE, RC_UNREACHABLE };
 #define C_LOW "\033[36m"
 #define C_BOLD "\033[1m"
 #define C_OFF "\033[0m"
+#define C_ALERT "\033[1;7;31m"  /* bold, reversed, red: NOT LIVE */
 
 static const char *sock_path = ACU_DEFAULT_SOCKET;
 static int opt_json;
@@ -498,30 +501,57 @@ static int ms_left(int64_t deadline)
 	return left < 0 ? 0 : left > 60000 ? 60000 : (int)left;
 }
 
-static void conn_open(struct conn *c)
+/* The connection helpers come in pairs: a core that says why it failed (the
+ * live board retries with it) and a wrapper that exits 3 with that reason. */
+static int conn_connect(struct conn *c, char *why, size_t wlen)
 {
 	struct timeval tv = { TIMEOUT_MS / 1000, (TIMEOUT_MS % 1000) * 1000 };
 	struct sockaddr_un sa;
+	int fl;
 
 	memset(c, 0, sizeof *c);
 	memset(&sa, 0, sizeof sa);
 	sa.sun_family = AF_UNIX;
-	if (strlen(sock_path) >= sizeof sa.sun_path)
-		unreachable("socket path longer than %zu bytes", sizeof sa.sun_path - 1);
+	c->fd = -1;
+	if (strlen(sock_path) >= sizeof sa.sun_path) {
+		snprintf(why, wlen, "socket path longer than %zu bytes", sizeof sa.sun_path - 1);
+		return -1;
+	}
 	memcpy(sa.sun_path, sock_path, strlen(sock_path));
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->fd < 0)
-		unreachable("socket: %s", strerror(errno));
+	if (c->fd < 0) {
+		snprintf(why, wlen, "socket: %s", strerror(errno));
+		return -1;
+	}
 	/* connect() on a Unix socket waits while the listen backlog is full; on
 	 * Linux SO_SNDTIMEO bounds that wait (it then fails with EAGAIN). */
 	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
 		if (errno == EAGAIN || errno == EINPROGRESS)
-			unreachable("connection timed out (acud not accepting)");
-		unreachable("%s", strerror(errno));
+			snprintf(why, wlen, "connection timed out (acud not accepting)");
+		else
+			snprintf(why, wlen, "%s", strerror(errno));
+		close(c->fd);
+		c->fd = -1;
+		return -1;
 	}
 	/* From here on every wait goes through poll() with a deadline. */
-	fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+	fl = fcntl(c->fd, F_GETFL);
+	if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		snprintf(why, wlen, "fcntl: %s", strerror(errno));
+		close(c->fd);
+		c->fd = -1;
+		return -1;
+	}
+	return 0;
+}
+
+static void conn_open(struct conn *c)
+{
+	char why[256];
+
+	if (conn_connect(c, why, sizeof why) < 0)
+		unreachable("%s", why);
 }
 
 static void conn_close(struct conn *c)
@@ -533,7 +563,8 @@ static void conn_close(struct conn *c)
 	c->buf = NULL;
 }
 
-static void conn_send(struct conn *c, const char *data, size_t len, int64_t deadline)
+static int conn_write(struct conn *c, const char *data, size_t len, int64_t deadline,
+		      char *why, size_t wlen)
 {
 	while (len) {
 		ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
@@ -547,15 +578,22 @@ static void conn_send(struct conn *c, const char *data, size_t len, int64_t dead
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && errno != EAGAIN)
-			unreachable("cannot send the request: %s",
-				    errno == EPIPE ? "connection closed by acud" : strerror(errno));
+		if (n < 0 && errno != EAGAIN) {
+			snprintf(why, wlen, "cannot send the request: %s",
+				 errno == EPIPE ? "connection closed by acud" : strerror(errno));
+			return -1;
+		}
 		rc = poll(&pfd, 1, ms_left(deadline));
-		if (rc < 0 && errno != EINTR)
-			unreachable("poll: %s", strerror(errno));
-		if (rc == 0 && now_ms() >= deadline)
-			unreachable("timed out sending the request");
+		if (rc < 0 && errno != EINTR) {
+			snprintf(why, wlen, "poll: %s", strerror(errno));
+			return -1;
+		}
+		if (rc == 0 && now_ms() >= deadline) {
+			snprintf(why, wlen, "timed out sending the request");
+			return -1;
+		}
 	}
+	return 0;
 }
 
 /* Reads what is available. >0 bytes, 0 end of stream, -1 nothing yet (EAGAIN)
@@ -609,8 +647,10 @@ static char *conn_take_line(struct conn *c, size_t *len)
 	return line;
 }
 
-static char *conn_read_line(struct conn *c, int64_t deadline, size_t *len)
+static char *conn_next_line(struct conn *c, int64_t deadline, size_t *len, char *why,
+			    size_t wlen)
 {
+	int64_t start = now_ms();
 	char *line;
 
 	while (!(line = conn_take_line(c, len))) {
@@ -620,24 +660,43 @@ static char *conn_read_line(struct conn *c, int64_t deadline, size_t *len)
 
 		if (n > 0)
 			continue;
-		if (n == 0)
-			unreachable("connection closed before the reply");
-		if (errno != EAGAIN && errno != EINTR)
-			unreachable("cannot read the reply: %s", strerror(errno));
+		if (n == 0) {
+			snprintf(why, wlen, "connection closed before the reply");
+			return NULL;
+		}
+		if (errno != EAGAIN && errno != EINTR) {
+			snprintf(why, wlen, "cannot read the reply: %s", strerror(errno));
+			return NULL;
+		}
 		rc = poll(&pfd, 1, ms_left(deadline));
-		if (rc < 0 && errno != EINTR)
-			unreachable("poll: %s", strerror(errno));
-		if (rc == 0 && now_ms() >= deadline)
-			unreachable("no reply within %d s", TIMEOUT_MS / 1000);
+		if (rc < 0 && errno != EINTR) {
+			snprintf(why, wlen, "poll: %s", strerror(errno));
+			return NULL;
+		}
+		if (rc == 0 && now_ms() >= deadline) {
+			snprintf(why, wlen, "no reply within %lld s",
+				 (long long)(deadline - start + 999) / 1000);
+			return NULL;
+		}
 	}
 	return line;
 }
 
-/* Sends requests as one write, so that acud handles them back to back. */
-static void send_requests(struct conn *c, json_t **reqs, int n)
+static char *conn_read_line(struct conn *c, int64_t deadline, size_t *len)
 {
-	int64_t deadline = now_ms() + TIMEOUT_MS;
+	char why[256], *line = conn_next_line(c, deadline, len, why, sizeof why);
+
+	if (!line)
+		unreachable("%s", why);
+	return line;
+}
+
+/* Sends requests as one write, so that acud handles them back to back. */
+static int send_requests_by(struct conn *c, json_t **reqs, int n, int64_t deadline, char *why,
+			    size_t wlen)
+{
 	struct sbuf b = { 0 };
+	int rc;
 
 	for (int i = 0; i < n; i++) {
 		char *text = json_dumps(reqs[i], JSON_COMPACT);
@@ -648,8 +707,17 @@ static void send_requests(struct conn *c, json_t **reqs, int n)
 		sb_add(&b, "\n", 1);
 		free(text);
 	}
-	conn_send(c, b.s, b.len, deadline);
+	rc = conn_write(c, b.s, b.len, deadline, why, wlen);
 	sb_free(&b);
+	return rc;
+}
+
+static void send_requests(struct conn *c, json_t **reqs, int n)
+{
+	char why[256];
+
+	if (send_requests_by(c, reqs, n, now_ms() + TIMEOUT_MS, why, sizeof why) < 0)
+		unreachable("%s", why);
 }
 
 /* Reads and checks one reply. With --json the line is printed as it came.
@@ -1979,6 +2047,13 @@ struct board {
 	int n, cap;
 	char events[BOARD_EVENTS][160]; /* newest first */
 	int nevents;
+	/* The stream: live, or lost (acud restarting) and retried every second
+	 * while the last known rooms stay on screen, their clocks stopped. */
+	int live;
+	int64_t lost_ms;                /* monotonic, when it was lost */
+	char lost_clock[16];            /* the same as HH:MM:SS */
+	char why[160];                  /* the last failure */
+	int64_t next_try;
 };
 
 static struct broom *board_find(struct board *bd, const char *id)
@@ -2118,10 +2193,17 @@ static void board_draw(struct board *bd, int full)
 		 bd->n == 1 ? "" : "s", sock_path);
 	put_text(&b, head, cols, use_colour ? C_BOLD : NULL);
 	sb_puts(&b, eol);
+	if (!bd->live) {
+		/* What is shown is as it was then: the countdowns stop there too. */
+		snprintf(head, sizeof head, "*** NOT LIVE since %s *** %s; retrying every second",
+			 bd->lost_clock, bd->why);
+		put_text(&b, head, cols, use_colour ? C_ALERT : NULL);
+	}
 	sb_puts(&b, eol);
 	left = rows - 1 - 2;
 	/* Rooms first; recent events get what is left under them. */
-	left -= render_table(&b, bd->rooms, bd->n, cols, now_ms(), left, eol);
+	left -= render_table(&b, bd->rooms, bd->n, cols, bd->live ? now_ms() : bd->lost_ms, left,
+			     eol);
 	if (bd->nevents && left >= 2) {
 		sb_puts(&b, eol);
 		left--;
@@ -2143,11 +2225,106 @@ static void board_draw(struct board *bd, int full)
 	sb_free(&b);
 }
 
-static void board_free(struct board *bd)
+static void board_clear(struct board *bd)
 {
 	for (int i = 0; i < bd->n; i++)
 		json_decref(bd->rooms[i].room);
+	bd->n = 0;
+}
+
+static void board_free(struct board *bd)
+{
+	board_clear(bd);
 	free(bd->rooms);
+}
+
+/* The stream ended: the board stays, marked NOT LIVE, and reconnects. */
+static void board_lost(struct board *bd, struct conn *c, const char *why)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	conn_close(c);
+	bd->live = 0;
+	bd->lost_ms = now_ms();
+	strftime(bd->lost_clock, sizeof bd->lost_clock, "%H:%M:%S", localtime_r(&t, &tm));
+	snprintf(bd->why, sizeof bd->why, "%s", why);
+	bd->next_try = bd->lost_ms + RETRY_MS;
+	board_log(bd, "NOT LIVE: %s", why);
+}
+
+/* One reply of the reconnection; NULL with why when it is not a yes. */
+static json_t *board_reply(struct conn *c, json_t *req, int64_t deadline, char *why, size_t wlen)
+{
+	json_int_t id = json_integer_value(json_object_get(req, "id"));
+	char *line;
+	json_t *reply, *v, *e;
+	size_t len;
+
+	line = conn_next_line(c, deadline, &len, why, wlen);
+	if (!line)
+		return NULL;
+	reply = json_loadb(line, len, 0, NULL);
+	v = json_object_get(reply, "id");
+	if (!json_is_object(reply) || !json_is_boolean(json_object_get(reply, "ok")) ||
+	    (v && !(json_is_integer(v) && json_integer_value(v) == id))) {
+		snprintf(why, wlen, "garbage reply");
+	} else if (json_is_false(json_object_get(reply, "ok"))) {
+		e = json_object_get(reply, "error");
+		snprintf(why, wlen, "acud refused: %.40s: %.100s",
+			 jstr(e, "code") ? jstr(e, "code") : "internal",
+			 jstr(e, "message") ? jstr(e, "message") : "(no message)");
+	} else {
+		return reply;
+	}
+	json_decref(reply);
+	return NULL;
+}
+
+/* status and watch again, as at the start: the board starts over from a
+ * snapshot no event can precede. */
+static void board_reconnect(struct board *bd, struct conn *c)
+{
+	int64_t deadline = now_ms() + RECONNECT_MS;
+	json_t *reqs[2] = { new_request("status"), new_request("watch") };
+	json_t *status = NULL, *watch = NULL, *rooms, *room;
+	char why[160];
+	size_t i;
+
+	if (conn_connect(c, why, sizeof why) < 0) {
+		char tmp[sizeof why];
+
+		snprintf(tmp, sizeof tmp, "%s", why);
+		snprintf(why, sizeof why, "cannot reach acud: %.140s", tmp);
+		goto fail;
+	}
+	if (send_requests_by(c, reqs, 2, deadline, why, sizeof why) < 0 ||
+	    !(status = board_reply(c, reqs[0], deadline, why, sizeof why)) ||
+	    !(watch = board_reply(c, reqs[1], deadline, why, sizeof why)))
+		goto fail;
+	rooms = json_object_get(status, "rooms");
+	if (!json_is_array(rooms)) {
+		snprintf(why, sizeof why, "garbage reply (no rooms in the status)");
+		goto fail;
+	}
+	board_clear(bd);
+	json_array_foreach(rooms, i, room)
+		if (json_is_object(room))
+			board_put(bd, room);
+	bd->live = 1;
+	board_log(bd, "live again (lost at %s)", bd->lost_clock);
+	goto out;
+fail:
+	conn_close(c);
+	if (strcmp(why, bd->why) != 0)
+		board_log(bd, "NOT LIVE: %s", why);
+	snprintf(bd->why, sizeof bd->why, "%s", why);
+	bd->next_try = now_ms() + RETRY_MS;
+out:
+	json_decref(status);
+	json_decref(watch);
+	json_decref(reqs[0]);
+	json_decref(reqs[1]);
 }
 
 /* A terminal: status and watch go in one write, so acud answers both before
@@ -2155,7 +2332,7 @@ static void board_free(struct board *bd)
 static int watch_board(struct conn *c, json_t *status_req, json_t *watch_req)
 {
 	json_t *reqs[2] = { status_req, watch_req }, *reply, *rooms, *room;
-	struct board bd = { 0 };
+	struct board bd = { .live = 1 };
 	int have_keys = isatty(STDIN_FILENO), full = 1;
 	size_t i;
 
@@ -2187,11 +2364,12 @@ static int watch_board(struct conn *c, json_t *status_req, json_t *watch_req)
 	set_handler(SIGTSTP, on_tstp);
 	term_enter();
 	for (;;) {
-		struct pollfd pfd[2] = { { c->fd, POLLIN, 0 }, { STDIN_FILENO, POLLIN, 0 } };
+		struct pollfd pfd[2] = { { STDIN_FILENO, POLLIN, 0 }, { -1, POLLIN, 0 } };
+		int64_t now;
 		size_t len;
 		char *line;
 		ssize_t n;
-		int prc;
+		int prc, wait;
 
 		if (got_cont) { /* back from Ctrl-Z */
 			got_cont = 0;
@@ -2202,15 +2380,24 @@ static int watch_board(struct conn *c, json_t *status_req, json_t *watch_req)
 			got_winch = 0;
 			full = 1;
 		}
+		if (!bd.live && now_ms() >= bd.next_try)
+			board_reconnect(&bd, c);
 		board_draw(&bd, full);
 		full = 0;
-		/* Wake at the next whole second: the countdowns move without events. */
-		prc = poll(pfd, have_keys ? 2 : 1, (int)(1000 - now_ms() % 1000));
+		/* Wake at the next whole second: the countdowns move without events;
+		 * and for the next attempt when not live. */
+		now = now_ms();
+		wait = (int)(1000 - now % 1000);
+		if (!bd.live && bd.next_try - now < wait)
+			wait = bd.next_try > now ? (int)(bd.next_try - now) : 0;
+		/* Keys first in the set: without them, the stream alone (or nothing). */
+		pfd[1].fd = c->fd;
+		prc = poll(pfd + !have_keys, (nfds_t)(have_keys + bd.live), wait);
 		if (prc < 0 && errno != EINTR)
 			unreachable("poll: %s", strerror(errno));
 		if (prc <= 0)
 			continue;
-		if (have_keys && (pfd[1].revents & (POLLIN | POLLHUP))) {
+		if (have_keys && (pfd[0].revents & (POLLIN | POLLHUP))) {
 			char key[64];
 
 			n = read(STDIN_FILENO, key, sizeof key);
@@ -2223,16 +2410,14 @@ static int watch_board(struct conn *c, json_t *status_req, json_t *watch_req)
 					full = 1;
 			}
 		}
-		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+		if (bd.live && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))) {
 			while ((n = conn_fill(c)) > 0)
 				while ((line = conn_take_line(c, &len)))
 					board_apply(&bd, line, len);
-			if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-				board_free(&bd);
-				if (n == 0)
-					unreachable("acud closed the event stream");
-				unreachable("event stream: %s", strerror(errno));
-			}
+			if (n == 0)
+				board_lost(&bd, c, "acud closed the event stream");
+			else if (errno != EAGAIN && errno != EINTR)
+				board_lost(&bd, c, strerror(errno));
 		}
 	}
 out:

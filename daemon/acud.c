@@ -5,10 +5,12 @@
 #include <getopt.h>
 #include <grp.h>
 #include <libgen.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,7 +20,7 @@
 #include "daemon.h"
 #include "gpio.h"
 
-static struct acud daemon_ctx = { .history_fd = -1 };
+static struct acud daemon_ctx;
 
 /* --- process ---------------------------------------------------------------- */
 
@@ -49,16 +51,36 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 static void persist_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct acud *d = arg;
-	char why[256] = "";
-	int failed = 0;
-	uint64_t done;
+	struct persist_report rep;
 
 	(void)fd;
 	(void)what;
-	done = persist_done(d->persist, &failed, why, sizeof why);
-	if (failed)
-		log_err("%s", why);
-	server_flush(d->server, done, failed, why);
+	persist_done(d->persist, &rep);
+	/* The alarm and any cut first, then the replies that waited. */
+	acud_storage(d, &rep);
+	server_flush(d->server, rep.done, rep.failed, rep.why);
+}
+
+/* A history query finished on the worker: its reply goes out. */
+static void history_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct acud *d = arg;
+
+	(void)fd;
+	(void)what;
+	history_query_collect(d->history, 0);
+}
+
+/* Records wait in memory (a full disk): the writer thread tries them again
+ * now and then even when nothing else is written. */
+static void history_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct acud *d = arg;
+
+	(void)fd;
+	(void)what;
+	if (d->persist && history_pending(d->history))
+		persist_history(d->persist, NULL, 0);
 }
 
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
@@ -88,6 +110,62 @@ static int mkdirs(const char *path, mode_t mode)
 	return 0;
 }
 
+/* --check-config: state_dir must be a directory acud can write, or one it can
+ * create: its nearest existing parent a writable directory. Checked for the
+ * user running the check (the unit's ExecStartPre= runs it as acud's user). */
+static int check_state_dir(const char *path, char *err, size_t errlen)
+{
+	char at[PATH_MAX], who[64];
+	struct passwd *pw;
+	struct stat st;
+	size_t n;
+	int e;
+
+	if (snprintf(at, sizeof at, "%s", path) >= (int)sizeof at) {
+		snprintf(err, errlen, "state_dir %.300s: path too long", path);
+		return -1;
+	}
+	for (n = strlen(at); n > 1 && at[n - 1] == '/'; n--)
+		at[n - 1] = '\0';
+	/* Up to the nearest component that exists; a regular file on the way
+	 * (ENOTDIR) is found as that component. */
+	while (stat(at, &st) < 0) {
+		char *slash;
+
+		if (errno != ENOENT && errno != ENOTDIR) {
+			snprintf(err, errlen, "state_dir %.300s: %.300s: %s", path, at, strerror(errno));
+			return -1;
+		}
+		slash = strrchr(at, '/');
+		if (!slash)
+			snprintf(at, sizeof at, ".");
+		else if (slash == at)
+			at[1] = '\0';
+		else
+			*slash = '\0';
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		if (strcmp(at, path) == 0)
+			snprintf(err, errlen, "state_dir %.300s: exists and is not a directory", path);
+		else
+			snprintf(err, errlen, "state_dir %.300s: %.300s is not a directory", path, at);
+		return -1;
+	}
+	if (faccessat(AT_FDCWD, at, W_OK | X_OK, AT_EACCESS) == 0)
+		return 0;
+	e = errno;
+	pw = getpwuid(geteuid());
+	snprintf(who, sizeof who, "%s%s(uid %u)", pw ? pw->pw_name : "", pw ? " " : "",
+		 (unsigned)geteuid());
+	if (strcmp(at, path) == 0)
+		snprintf(err, errlen, "state_dir %.300s: not writable by %s: %s", path, who,
+			 strerror(e));
+	else
+		snprintf(err, errlen, "state_dir %.300s: does not exist, and %.300s, where it would "
+			 "be created, is not writable by %s: %s", path, at, who, strerror(e));
+	return -1;
+}
+
 static void read_boot_id(struct acud *d)
 {
 	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
@@ -110,15 +188,87 @@ static void raise_fd_limit(void)
 	}
 }
 
-/* S1: `acud --all-off`, run by the unit's ExecStopPost= after any exit. */
+/* SPEC §8: one acud per state_dir. An exclusive flock(2) on STATE_DIR/acud.lock,
+ * which the kernel releases however the process ends, so a crash never leaves
+ * a stale lock; the holder writes its pid there for the refusal's message.
+ * Returns the locked descriptor, or -1 with err set and *held = 1 when another
+ * process holds the lock, *held = 0 when it could not be checked (errno kept).
+ * create = 0 (--all-off): a missing lock file means no daemon ever ran there. */
+static int lock_state_dir(const char *dir, int create, int *held, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 16], buf[24];
+	int fd, e, len;
+
+	*held = 0;
+	if (snprintf(path, sizeof path, "%s/acud.lock", dir) >= (int)sizeof path) {
+		snprintf(err, errlen, "state_dir %s: path too long", dir);
+		return errno = ENAMETOOLONG, -1;
+	}
+	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0), 0640);
+	/* --all-off as a user who may not write there can still take the lock. */
+	if (fd < 0 && !create && (errno == EACCES || errno == EROFS))
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		e = errno;
+		snprintf(err, errlen, "%.512s: %s", path, strerror(e));
+		return errno = e, -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		ssize_t n;
+		long pid = 0;
+
+		e = errno;
+		if (e != EWOULDBLOCK) {
+			snprintf(err, errlen, "flock %.512s: %s", path, strerror(e));
+			close(fd);
+			return errno = e, -1;
+		}
+		*held = 1;
+		/* Empty only in the moment between the holder's flock and its write. */
+		n = pread(fd, buf, sizeof buf - 1, 0);
+		if (n > 0) {
+			buf[n] = '\0';
+			pid = strtol(buf, NULL, 10);
+		}
+		if (pid > 0)
+			snprintf(err, errlen, "another acud holds %s (pid %ld)", dir, pid);
+		else
+			snprintf(err, errlen, "another acud holds %s (pid unknown)", dir);
+		close(fd);
+		return -1;
+	}
+	/* The pid is only for messages: the lock holds without it (a full disk,
+	 * or --all-off's read-only descriptor). */
+	len = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+	if ((ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)len, 0) != len) && create)
+		log_warnx("%s: cannot record the pid: %s", path, strerror(errno));
+	return fd;
+}
+
+/* S1: `acud --all-off`, run by the unit's ExecStopPost= after any exit. It
+ * takes the daemon's lock first: while a daemon runs, the outputs are that
+ * daemon's (driving them off under it would fight its decisions). A lock that
+ * cannot be checked does not stop it: outputs off is the safe side. */
 static int all_off(struct acu_cfg *cfg)
 {
 	char err[512];
-	struct gpio *g = gpio_open(cfg, err, sizeof err);
-	int failed;
+	struct gpio *g;
+	int failed, held, lock;
 
+	lock = lock_state_dir(cfg->state_dir, 0, &held, err, sizeof err);
+	if (lock < 0 && held) {
+		log_err("all-off: %s; its outputs are left to it (stop it first)", err);
+		cfg_free(cfg);
+		return 1;
+	}
+	if (lock < 0 && errno != ENOENT && errno != ENOTDIR)
+		log_warnx("all-off: cannot check for a running acud: %s; driving outputs off anyway",
+			  err);
+	g = gpio_open(cfg, err, sizeof err);
 	if (!g) {
 		log_err("all-off: %s", err);
+		if (lock >= 0)
+			close(lock);
 		cfg_free(cfg);
 		return 1;
 	}
@@ -128,6 +278,8 @@ static int all_off(struct acu_cfg *cfg)
 		log_err("all-off: %d outputs could not be driven inactive", failed);
 	else
 		log_notice("all-off: every configured output is inactive");
+	if (lock >= 0)
+		close(lock);
 	cfg_free(cfg);
 	return failed ? 1 : 0;
 }
@@ -194,7 +346,7 @@ int main(int argc, char **argv)
 	};
 	struct acud *d = &daemon_ctx;
 	const char *config = ACU_DEFAULT_CONFIG;
-	int check = 0, verbose = 0, opt;
+	int check = 0, verbose = 0, opt, lock_fd, held;
 	struct event_config *ec;
 	struct event *sigs[7];
 	const int signums[7] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGXCPU, SIGPWR, 0 };
@@ -232,18 +384,20 @@ int main(int argc, char **argv)
 		/* A line named by offset and by name is used twice (every backend). */
 		int rc = gpio_check_names(d->cfg, err, sizeof err);
 
-		if (rc < 0) {
-			fprintf(stderr, "%s: %s\n", config, err);
-			cfg_free(d->cfg);
-			return 1;
-		}
-		if (rc > 0)
+		if (rc > 0) {
 			fprintf(stderr, "%s: note: line names not checked against the chip: %s\n",
 				config, err);
-		printf("%s: configuration OK (%d rooms, %d profiles)\n", config, d->cfg->nrooms,
-		       d->cfg->nprofiles);
+			rc = 0;
+		}
+		if (rc == 0)
+			rc = check_state_dir(d->cfg->state_dir, err, sizeof err);
+		if (rc < 0)
+			fprintf(stderr, "%s: %s\n", config, err);
+		else
+			printf("%s: configuration OK (%d rooms, %d profiles)\n", config,
+			       d->cfg->nrooms, d->cfg->nprofiles);
 		cfg_free(d->cfg);
-		return 0;
+		return rc < 0 ? 1 : 0;
 	}
 	if (check == 2)
 		return all_off(d->cfg);
@@ -255,9 +409,17 @@ int main(int argc, char **argv)
 	read_boot_id(d);
 	if (mkdirs(d->cfg->state_dir, 0750) < 0)
 		fatal("state_dir %s: %s", d->cfg->state_dir, strerror(errno));
+	/* Before anything is read, moved or driven: a second acud stops here. */
+	lock_fd = lock_state_dir(d->cfg->state_dir, 1, &held, err, sizeof err);
+	if (lock_fd < 0)
+		fatal("%s; not starting", err);
 	snprintf(dir, sizeof dir, "%s", d->cfg->socket);
 	if (mkdirs(dirname(dir), 0755) < 0)
 		fatal("socket directory for %s: %s", d->cfg->socket, strerror(errno));
+	/* A socket another acud answers on: refused before any output is touched,
+	 * whatever its state_dir (server_open checks again when it binds). */
+	if (server_check_socket(d->cfg->socket, err, sizeof err) < 0)
+		fatal("%s; not starting", err);
 
 	ec = event_config_new();
 	event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
@@ -265,9 +427,8 @@ int main(int argc, char **argv)
 	event_config_set_flag(ec, EVENT_BASE_FLAG_NO_CACHE_TIME);
 	/* Client callbacks run for at most 50 us before the loop looks for due
 	 * timers again, so busy sockets hold up a pulse or a cut-off that long
-	 * at most, without a full poll after every callback. Measured (make
-	 * bench, P3): 200 us left pulse p99 at 210 us under the status load,
-	 * 50 us brings it to 65 us at the same status throughput. */
+	 * at most, without a full poll after every callback (figures: commit
+	 * 7da5bdd and make bench's P3). */
 	{
 		const struct timeval slice = { 0, 50 };
 
@@ -279,6 +440,7 @@ int main(int argc, char **argv)
 		fatal("cannot create the event loop");
 	d->deadline = evtimer_new(d->base, deadline_cb, d);
 	event_priority_set(d->deadline, ACU_PRIO_TIME);
+	acud_storage_init(d);
 
 	d->nrooms = d->cfg->nrooms;
 	d->rooms = calloc((size_t)d->nrooms + 1, sizeof *d->rooms);
@@ -289,23 +451,50 @@ int main(int argc, char **argv)
 	acud_apply_access(d);
 	now = acu_now();
 	state_load(d, &now);
-	history_open(d);
+	state_journal_apply(d);
+	d->history = history_open(d->cfg->state_dir, d->cfg->history_keep, err, sizeof err);
+	if (!d->history)
+		fatal("%s", err);
 	/* S1: every output requested at its inactive level before anyone can connect. */
 	if (stim_open(d, err, sizeof err) < 0)
 		fatal("%s", err);
 	log_set_fatal_hook(fatal_all_off);
-	/* Sessions that ended while acud was down are due now, with their overdue time. */
+	/* Every restored alarm drives its line at once (SPEC §8). */
+	for (int i = 0; i < d->nrooms; i++)
+		stim_apply(d, &d->rooms[i], &now, "restart");
+	/* Sessions that ended while acud was down are due now, with their overdue
+	 * time. A full disk does not stop the start: the storage alarm says it. */
 	acud_deadlines(d);
-	if (state_save(d, &now, err, sizeof err) < 0)
-		fatal("%s", err);
+	now = acu_now();
+	err[0] = '\0';
+	{
+		int rc = state_save(d, &now, err, sizeof err);
+		struct persist_report rep = { .failed = rc < 0, .low = rc == STATE_SAVED_LOW };
+
+		snprintf(rep.why, sizeof rep.why, "%s", err);
+		acud_storage(d, &rep);
+	}
 	/* From here on the disk is written by the writer thread. */
-	state_path(d, dir, sizeof dir);
-	d->persist = persist_start(dir, d->history_fd, err, sizeof err);
+	d->persist = persist_start(&d->state_file, d->history, err, sizeof err);
 	if (!d->persist)
 		fatal("%s", err);
+	/* Its first pass removes the day files older than [history] keep. */
+	persist_history(d->persist, NULL, 0);
 	d->persist_ev = event_new(d->base, persist_fd(d->persist), EV_READ | EV_PERSIST,
 				  persist_cb, d);
 	event_add(d->persist_ev, NULL);
+	d->history_ev = event_new(d->base, history_query_fd(d->history), EV_READ | EV_PERSIST,
+				  history_cb, d);
+	d->history_retry = event_new(d->base, -1, EV_PERSIST, history_retry_cb, d);
+	if (!d->history_ev || !d->history_retry)
+		fatal("cannot create the history events");
+	event_priority_set(d->history_ev, ACU_PRIO_CLIENT);
+	event_add(d->history_ev, NULL);
+	{
+		const struct timeval every = { 5, 0 };
+
+		event_add(d->history_retry, &every);
+	}
 
 	d->server = server_open(d, err, sizeof err);
 	if (!d->server)
@@ -343,18 +532,25 @@ int main(int argc, char **argv)
 	server_flush(d->server, UINT64_MAX, 0, "");
 	if (state_save(d, &now, err, sizeof err) < 0)
 		log_err("%s", err);
+	/* Queries still running are answered (an error) while their clients
+	 * are known; records still waiting get a last try. */
+	history_query_stop(d->history);
+	history_flush(d);
+	event_free(d->history_ev);
+	event_free(d->history_retry);
 	server_close(d->server);
+	event_free(d->storage_retry);
 	for (int i = 0; signums[i]; i++)
 		event_free(sigs[i]);
 	if (d->watchdog)
 		event_free(d->watchdog);
 	event_free(d->deadline);
 	event_base_free(d->base);
-	if (d->history_fd >= 0)
-		close(d->history_fd);
+	history_close(d->history);
 	room_cache_clear(d);
 	free(d->rooms);
 	cfg_free(d->cfg);
 	log_notice("stopped");
+	close(lock_fd); /* last: until here the state_dir is this process's */
 	return 0;
 }

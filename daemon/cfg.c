@@ -21,16 +21,20 @@
 #include <ini.h>
 
 #include "cfg.h"
+#include "history.h"
 
 #define LINE_OFFSET_MAX 1023
 #define LINE_NAME_MAX 31
 #define KEYS_MAX 16
 #define SOCKET_MAX ((int)sizeof(((struct sockaddr_un *)0)->sun_path))
 
-enum sect { S_NONE, S_DAEMON, S_GPIO, S_LIMITS, S_SAFETY, S_ALARM, S_ACCESS, S_ROOM, S_PROFILE, S__N };
+enum sect {
+	S_NONE, S_DAEMON, S_GPIO, S_LIMITS, S_SAFETY, S_ALARM, S_ACCESS, S_HISTORY, S_ROOM,
+	S_PROFILE, S__N
+};
 
 static const char *const sect_names[S__N] = {
-	"", "daemon", "gpio", "limits", "safety", "alarm", "access", "room", "profile",
+	"", "daemon", "gpio", "limits", "safety", "alarm", "access", "history", "room", "profile",
 };
 
 enum { K_SOCKET, K_STATE_DIR, K_PROFILES_DIR, K_LOG_LEVEL };
@@ -59,6 +63,9 @@ static const char *const access_keys[] = {
 	"desk_group", "practitioner_group", "technician_group", "socket_group", NULL,
 };
 
+enum { K_KEEP };
+static const char *const history_keys[] = { "keep", NULL };
+
 enum { K_NAME, K_GATE, K_PULSE, K_ALARM, K_AUDIBLE, K_INTERLOCK };
 static const char *const room_keys[] = { "name", "gate", "pulse", "alarm", "audible", "interlock", NULL };
 
@@ -73,7 +80,7 @@ static const char *const profile_keys[] = {
 
 static const char *const *const sect_keys[S__N] = {
 	NULL, daemon_keys, gpio_keys, limits_keys, safety_keys, alarm_keys, access_keys,
-	room_keys, profile_keys,
+	history_keys, room_keys, profile_keys,
 };
 
 static const char *const mode_names[] = { "continuous", "dense-disperse", "intermittent" };
@@ -429,6 +436,7 @@ static void cfg_defaults(struct acu_cfg *c)
 	c->session_min = 5 * 60;
 	c->session_max = 60 * 60;
 	c->stim_max = 30 * 60;
+	c->history_keep = HISTORY_KEEP_DEFAULT_S;
 	c->require_needle_count = 1;
 	for (int f = 0; f < FL__N; f++)
 		c->policy[f] = POLICY_WARN;
@@ -563,6 +571,37 @@ static int set_access(struct parser *p, int k, const char *key, const char *v)
 	return 0;
 }
 
+/* keep: days ("365d"), or any duration of at least a day ("48h"). */
+static int set_history(struct parser *p, int k, const char *key, const char *v)
+{
+	size_t n = strlen(v);
+	int64_t s, days;
+
+	(void)k;
+	if (n > 1 && v[n - 1] == 'd') {
+		char num[24];
+
+		if (n - 1 >= sizeof num)
+			goto bad;
+		memcpy(num, v, n - 1);
+		num[n - 1] = '\0';
+		if (acu_parse_int(num, 0, INT32_MAX, &days) < 0)
+			goto bad;
+		s = days > HISTORY_KEEP_MAX_S / HISTORY_DAY_S ? HISTORY_KEEP_MAX_S + 1 :
+							      days * HISTORY_DAY_S;
+	} else if (acu_parse_duration(v, &s) < 0) {
+		goto bad;
+	}
+	if (s < HISTORY_KEEP_MIN_S || s > HISTORY_KEEP_MAX_S)
+		return perr(p, p->lineno, "%s: %s is out of range (1d to %lldd)", key, v,
+			    (long long)(HISTORY_KEEP_MAX_S / HISTORY_DAY_S));
+	p->cfg->history_keep = s;
+	return 0;
+bad:
+	return perr(p, p->lineno, "%s: bad duration '%s' (use days as in 365d, or 48h, or seconds)",
+		    key, v);
+}
+
 static int set_room(struct parser *p, int k, const char *key, const char *v)
 {
 	struct acu_room_cfg *r = &p->cfg->rooms[p->cur];
@@ -651,8 +690,8 @@ static int set_profile(struct parser *p, int k, const char *key, const char *v)
 }
 
 static int (*const setters[S__N])(struct parser *, int, const char *, const char *) = {
-	NULL, set_daemon, set_gpio, set_limits, set_safety, set_alarm, set_access, set_room,
-	set_profile,
+	NULL, set_daemon, set_gpio, set_limits, set_safety, set_alarm, set_access, set_history,
+	set_room, set_profile,
 };
 
 /* Keys that may be given empty on purpose. */

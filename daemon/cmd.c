@@ -10,6 +10,7 @@ struct cmd {
 	enum acu_role role;
 	const char *const *keys;       /* accepted besides id and cmd; NULL-terminated */
 	json_t *(*fn)(struct acud *d, struct client *c, json_t *req, struct acu_err *err);
+	int read_only;                 /* changes nothing: its reply need not wait for a save */
 };
 
 /* --- field access: wrong types are bad-request, wrong values out-of-range --- */
@@ -136,43 +137,7 @@ static void refusal(struct acud *d, const struct client *c, const struct acu_roo
 /* Brings the room up to date, applies op, and commits whatever changed, even on
  * a refusal that raised an alarm. */
 typedef int (*room_op)(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
-		       const struct acu_now *now, struct acu_err *err);
-
-static json_t *session_cmd(struct acud *d, struct client *c, json_t *req, struct acu_err *err,
-			   const char *name, room_op op)
-{
-	struct acu_room *r = req_room(d, req, err), before;
-	struct acu_now now = acu_now();
-	char msg[256];
-	int rc;
-
-	if (!r)
-		return NULL;
-	memcpy(&before, r, sizeof before);
-	room_tick(r, d->cfg, &now);
-	rc = op(d, c, r, req, &now, err);
-	if (rc < 0) {
-		refusal(d, c, r, name, err);
-		if (memcmp(&before, r, sizeof before) != 0 &&
-		    acud_commit(d, r, &before, &now, NULL, name, msg, sizeof msg) < 0)
-			log_err("%s", msg);
-		return NULL;
-	}
-	if (acud_commit(d, r, &before, &now, command_record(c, name, req), name, msg,
-			sizeof msg) < 0) {
-		acu_fail(err, E_INTERNAL, "%s", msg);
-		return NULL;
-	}
-	/* S7: a line write of this change failed; it is not `ok` (a gate asked
-	 * on may never have been, one asked off may still be). */
-	if (r->gpio_fault && !before.gpio_fault)
-		return acu_fail(err, E_GPIO_FAULT, "room %s: %s applied, but a GPIO write failed: "
-				"outputs driven off, heartbeat stopped; reload or restart", r->cfg->id,
-				name), NULL;
-	return room_reply(d, r, &now);
-}
-
-/* --- session commands ------------------------------------------------------ */
+		       const struct acu_now *now, unsigned *warned, struct acu_err *err);
 
 static void warn_flags(struct acud *d, const struct client *c, const struct acu_room *r,
 		       unsigned warned)
@@ -185,8 +150,77 @@ static void warn_flags(struct acud *d, const struct client *c, const struct acu_
 					     client_user(c), "flags", flags_json(warned)));
 }
 
+/* What a session command may need of the disk (S9): a change that starts,
+ * resumes, extends or arms is refused while changes cannot be saved; a cut
+ * always goes ahead. */
+enum needs { CUTS_OR_KEEPS, STARTS, ARMS_IF_ON };
+
+static int needs_storage(enum needs n, json_t *req)
+{
+	return n == STARTS || (n == ARMS_IF_ON && json_is_true(json_object_get(req, "on")));
+}
+
+static json_t *session_cmd(struct acud *d, struct client *c, json_t *req, struct acu_err *err,
+			   const char *name, room_op op, enum needs needs)
+{
+	struct acu_room *r = req_room(d, req, err), before, trial;
+	struct acu_now now = acu_now();
+	struct acu_err serr = { E_OK, "" };
+	unsigned warned = 0;
+	char msg[256];
+	int rc, full = 0, fault;
+
+	if (!r)
+		return NULL;
+	/* Found before the snapshot: finding the disk full raises the storage
+	 * alarm, a change of its own. */
+	if (needs_storage(needs, req))
+		full = acud_storage_check(d, &serr) < 0;
+	memcpy(&before, r, sizeof before);
+	room_tick(r, d->cfg, &now);
+	/* S5: arming reads the interlock fresh, into the room itself: a trip
+	 * found here stands (and is committed) whatever becomes of the trial. */
+	if (needs_storage(needs, req))
+		stim_interlock_fresh(d, r, &now);
+	/* Tried on a copy: a request that would be refused anyway says why;
+	 * one that would go ahead is refused for storage, changing nothing. */
+	memcpy(&trial, r, sizeof trial);
+	rc = op(d, c, &trial, req, &now, &warned, err);
+	if (rc == 0 && full) {
+		*err = serr;
+		rc = -1;
+	} else {
+		memcpy(r, &trial, sizeof *r);
+	}
+	if (rc < 0) {
+		refusal(d, c, r, name, err);
+		if (memcmp(&before, r, sizeof before) != 0 &&
+		    acud_commit(d, r, &before, &now, NULL, name, msg, sizeof msg) < 0)
+			log_err("%s", msg);
+		return NULL;
+	}
+	warn_flags(d, c, r, warned);
+	fault = r->gpio_fault;
+	if (acud_commit(d, r, &before, &now, command_record(c, name, req), name, msg,
+			sizeof msg) < 0) {
+		acu_fail(err, E_STORAGE, "the change took effect but could not be saved: %s", msg);
+		return NULL;
+	}
+	/* S7: a line write of this change failed; it is not `ok` (a gate asked
+	 * on may never have been, one asked off may still be). */
+	if (r->gpio_fault && !fault)
+		return acu_fail(err, E_GPIO_FAULT, "room %s: %s applied, but a GPIO write failed: "
+				"outputs driven off, heartbeat stopped; reload or restart", r->cfg->id,
+				name), NULL;
+	return room_reply(d, r, &now);
+}
+
+/* --- session commands ------------------------------------------------------ */
+
+
 static int op_start(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
-		    const struct acu_now *now, struct acu_err *err)
+		    const struct acu_now *now, unsigned *warned,
+		    struct acu_err *err)
 {
 	struct acu_start st = { .needles = -1, .practitioner = client_user(c) };
 	int64_t n = -1;
@@ -211,54 +245,61 @@ static int op_start(struct acud *d, struct client *c, struct acu_room *r, json_t
 	/* A start that asks to arm and cannot is refused whole (SPEC §3). */
 	{
 		struct acu_room trial;
-		unsigned warned;
 
-		stim_interlock_fresh(d, r, now); /* S5: arming reads the line */
 		memcpy(&trial, r, sizeof trial);
 		if (room_start(&trial, d->cfg, &st, now, err) < 0 ||
-		    room_stim_on(&trial, d->cfg, now, &warned, err) < 0)
+		    room_stim_on(&trial, d->cfg, now, warned, err) < 0)
 			return -1;
 		memcpy(r, &trial, sizeof *r);
-		warn_flags(d, c, r, warned);
 		return 0;
 	}
 }
 
 static int op_pause(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
-		    const struct acu_now *now, struct acu_err *err)
+		    const struct acu_now *now, unsigned *warned,
+		    struct acu_err *err)
 {
+	(void)warned;
 	(void)c;
 	(void)req;
 	return room_pause(r, d->cfg, now, err);
 }
 
 static int op_resume(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
-		     const struct acu_now *now, struct acu_err *err)
+		     const struct acu_now *now, unsigned *warned,
+		    struct acu_err *err)
 {
+	(void)warned;
 	(void)c;
 	(void)req;
 	return room_resume(r, d->cfg, now, err);
 }
 
 static int op_stop(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
-		   const struct acu_now *now, struct acu_err *err)
+		   const struct acu_now *now, unsigned *warned,
+		    struct acu_err *err)
 {
+	(void)warned;
 	(void)c;
 	(void)req;
 	return room_stop(r, d->cfg, now, err);
 }
 
 static int op_checkin(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
-		      const struct acu_now *now, struct acu_err *err)
+		      const struct acu_now *now, unsigned *warned,
+		    struct acu_err *err)
 {
+	(void)warned;
 	(void)c;
 	(void)req;
 	return room_checkin(r, d->cfg, now, err);
 }
 
 static int op_extend(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
-		     const struct acu_now *now, struct acu_err *err)
+		     const struct acu_now *now, unsigned *warned,
+		    struct acu_err *err)
 {
+	(void)warned;
 	int64_t s = 0;
 
 	(void)c;
@@ -268,8 +309,10 @@ static int op_extend(struct acud *d, struct client *c, struct acu_room *r, json_
 }
 
 static int op_needles(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
-		      const struct acu_now *now, struct acu_err *err)
+		      const struct acu_now *now, unsigned *warned,
+		    struct acu_err *err)
 {
+	(void)warned;
 	int64_t delta = 0;
 
 	(void)d;
@@ -281,8 +324,10 @@ static int op_needles(struct acud *d, struct client *c, struct acu_room *r, json
 }
 
 static int op_flag(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
-		   const struct acu_now *now, struct acu_err *err)
+		   const struct acu_now *now, unsigned *warned,
+		    struct acu_err *err)
 {
+	(void)warned;
 	unsigned flags;
 
 	(void)d;
@@ -293,8 +338,10 @@ static int op_flag(struct acud *d, struct client *c, struct acu_room *r, json_t 
 }
 
 static int op_silence(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
-		      const struct acu_now *now, struct acu_err *err)
+		      const struct acu_now *now, unsigned *warned,
+		    struct acu_err *err)
 {
+	(void)warned;
 	int64_t s = ACU_SILENCE_DEFAULT_S;
 
 	(void)d;
@@ -305,10 +352,11 @@ static int op_silence(struct acud *d, struct client *c, struct acu_room *r, json
 }
 
 static int op_stim(struct acud *d, struct client *c, struct acu_room *r, json_t *req,
-		   const struct acu_now *now, struct acu_err *err)
+		   const struct acu_now *now, unsigned *warned, struct acu_err *err)
 {
-	unsigned warned;
 	int on = 0;
+
+	(void)c;
 
 	if (req_bool(req, "on", 1, &on, err) < 0)
 		return -1;
@@ -318,29 +366,25 @@ static int op_stim(struct acud *d, struct client *c, struct acu_room *r, json_t 
 		room_stim_stop(r);
 		return 0;
 	}
-	stim_interlock_fresh(d, r, now); /* S5: arming reads the line */
-	if (room_stim_on(r, d->cfg, now, &warned, err) < 0)
-		return -1;
-	warn_flags(d, c, r, warned);
-	return 0;
+	return room_stim_on(r, d->cfg, now, warned, err);
 }
 
-#define SESSION_CMD(name, fn)                                                           \
+#define SESSION_CMD(name, fn, needs)                                                    \
 	static json_t *cmd_##fn(struct acud *d, struct client *c, json_t *req,          \
 				struct acu_err *err)                                    \
 	{                                                                               \
-		return session_cmd(d, c, req, err, name, op_##fn);                      \
+		return session_cmd(d, c, req, err, name, op_##fn, needs);               \
 	}
-SESSION_CMD("start", start)
-SESSION_CMD("pause", pause)
-SESSION_CMD("resume", resume)
-SESSION_CMD("stop", stop)
-SESSION_CMD("checkin", checkin)
-SESSION_CMD("extend", extend)
-SESSION_CMD("needles", needles)
-SESSION_CMD("flag", flag)
-SESSION_CMD("silence", silence)
-SESSION_CMD("stim", stim)
+SESSION_CMD("start", start, STARTS)
+SESSION_CMD("pause", pause, CUTS_OR_KEEPS)
+SESSION_CMD("resume", resume, STARTS)
+SESSION_CMD("stop", stop, CUTS_OR_KEEPS)
+SESSION_CMD("checkin", checkin, CUTS_OR_KEEPS)
+SESSION_CMD("extend", extend, STARTS)
+SESSION_CMD("needles", needles, CUTS_OR_KEEPS)
+SESSION_CMD("flag", flag, CUTS_OR_KEEPS)
+SESSION_CMD("silence", silence, CUTS_OR_KEEPS)
+SESSION_CMD("stim", stim, ARMS_IF_ON)
 
 /* finish records the whole session, as it was, in the history. */
 static json_t *cmd_finish(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
@@ -378,7 +422,7 @@ static json_t *cmd_finish(struct acud *d, struct client *c, json_t *req, struct 
 	if (override)
 		json_object_set_new(rec, "override", json_string(override));
 	if (acud_commit(d, r, &before, &now, rec, "finish", msg, sizeof msg) < 0) {
-		acu_fail(err, E_INTERNAL, "%s", msg);
+		acu_fail(err, E_STORAGE, "the change took effect but could not be saved: %s", msg);
 		return NULL;
 	}
 	return room_reply(d, r, &now);
@@ -428,13 +472,37 @@ static json_t *cmd_profile(struct acud *d, struct client *c, json_t *req, struct
 	return json_pack("{s:o}", "profile", profile_json(p));
 }
 
+/* Marks a command's reply as deferred: it is sent by server_deferred_reply. */
+static json_t deferred_marker;
+#define REPLY_DEFERRED (&deferred_marker)
+
+static json_t *make_reply(json_t *id, json_t *reply, const struct acu_err *err);
+
+/* A history query ended on the worker thread (history.c): its reply. */
+static void history_done(void *arg, json_t *entries, const struct acu_err *err)
+{
+	struct deferred *w = arg;
+	json_t *id = server_deferred_id(w);
+
+	server_deferred_reply(w, make_reply(id, entries ? json_pack("{s:o}", "entries", entries) :
+					    NULL, err));
+}
+
+static void query_abandoned(void *job)
+{
+	history_query_cancel(job);
+}
+
+/* The files are read on a worker thread, however long the history: the
+ * loop goes on with pulses, gates and other clients meanwhile. */
 static json_t *cmd_history(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
 {
 	const char *room = NULL;
 	int64_t since = 0, limit = 100;
-	json_t *v = json_object_get(req, "since"), *entries;
+	json_t *v = json_object_get(req, "since");
+	struct history_job *job;
+	struct deferred *w;
 
-	(void)c;
 	if (req_str(req, "room", 0, &room, err) < 0 ||
 	    req_int(req, "limit", 0, 1, 1000, &limit, err) < 0)
 		return NULL;
@@ -452,8 +520,17 @@ static json_t *cmd_history(struct acud *d, struct client *c, json_t *req, struct
 		return acu_fail(err, E_BAD_REQUEST, "since: expected RFC 3339 time or unix seconds"),
 		       NULL;
 	}
-	entries = history_query(d, room, since, (int)limit, err);
-	return entries ? json_pack("{s:o}", "entries", entries) : NULL;
+	w = server_defer(c, json_object_get(req, "id"));
+	if (!w)
+		return acu_fail(err, E_INTERNAL, "out of memory"), NULL;
+	job = history_query_start(d->history, room, since, (int)limit, history_done, w, err);
+	if (!job) {
+		server_deferred_reply(w, NULL);
+		return NULL;
+	}
+	/* A client that leaves does not keep the worker reading for nobody. */
+	server_deferred_on_gone(w, query_abandoned, job);
+	return REPLY_DEFERRED;
 }
 
 static json_t *cmd_reload(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
@@ -545,12 +622,15 @@ static const char *const k_profile[] = { "name", NULL };
 static const char *const k_history[] = { "room", "since", "limit", NULL };
 static const char *const k_sim[] = { "line", "level", NULL };
 
+/* READ_ONLY: answered at once even while a save is stuck (server.c keeps
+ * each connection's replies in order). */
+#define READ_ONLY 1
 static const struct cmd cmds[] = {
-	{ "status", ROLE_DESK, k_room, cmd_status },
-	{ "watch", ROLE_DESK, k_none, cmd_watch },
-	{ "profiles", ROLE_DESK, k_none, cmd_profiles },
-	{ "profile", ROLE_DESK, k_profile, cmd_profile },
-	{ "version", ROLE_DESK, k_none, cmd_version },
+	{ "status", ROLE_DESK, k_room, cmd_status, READ_ONLY },
+	{ "watch", ROLE_DESK, k_none, cmd_watch, READ_ONLY },
+	{ "profiles", ROLE_DESK, k_none, cmd_profiles, READ_ONLY },
+	{ "profile", ROLE_DESK, k_profile, cmd_profile, READ_ONLY },
+	{ "version", ROLE_DESK, k_none, cmd_version, READ_ONLY },
 	{ "start", ROLE_PRACTITIONER, k_start, cmd_start },
 	{ "pause", ROLE_PRACTITIONER, k_room, cmd_pause },
 	{ "resume", ROLE_PRACTITIONER, k_room, cmd_resume },
@@ -602,10 +682,12 @@ json_t *cmd_dispatch(struct acud *d, struct client *c, const char *line, size_t 
 	json_t *req, *id = NULL, *v, *reply = NULL;
 	const char *name;
 	enum acu_role role;
+	int changes = 0;
 
 	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!req) {
 		acu_fail(&err, E_BAD_REQUEST, "malformed JSON: %s", jerr.text);
+		client_read_only(c);
 		return error_reply(NULL, &err);
 	}
 	if (!json_is_object(req)) {
@@ -642,21 +724,34 @@ json_t *cmd_dispatch(struct acud *d, struct client *c, const char *line, size_t 
 		goto out;
 	/* S5: an interlock trip is handled before any request after it. */
 	stim_inputs_poll(d);
+	changes = !cmd->read_only;
 	reply = cmd->fn(d, c, req, &err);
-out:
-	if (reply) {
-		/* id and ok first, for people reading the socket by eye. */
-		json_t *head = json_object();
-
-		if (id)
-			json_object_set(head, "id", id);
-		json_object_set_new(head, "ok", json_true());
-		json_object_update(head, reply);
-		json_decref(reply);
-		reply = head;
-	} else {
-		reply = error_reply(id, &err);
+	if (reply == REPLY_DEFERRED) {
+		json_decref(req);
+		return NULL;
 	}
+out:
+	/* A request refused before its command ran changed nothing either. */
+	if (!changes)
+		client_read_only(c);
+	reply = make_reply(id, reply, &err);
 	json_decref(req);
 	return reply;
+}
+
+/* A command's result (taken) as the reply, or the error when it has none. */
+static json_t *make_reply(json_t *id, json_t *reply, const struct acu_err *err)
+{
+	json_t *head;
+
+	if (!reply)
+		return error_reply(id, err);
+	/* id and ok first, for people reading the socket by eye. */
+	head = json_object();
+	if (id)
+		json_object_set(head, "id", id);
+	json_object_set_new(head, "ok", json_true());
+	json_object_update(head, reply);
+	json_decref(reply);
+	return head;
 }

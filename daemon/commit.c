@@ -78,28 +78,153 @@ static void commit_report(struct acud *d, struct acu_room *r, const struct acu_r
 	json_decref(ev);
 }
 
+static void storage_mark(struct acud *d, int failed, int low, const char *why,
+			 const struct acu_now *now);
+
 int acud_commit(struct acud *d, struct acu_room *r, const struct acu_room *before,
 		const struct acu_now *now, json_t *record, const char *cause, char *err,
 		size_t errlen)
 {
-	int rc = 0;
+	int rc;
 
 	/* One history sync for everything this change writes. */
 	d->history_batch++;
 	stim_apply(d, r, now, cause);
-	if (state_save(d, now, err, errlen) < 0) {
-		/* Not saved, so not done: back to what the disk says, outputs too. */
-		memcpy(r, before, sizeof *r);
-		stim_apply(d, r, now, "rollback");
-		json_decref(record);
-		rc = -1;
-	} else {
-		commit_report(d, r, before, now, record);
-		acud_reschedule(d);
+	if ((r->s.flags ^ before->s.flags) & FL_HARD_MASK)
+		state_journal_write(d);
+	/* With the writer thread this only queues the save; its outcome comes
+	 * back through acud_storage. Saved at once (start-up, the fuzz
+	 * harness), a failure is handled here the same way. Never a rollback:
+	 * the change stands, a cut above all (S7, S9), and the lines are
+	 * driven from the state reported. */
+	rc = state_save(d, now, err, errlen);
+	if (rc < 0 || rc == STATE_SAVED_LOW)
+		storage_mark(d, rc < 0, 1, err, now);
+	else if (!d->persist && d->storage_bad)
+		storage_mark(d, 0, 0, "", now);
+	commit_report(d, r, before, now, record);
+	acud_reschedule(d);
+	d->history_batch--;
+	history_flush(d);
+	return rc < 0 ? -1 : 0;
+}
+
+/* --- storage (SPEC S9) ------------------------------------------------------ */
+
+#define STORAGE_RETRY_S 2
+
+/* Every room with a session carries the storage alarm while changes cannot
+ * be saved; a state that could not be saved at all also cuts stimulation,
+ * whose dose could not be accounted for after a crash. Edits rooms and
+ * drives their lines; the caller reports. */
+static void storage_mark(struct acud *d, int failed, int low, const char *why,
+			 const struct acu_now *now)
+{
+	int bad = failed || low;
+
+	if (bad && !d->storage_bad)
+		log_err("storage: %s; changes that start, resume, extend or arm are refused "
+			"until a save succeeds", why);
+	else if (!bad && d->storage_bad)
+		log_notice("storage: saving again; the storage alarm is cleared");
+	d->storage_bad = bad;
+	if (bad)
+		snprintf(d->storage_why, sizeof d->storage_why, "%s", why);
+	for (int i = 0; i < d->nrooms; i++) {
+		struct acu_room *r = &d->rooms[i];
+
+		if (failed && r->s.stim.armed)
+			room_stim_off(r, "storage");
+		if (bad && r->s.state != ST_IDLE)
+			room_alarm_raise(r, AL_STORAGE, PRIO_HIGH, now);
+		else
+			room_alarm_clear(r, AL_STORAGE);
+		stim_apply(d, r, now, "storage");
+	}
+	if (d->storage_retry) {
+		struct timeval tv = { STORAGE_RETRY_S, 0 };
+
+		if (bad && !evtimer_pending(d->storage_retry, NULL))
+			evtimer_add(d->storage_retry, &tv);
+		else if (!bad)
+			evtimer_del(d->storage_retry);
+	}
+}
+
+void acud_storage(struct acud *d, const struct persist_report *rep)
+{
+	struct acu_now now = acu_now();
+	struct acu_room *before;
+	char msg[256];
+	int changed = 0;
+
+	if (!rep->failed && !rep->low && !d->storage_bad)
+		return;
+	before = malloc(sizeof *before * ((size_t)d->nrooms + 1));
+	if (!before)
+		fatal("out of memory");
+	memcpy(before, d->rooms, sizeof *before * (size_t)d->nrooms);
+	storage_mark(d, rep->failed, rep->low, rep->why, &now);
+	d->history_batch++;
+	for (int i = 0; i < d->nrooms; i++) {
+		if (memcmp(&before[i], &d->rooms[i], sizeof before[i]) == 0)
+			continue;
+		commit_report(d, &d->rooms[i], &before[i], &now, NULL);
+		changed = 1;
 	}
 	d->history_batch--;
 	history_flush(d);
-	return rc;
+	free(before);
+	if (changed && state_save(d, &now, msg, sizeof msg) < 0)
+		log_err("%s", msg);
+	acud_reschedule(d);
+}
+
+/* A change that starts, resumes, extends or arms needs a disk that takes it:
+ * the writer's last word, and the free space now (the disk may have filled
+ * since the last save). */
+int acud_storage_check(struct acud *d, struct acu_err *err)
+{
+	if (!d->storage_bad && state_space_low(d->cfg->state_dir)) {
+		struct persist_report rep = { .low = 1 };
+
+		snprintf(rep.why, sizeof rep.why, "%.200s: file system full", d->cfg->state_dir);
+		acud_storage(d, &rep);
+	}
+	if (!d->storage_bad)
+		return 0;
+	return acu_fail(err, E_STORAGE, "changes cannot be saved (%.180s); stop, pause, stim off "
+			"and flags still work", d->storage_why);
+}
+
+/* While storage is bad: save again now and then, so the alarm clears once the
+ * disk takes a save (the writer retries waiting history at the same time). */
+static void storage_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct acud *d = arg;
+	struct acu_now now = acu_now();
+	char msg[256];
+	struct timeval tv = { STORAGE_RETRY_S, 0 };
+	int rc;
+
+	(void)fd;
+	(void)what;
+	if (!d->storage_bad)
+		return;
+	rc = state_save(d, &now, msg, sizeof msg);
+	if (!d->persist && rc == STATE_SAVED) {
+		struct persist_report rep = { 0 };
+
+		acud_storage(d, &rep);
+	}
+	if (d->storage_bad)
+		evtimer_add(d->storage_retry, &tv);
+}
+
+void acud_storage_init(struct acud *d)
+{
+	d->storage_retry = evtimer_new(d->base, storage_retry_cb, d);
+	event_priority_set(d->storage_retry, ACU_PRIO_CLIENT);
 }
 
 /* Every room whose deadline passed has its gates driven first, then one save
@@ -183,15 +308,26 @@ static gid_t group_gid(const char *name)
 
 void acud_apply_access(struct acud *d)
 {
+	const char *missing[3];
+	int n = 0;
+
 	d->desk_gid = group_gid(d->cfg->desk_group);
 	d->practitioner_gid = group_gid(d->cfg->practitioner_group);
 	d->technician_gid = group_gid(d->cfg->technician_group);
 	if (d->desk_gid == (gid_t)-1)
-		log_info("access: no group %s; no desk role", d->cfg->desk_group);
+		missing[n++] = d->cfg->desk_group;
 	if (d->practitioner_gid == (gid_t)-1)
-		log_info("access: no group %s; no practitioner role", d->cfg->practitioner_group);
+		missing[n++] = d->cfg->practitioner_group;
 	if (d->technician_gid == (gid_t)-1)
-		log_info("access: no group %s; no technician role", d->cfg->technician_group);
+		missing[n++] = d->cfg->technician_group;
+	/* Normal in a checkout (make demo): said once, as what it means. */
+	if (n == 3)
+		log_info("access: none of the groups %s, %s, %s exists: only root and uid %u "
+			 "have a role (fine for a demo; see [access] in acud.conf(5))",
+			 missing[0], missing[1], missing[2], (unsigned)d->self_uid);
+	else
+		for (int i = 0; i < n; i++)
+			log_info("access: no group %s: nobody has that role through it", missing[i]);
 	log_set_level(d->cfg->log_level);
 }
 
@@ -286,6 +422,8 @@ int acud_reload(struct acud *d, char *err, size_t errlen)
 	free(old_rooms);
 	cfg_free(old_cfg);
 	acud_apply_access(d);
+	if (d->history)
+		history_set_keep(d->history, cfg->history_keep);
 	if (state_save(d, &now, msg, sizeof msg) < 0)
 		log_err("%s", msg);
 	acud_reschedule(d);

@@ -18,15 +18,17 @@ struct persist {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int efd;                       /* writer -> loop: a generation is durable */
-	char state_path[PATH_MAX + 16];
-	int history_fd;
+	struct state_file *sf;         /* the writer's alone while it runs */
+	struct history *history;
 	/* under mu */
 	char *state;                   /* newest snapshot not yet taken */
 	size_t state_len;
 	char *hist;                    /* history lines not yet taken */
 	size_t hist_len, hist_cap;
+	int hist_wake;                 /* history_write is due even without lines */
 	uint64_t queued, done;
-	int failed;                    /* a write of the last batch failed */
+	int failed;                    /* the last batch's state is not on disk */
+	int low;                       /* saved, but only just: the disk is full */
 	char err[256];
 	int quit;
 };
@@ -35,12 +37,16 @@ static void *writer(void *arg)
 {
 	struct persist *p = arg;
 
+	int state_failed = 0, state_low = 0; /* the last state write's, until the next */
+	char state_err[256] = "";
+
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		char *state, *hist, err[256] = "";
 		size_t state_len, hist_len;
+		int hist_wake;
 		uint64_t gen, one = 1;
-		int failed = 0;
+		int failed = 0, low = 0;
 
 		while (p->done == p->queued && !p->quit)
 			pthread_cond_wait(&p->cv, &p->mu);
@@ -50,47 +56,51 @@ static void *writer(void *arg)
 		state_len = p->state_len;
 		hist = p->hist;
 		hist_len = p->hist_len;
+		hist_wake = p->hist_wake;
+		p->hist_wake = 0;
 		gen = p->queued;
 		p->state = NULL;
 		p->hist = NULL;
 		p->hist_len = p->hist_cap = 0;
 		pthread_mutex_unlock(&p->mu);
 
-		/* History first: a state that mentions a change is never on disk
-		 * before the record of it. */
-		if (hist_len) {
-			size_t off = 0;
+		/* The state first: on a full disk it is what the reserve is for,
+		 * and history written first could take that space. Records the
+		 * disk does not take (or that must not take the space the state
+		 * needs) wait in the history's bounded memory and go with a later
+		 * batch (history.c logs it); they never hold up the state save. */
+		if (state) {
+			int rc = state_file_write(p->sf, state, state_len, state_err,
+						  sizeof state_err);
 
-			while (off < hist_len) {
-				ssize_t n = write(p->history_fd, hist + off, hist_len - off);
-				if (n < 0 && errno == EINTR)
-					continue;
-				if (n <= 0) {
-					snprintf(err, sizeof err, "history: %s", strerror(errno));
-					failed = 1;
-					break;
-				}
-				off += (size_t)n;
-			}
-			if (!failed && fdatasync(p->history_fd) < 0) {
-				snprintf(err, sizeof err, "history: %s", strerror(errno));
-				failed = 1;
-			}
+			state_failed = rc < 0;
+			state_low = rc == STATE_SAVED_LOW;
 		}
-		if (state && write_atomic(p->state_path, state, state_len, 1) < 0) {
-			snprintf(err, sizeof err, "cannot save state to %.150s: %s", p->state_path,
-				 strerror(errno));
-			failed = 1;
+		failed = state_failed;
+		low = state_low;
+		if (failed || low)
+			snprintf(err, sizeof err, "%s", state_err);
+		if (failed || low) {
+			if (hist_len)
+				history_hold(p->history, hist, hist_len, acu_now().wall);
+		} else if (hist_len || hist_wake || history_pending(p->history)) {
+			char herr[512];
+
+			if (history_write(p->history, hist, hist_len, acu_now().wall, herr,
+					  sizeof herr) < 0) {
+				snprintf(err, sizeof err, "%.250s", herr);
+				low = 1;
+			}
 		}
 		free(state);
 		free(hist);
 
 		pthread_mutex_lock(&p->mu);
 		p->done = gen;
-		if (failed) {
-			p->failed = 1;
-			snprintf(p->err, sizeof p->err, "%s", err);
-		}
+		/* Each batch reports afresh: a save that worked ends the failure. */
+		p->failed = failed;
+		p->low = low;
+		snprintf(p->err, sizeof p->err, "%s", err);
 		if (write(p->efd, &one, sizeof one) < 0 && errno != EAGAIN)
 			break;
 	}
@@ -98,7 +108,8 @@ static void *writer(void *arg)
 	return NULL;
 }
 
-struct persist *persist_start(const char *state_path, int history_fd, char *err, size_t errlen)
+struct persist *persist_start(struct state_file *sf, struct history *history, char *err,
+			      size_t errlen)
 {
 	struct persist *p = calloc(1, sizeof *p);
 
@@ -106,8 +117,8 @@ struct persist *persist_start(const char *state_path, int history_fd, char *err,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	snprintf(p->state_path, sizeof p->state_path, "%s", state_path);
-	p->history_fd = history_fd;
+	p->sf = sf;
+	p->history = history;
 	p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
@@ -141,12 +152,14 @@ uint64_t persist_state(struct persist *p, char *text, size_t len)
 	return gen;
 }
 
+/* len 0: nothing new, only a wake-up for history_write: records waiting in
+ * the history's memory are tried again, and a prune that is due is made. */
 uint64_t persist_history(struct persist *p, const char *line, size_t len)
 {
 	uint64_t gen;
 
 	pthread_mutex_lock(&p->mu);
-	if (p->hist_len + len > p->hist_cap) {
+	if (len && p->hist_len + len > p->hist_cap) {
 		size_t cap = p->hist_cap ? p->hist_cap : 4096;
 		char *bigger;
 
@@ -162,8 +175,10 @@ uint64_t persist_history(struct persist *p, const char *line, size_t len)
 		p->hist = bigger;
 		p->hist_cap = cap;
 	}
-	memcpy(p->hist + p->hist_len, line, len);
+	if (len)
+		memcpy(p->hist + p->hist_len, line, len);
 	p->hist_len += len;
+	p->hist_wake = 1;
 	gen = ++p->queued;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
@@ -180,22 +195,20 @@ uint64_t persist_queued(struct persist *p)
 	return g;
 }
 
-/* Called by the loop when the eventfd is readable: the durable generation,
- * and whether the batch that made it durable failed (with why). */
-uint64_t persist_done(struct persist *p, int *failed, char *err, size_t errlen)
+/* Called by the loop when the eventfd is readable: the durable generation
+ * and how its batch went. */
+void persist_done(struct persist *p, struct persist_report *rep)
 {
-	uint64_t g, n;
+	uint64_t n;
 
 	if (read(p->efd, &n, sizeof n) < 0 && errno != EAGAIN)
 		log_debug("persist: eventfd: %s", strerror(errno));
 	pthread_mutex_lock(&p->mu);
-	g = p->done;
-	*failed = p->failed;
-	if (p->failed)
-		snprintf(err, errlen, "%s", p->err);
-	p->failed = 0;
+	rep->done = p->done;
+	rep->failed = p->failed;
+	rep->low = p->low;
+	snprintf(rep->why, sizeof rep->why, "%s", p->err);
 	pthread_mutex_unlock(&p->mu);
-	return g;
 }
 
 /* Writes what is queued, then stops the thread. */

@@ -119,6 +119,7 @@ int room_start(struct acu_room *r, const struct acu_cfg *cfg, const struct acu_s
 	s->flags = req->flags & ((1u << FL__N) - 1);
 	checkin_restart(r, cfg, now->mono);
 	r->attention[0] = '\0';
+	room_alarm_clear(r, AL_ATTENTION);
 	/* Alarms of the previous session are gone with it; a GPIO fault and a
 	 * tripped interlock belong to the room and stay. */
 	room_alarm_clear(r, AL_DUE);
@@ -266,6 +267,9 @@ int room_finish(struct acu_room *r, int removed, const char *override,
 	}
 	memset(s, 0, sizeof *s);
 	s->state = ST_IDLE;
+	r->attention[0] = '\0';
+	room_alarm_clear(r, AL_ATTENTION);
+	room_alarm_clear(r, AL_STORAGE);
 	room_alarm_clear(r, AL_DUE);
 	room_alarm_clear(r, AL_CHECKIN);
 	room_alarm_clear(r, AL_NEEDLE_MISMATCH);

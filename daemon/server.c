@@ -22,7 +22,12 @@
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
-#define OUTPUT_MAX (1024 * 1024) /* per client: beyond this a reader is too slow */
+/* Output held for clients that do not read (SPEC §6, §8): one client may hold
+ * OUTPUT_MAX, all watchers together WATCHERS_MAX; past that the watchers with
+ * the largest backlogs are dropped first. 300 watchers that never read used
+ * to take acud to 300 MB; a live board keeps well under a few kB. */
+#define OUTPUT_MAX (512 * 1024)
+#define WATCHERS_MAX (4 * 1024 * 1024)
 #define CLIENTS_MAX 4096
 /* Descriptors kept free for the daemon's own files (the state file and its
  * directory, history, the sim files, a reload's config and GPIO lines): a
@@ -41,15 +46,29 @@ struct client {
 	char user[ACU_NAME_MAX + 1];
 	int watch_requested;           /* input is ignored from here on */
 	int watching;                  /* receives events (once its reply is out) */
+	uint64_t watch_seq;            /* events up to this one were made before it watched */
 	int discarding;                /* skipping the rest of an oversized line */
+	int read_only;                 /* the request being handled changed nothing */
+	int queued;                    /* its replies waiting in the outbox */
+	struct deferred *deferred;     /* a reply still being made: requests wait */
+};
+
+/* A reply being made elsewhere (a history query on the worker thread). */
+struct deferred {
+	struct client *c;              /* NULL once the client is gone */
+	json_t *id;
+	void (*on_gone)(void *);       /* tells the maker nobody waits any more */
+	void *on_gone_arg;
 };
 
 /* A reply or event waiting for its generation to be on disk. */
 struct outmsg {
 	struct outmsg *next;
 	uint64_t gen;
+	uint64_t seq;                  /* an event's number; for a reply, the last event made before it */
 	struct client *c;              /* the client of a reply; NULL once it is gone */
 	int is_reply;
+	int saves;                     /* the reply of a request that queued a save */
 	int sets_watching;
 	json_t *msg;
 };
@@ -63,8 +82,11 @@ struct server {
 	char path[108];
 	struct outmsg *out_head, *out_tail;
 	uint64_t done;                 /* durable generation, as last reported */
+	uint64_t seq;                  /* events made so far */
 	unsigned long refused;         /* connections refused since last logged */
 	int64_t refused_logged;        /* when that was, monotonic ns */
+	unsigned long trimmed;         /* watchers dropped over WATCHERS_MAX since last logged */
+	int64_t trimmed_logged;
 };
 
 static void client_free(struct client *c)
@@ -81,6 +103,12 @@ static void client_free(struct client *c)
 	for (struct outmsg *m = s->out_head; m; m = m->next)
 		if (m->c == c)
 			m->c = NULL;
+	/* The reply, when it comes, finds nobody to go to; its maker may stop. */
+	if (c->deferred) {
+		c->deferred->c = NULL;
+		if (c->deferred->on_gone)
+			c->deferred->on_gone(c->deferred->on_gone_arg);
+	}
 	bufferevent_free(c->bev);
 	free(c);
 }
@@ -88,6 +116,7 @@ static void client_free(struct client *c)
 uid_t client_uid(const struct client *c) { return c->uid; }
 const char *client_user(const struct client *c) { return c->user; }
 void client_set_watching(struct client *c) { c->watch_requested = 1; }
+void client_read_only(struct client *c) { c->read_only = 1; }
 
 static int in_group(const struct client *c, gid_t g)
 {
@@ -290,17 +319,19 @@ static int must_wait(struct server *s, uint64_t *gen)
 	return s->out_head || *gen > s->done;
 }
 
-static void outbox_add(struct server *s, uint64_t gen, struct client *c, json_t *msg,
-		       int sets_watching)
+static void outbox_add(struct server *s, uint64_t gen, uint64_t seq, struct client *c,
+		       json_t *msg, int sets_watching, int saves)
 {
 	struct outmsg *m = calloc(1, sizeof *m);
 
 	if (!m)
 		fatal("out of memory");
 	m->gen = gen;
+	m->seq = seq;
 	m->c = c;
 	m->is_reply = c != NULL;
 	m->sets_watching = sets_watching;
+	m->saves = saves;
 	m->msg = msg;
 	if (s->out_tail)
 		s->out_tail->next = m;
@@ -309,28 +340,78 @@ static void outbox_add(struct server *s, uint64_t gen, struct client *c, json_t 
 	s->out_tail = m;
 }
 
-static void deliver_event(struct server *s, json_t *event);
+static void deliver_event(struct server *s, json_t *event, uint64_t seq);
 
 void server_broadcast(struct server *s, json_t *event)
 {
-	uint64_t gen;
+	uint64_t gen, seq;
 
 	if (!s)
 		return;
+	seq = ++s->seq;
 	if (must_wait(s, &gen)) {
 		json_incref(event);
-		outbox_add(s, gen, NULL, event, 0);
+		outbox_add(s, gen, seq, NULL, event, 0, 0);
 		return;
 	}
-	deliver_event(s, event);
+	deliver_event(s, event, seq);
 }
 
-static void deliver_event(struct server *s, json_t *event)
+/* Drops the watchers with the largest backlogs until all of them together
+ * hold at most 3/4 of WATCHERS_MAX (not one per event from then on). Only
+ * watchers: a broadcast must never free the client whose request is running,
+ * and a watcher runs none. Logged at most once a second. */
+static void trim_watchers(struct server *s, size_t total)
+{
+	size_t before = total, largest = 0;
+	int64_t now;
+	uid_t uid = 0;
+
+	while (total > WATCHERS_MAX / 4 * 3) {
+		struct client *c, *victim = NULL;
+		size_t most = 0;
+
+		/* A scan per drop: rare, and no allocation on the way to freeing. */
+		for (c = s->clients; c; c = c->next) {
+			size_t n;
+
+			if (!c->watching)
+				continue;
+			n = evbuffer_get_length(bufferevent_get_output(c->bev));
+			if (n > most) {
+				most = n;
+				victim = c;
+			}
+		}
+		if (!victim)
+			break;
+		if (!largest) {
+			largest = most;
+			uid = victim->uid;
+		}
+		total -= most;
+		s->trimmed++;
+		client_free(victim);
+	}
+	now = acu_mono_now();
+	if (s->trimmed_logged && now - s->trimmed_logged < 1000000000LL)
+		return;
+	log_warnx("watchers held %zu bytes unread, over the cap of %d: %lu dropped since last "
+		  "logged, the largest backlog first (%zu bytes, uid %u)", before, WATCHERS_MAX,
+		  s->trimmed, largest, (unsigned)uid);
+	s->trimmed = 0;
+	s->trimmed_logged = now;
+}
+
+/* A watcher gets the events made after its watch was answered: one answered
+ * at once (read-only, ahead of the outbox) skips those still waiting, which
+ * report changes its status already showed. */
+static void deliver_event(struct server *s, json_t *event, uint64_t seq)
 {
 	struct client *c, *next;
 	struct dumpbuf b;
 	const char *text;
-	size_t len;
+	size_t len, total = 0;
 
 	len = dumpbuf_msg(&b, s->d, event);
 	text = b.p;
@@ -346,33 +427,46 @@ static void deliver_event(struct server *s, json_t *event)
 		if (!c->watching)
 			continue;
 		out = bufferevent_get_output(c->bev);
-		if (evbuffer_get_length(out) > OUTPUT_MAX) {
-			log_warnx("watcher uid %u: %zu bytes unread; dropped", (unsigned)c->uid,
-				  evbuffer_get_length(out));
-			client_free(c);
-			continue;
+		if (c->watch_seq < seq) {
+			if (evbuffer_get_length(out) > OUTPUT_MAX) {
+				log_warnx("watcher uid %u: %zu bytes unread; dropped", (unsigned)c->uid,
+					  evbuffer_get_length(out));
+				client_free(c);
+				continue;
+			}
+			queue_line(c, out, text, len);
 		}
-		queue_line(c, out, text, len);
+		total += evbuffer_get_length(out);
 	}
 	dumpbuf_free(&b);
+	if (total > WATCHERS_MAX)
+		trim_watchers(s, total);
 }
 
-/* Takes the reply. Returns -1 when the client is gone. */
-static int client_reply(struct client *c, json_t *reply)
+/* Takes the reply; saves: its request queued a save (generation above
+ * queued_before). Returns -1 when the client is gone. A read-only reply goes
+ * out at once unless a reply of this connection waits (its replies keep their
+ * order): a stuck save never holds up status or version. */
+static int client_reply(struct client *c, json_t *reply, uint64_t queued_before)
 {
 	struct server *s = c->srv;
 	int sets = c->watch_requested && !c->watching;
+	int at_once = c->read_only && !c->queued;
 	uint64_t gen;
 	int rc;
 
-	if (must_wait(s, &gen)) {
-		outbox_add(s, gen, c, reply, sets);
+	c->read_only = 0;
+	if (!at_once && must_wait(s, &gen)) {
+		outbox_add(s, gen, s->seq, c, reply, sets, gen > queued_before);
+		c->queued++;
 		return 0;
 	}
 	rc = client_send(c, reply);
 	json_decref(reply);
-	if (rc == 0 && sets)
+	if (rc == 0 && sets) {
 		c->watching = 1;
+		c->watch_seq = s->seq;
+	}
 	return rc;
 }
 
@@ -389,27 +483,89 @@ void server_flush(struct server *s, uint64_t done, int failed, const char *why)
 		if (!s->out_head)
 			s->out_tail = NULL;
 		if (!m->is_reply) {
-			deliver_event(s, m->msg);
+			deliver_event(s, m->msg, m->seq);
 		} else if (m->c) {
-			if (failed && json_is_true(json_object_get(m->msg, "ok"))) {
-				/* Applied but not on disk: say so rather than acknowledge. */
+			m->c->queued--;
+			if (failed && m->saves && json_is_true(json_object_get(m->msg, "ok"))) {
+				/* Applied but not on disk: say so rather than acknowledge
+				 * (S9; the storage alarm is up and stimulation cut). */
 				json_t *err = json_object(), *id = json_object_get(m->msg, "id");
 
 				if (id)
 					json_object_set(err, "id", id);
 				json_object_set_new(err, "ok", json_false());
 				json_object_set_new(err, "error", json_pack(
-					"{s:s,s:s+}", "code", "internal", "message",
+					"{s:s,s:s+}", "code", "storage", "message",
 					"the change took effect but could not be saved: ", why));
 				json_decref(m->msg);
 				m->msg = err;
 			}
-			if (client_send(m->c, m->msg) == 0 && m->sets_watching)
+			if (client_send(m->c, m->msg) == 0 && m->sets_watching) {
 				m->c->watching = 1;
+				m->c->watch_seq = m->seq;
+			}
 		}
 		json_decref(m->msg);
 		free(m);
 	}
+}
+
+static void read_cb(struct bufferevent *bev, void *arg);
+
+/* While a reply is deferred the client's requests stay in its input buffer;
+ * past this much the socket is not read (so a client cannot grow memory). */
+#define DEFERRED_INPUT_MAX (4 * (ACU_REQUEST_MAX + 1))
+
+struct deferred *server_defer(struct client *c, json_t *id)
+{
+	struct deferred *w = calloc(1, sizeof *w);
+
+	if (!w)
+		return NULL;
+	w->c = c;
+	w->id = id;
+	json_incref(id);
+	c->deferred = w;
+	bufferevent_setwatermark(c->bev, EV_READ, 0, DEFERRED_INPUT_MAX);
+	return w;
+}
+
+json_t *server_deferred_id(const struct deferred *w)
+{
+	return w->id;
+}
+
+void server_deferred_on_gone(struct deferred *w, void (*fn)(void *), void *arg)
+{
+	w->on_gone = fn;
+	w->on_gone_arg = arg;
+}
+
+void server_deferred_reply(struct deferred *w, json_t *reply)
+{
+	struct client *c = w->c;
+
+	json_decref(w->id);
+	free(w);
+	if (!c) {
+		json_decref(reply);
+		return;
+	}
+	c->deferred = NULL;
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+	/* NULL: given up before it was made (the caller answers itself, from
+	 * inside its own read_cb). */
+	if (!reply)
+		return;
+	/* A query changes nothing: out at once unless an earlier reply of this
+	 * connection still waits for its save. */
+	c->read_only = 1;
+	if (client_reply(c, reply, c->srv->d->persist ? persist_queued(c->srv->d->persist) : 0) < 0)
+		return;
+	/* The requests that waited, in order; none during shut-down, when the
+	 * outputs are already closed. */
+	if (!c->srv->d->quitting)
+		read_cb(c->bev, c);
 }
 
 static json_t *too_long(void)
@@ -428,7 +584,11 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		size_t eol_len = 0, len;
 		char *line;
 		json_t *reply;
+		uint64_t queued = c->srv->d->persist ? persist_queued(c->srv->d->persist) : 0;
 
+		/* A reply is being made: what follows waits for it to go out. */
+		if (c->deferred)
+			return;
 		/* A watch connection is an event stream: what it sends is ignored, so
 		 * no broadcast can free a client while its own request is running. */
 		if (c->watch_requested) {
@@ -451,7 +611,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			/* Answer now and skip to the next newline: the connection lives on. */
 			evbuffer_drain(in, evbuffer_get_length(in));
 			c->discarding = 1;
-			if (client_reply(c, too_long()) < 0)
+			c->read_only = 1;
+			if (client_reply(c, too_long(), queued) < 0)
 				return;
 			continue;
 		}
@@ -459,6 +620,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		if (len > ACU_REQUEST_MAX) {
 			evbuffer_drain(in, len + eol_len);
 			reply = too_long();
+			c->read_only = 1;
 		} else {
 			line = malloc(len + 1);
 			if (!line)
@@ -472,12 +634,13 @@ static void read_cb(struct bufferevent *bev, void *arg)
 				free(line);
 				continue;
 			}
+			c->read_only = 0; /* cmd_dispatch says when it is */
 			reply = cmd_dispatch(c->srv->d, c, line, len);
 			free(line);
 		}
 		if (!reply)
 			continue;
-		if (client_reply(c, reply) < 0)
+		if (client_reply(c, reply, queued) < 0)
 			return;
 	}
 }
@@ -630,11 +793,27 @@ static int socket_in_use(const char *path)
 	return rc == 0;
 }
 
+int server_check_socket(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return 0;
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "%s exists and is not a socket", path);
+		return -1;
+	}
+	if (socket_in_use(path)) {
+		snprintf(err, errlen, "%s: another acud is already listening", path);
+		return -1;
+	}
+	return 0;
+}
+
 struct server *server_open(struct acud *d, char *err, size_t errlen)
 {
 	struct server *s = calloc(1, sizeof *s);
 	struct sockaddr_un sa;
-	struct stat st;
 	mode_t old;
 	int fd;
 
@@ -644,17 +823,11 @@ struct server *server_open(struct acud *d, char *err, size_t errlen)
 	}
 	s->d = d;
 	snprintf(s->path, sizeof s->path, "%s", d->cfg->socket);
-	if (lstat(s->path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			snprintf(err, errlen, "%s exists and is not a socket", s->path);
-			goto fail;
-		}
-		if (socket_in_use(s->path)) {
-			snprintf(err, errlen, "%s: another acud is already listening", s->path);
-			goto fail;
-		}
-		unlink(s->path);
-	}
+	if (server_check_socket(s->path, err, errlen) < 0)
+		goto fail;
+	/* Stale (nobody answers): replaced. */
+	if (unlink(s->path) < 0 && errno != ENOENT)
+		log_warnx("unlink %s: %s", s->path, strerror(errno));
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		snprintf(err, errlen, "socket: %s", strerror(errno));

@@ -1,5 +1,5 @@
 /* Persistence (SPEC §8): the state file replaced atomically before every
- * acknowledgement, and the append-only history. The state file is hostile input
+ * acknowledgement (the history is history.c's). The state file is hostile input
  * on load: anything that does not validate is kept aside, never half-applied. */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "daemon.h"
+#include "restart.h"
 
 #define STATE_VERSION 1
 
@@ -79,15 +81,19 @@ static json_t *alarm_save(const struct acu_alarm *a)
 static json_t *room_save(const struct acu_room *r)
 {
 	const struct acu_session *s = &r->s;
-	json_t *alarms = json_object(), *delivered = json_array();
+	json_t *alarms = json_object(), *delivered = json_array(), *on_since = json_array();
 
 	for (int k = 0; k < AL__N; k++)
 		if (r->alarm[k].active)
 			json_object_set_new(alarms, acu_alarm_name(k), alarm_save(&r->alarm[k]));
-	for (int c = 0; c < ACU_MAX_CHANNELS; c++)
+	/* A gate on at the save counts as on until the restart (SPEC §8). */
+	for (int c = 0; c < ACU_MAX_CHANNELS; c++) {
 		json_array_append_new(delivered, json_integer(s->stim.ch[c].delivered_ns));
+		json_array_append_new(on_since, json_integer(s->stim.ch[c].on ?
+							     s->stim.ch[c].on_since : 0));
+	}
 	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:i,"
-			 "s:I,s:o,s:o,s:b,s:s}",
+			 "s:I,s:o,s:o,s:o,s:b,s:b,s:s}",
 			 "id", r->cfg->id, "state", acu_state_name(s->state),
 			 "patient", s->patient, "practitioner", s->practitioner,
 			 "profile", s->profile,
@@ -101,14 +107,109 @@ static json_t *room_save(const struct acu_room *r)
 			 "checkin_left", (json_int_t)s->checkin_left,
 			 "checkins", s->checkins, "needles", s->needles,
 			 "flags", (json_int_t)s->flags, "alarms", alarms, "delivered_ns", delivered,
+			 "on_since", on_since, "armed", s->stim.armed,
 			 "gpio_fault", r->gpio_fault, "attention", r->attention);
 }
 
 static uint64_t state_sum(const char *text, size_t len);
 
+/* --- the state file on a full disk (SPEC S9) -------------------------------
+ * state_dir holds a reserve file of preallocated space. When the file system
+ * is full, the reserve is given back just long enough to replace the state
+ * file, so a contraindication or a cut is saved even then; every save after
+ * that takes the space back. Only the writer thread (or the loop, before it
+ * starts and after it stops) calls these. */
+
+#define RESERVE_MIN (64 * 1024)
+/* Less free space than this for the daemon's user counts as full: the next
+ * history day file, a session record or a bigger state would not fit. */
+#define SPACE_LOW (64 * 1024)
+
+void state_file_init(struct state_file *f, const char *state_dir)
+{
+	memset(f, 0, sizeof *f);
+	snprintf(f->path, sizeof f->path, "%s/state.json", state_dir);
+	snprintf(f->reserve, sizeof f->reserve, "%s/state.reserve", state_dir);
+	snprintf(f->dir, sizeof f->dir, "%s", state_dir);
+}
+
+/* 1 when the file system holding dir has less than SPACE_LOW free for us. */
+int state_space_low(const char *dir)
+{
+	struct statvfs sv;
+
+	if (statvfs(dir, &sv) < 0)
+		return 0; /* the write itself will tell */
+	return (uint64_t)sv.f_bavail * sv.f_frsize < SPACE_LOW;
+}
+
+static off_t reserve_target(size_t state_len)
+{
+	off_t want = (off_t)state_len * 4;
+
+	want = (want + 4095) & ~(off_t)4095;
+	return want < RESERVE_MIN ? RESERVE_MIN : want;
+}
+
+/* Allocates the reserve to size; 0 when it is whole. */
+static int reserve_fill(struct state_file *f, off_t size)
+{
+	int fd = open(f->reserve, O_WRONLY | O_CREAT | O_CLOEXEC, 0600), rc;
+
+	if (fd < 0)
+		return -1;
+	/* posix_fallocate: real blocks (not a sparse file), written by glibc
+	 * where the file system cannot preallocate. */
+	rc = posix_fallocate(fd, 0, size);
+	if (rc == 0 && fdatasync(fd) < 0)
+		rc = errno;
+	close(fd);
+	if (rc != 0) {
+		errno = rc;
+		return -1;
+	}
+	f->reserve_size = size;
+	return 0;
+}
+
+static void reserve_release(struct state_file *f)
+{
+	if (truncate(f->reserve, 0) < 0 && errno != ENOENT)
+		log_debug("state: cannot release %s: %s", f->reserve, strerror(errno));
+	f->reserve_size = 0;
+}
+
+int state_file_write(struct state_file *f, const char *text, size_t len, char *err, size_t errlen)
+{
+	off_t want = reserve_target(len);
+	int low = 0;
+
+	if (write_atomic(f->path, text, len, 1) < 0) {
+		if (errno != ENOSPC && errno != EDQUOT)
+			goto fail;
+		/* Full: the reserve's space for this one save. */
+		reserve_release(f);
+		if (write_atomic(f->path, text, len, 1) < 0)
+			goto fail;
+		low = 1;
+	}
+	if (f->reserve_size < want && reserve_fill(f, want) < 0) {
+		/* Whatever part was allocated is still ours for the next save. */
+		low = 1;
+	}
+	if (!low && state_space_low(f->dir))
+		low = 1;
+	if (low)
+		snprintf(err, errlen, "%s: file system full (less than %d KiB free)", f->dir,
+			 SPACE_LOW / 1024);
+	return low ? STATE_SAVED_LOW : STATE_SAVED;
+fail:
+	snprintf(err, errlen, "cannot save state to %.150s: %s", f->path, strerror(errno));
+	return -1;
+}
+
 int state_save(struct acud *d, const struct acu_now *now, char *err, size_t errlen)
 {
-	char path[PATH_MAX + 16];
 	json_t *rooms = json_array(), *top;
 	char *text, *sealed;
 	size_t len;
@@ -142,19 +243,16 @@ int state_save(struct acud *d, const struct acu_now *now, char *err, size_t errl
 		persist_state(d->persist, sealed, len);
 		return 0;
 	}
-	state_path(d, path, sizeof path);
-	rc = write_atomic(path, sealed, len, 1);
-	if (rc < 0)
-		snprintf(err, errlen, "cannot save state to %s: %s", path, strerror(errno));
+	if (!d->state_file.path[0])
+		state_file_init(&d->state_file, d->cfg->state_dir);
+	rc = state_file_write(&d->state_file, sealed, len, err, errlen);
 	free(sealed);
 	return rc;
 }
 
 /* FNV-1a, 64 bits: detects damage, not tampering. */
-static uint64_t state_sum(const char *text, size_t len)
+static uint64_t state_sum_more(uint64_t h, const char *text, size_t len)
 {
-	uint64_t h = UINT64_C(14695981039346656037);
-
 	for (size_t i = 0; i < len; i++) {
 		h ^= (unsigned char)text[i];
 		h *= UINT64_C(1099511628211);
@@ -162,13 +260,39 @@ static uint64_t state_sum(const char *text, size_t len)
 	return h;
 }
 
+static uint64_t state_sum(const char *text, size_t len)
+{
+	return state_sum_more(UINT64_C(14695981039346656037), text, len);
+}
+
+/* Where `,"sum":"<16 hex>"}` (and a newline) ends the file, or NULL. */
+static const char *state_sum_tail(const char *text, size_t len)
+{
+	static const char head[] = ",\"sum\":\"";
+	size_t n = sizeof head - 1 + 16 + 2;
+
+	while (len && text[len - 1] == '\n')
+		len--;
+	if (len < n || memcmp(text + len - n, head, sizeof head - 1) != 0 ||
+	    memcmp(text + len - 2, "\"}", 2) != 0)
+		return NULL;
+	return text + len - n;
+}
+
+/* The sum of text[0..len) followed by the '}' that closed it when summed. */
+static uint64_t state_sum_closed(const char *text, size_t len)
+{
+	return state_sum_more(state_sum(text, len), "}", 1);
+}
+
 /* Reads and checks the file: no NUL bytes, JSON, and the checksum over the
- * text the daemon wrote. NULL with the reason otherwise. */
+ * bytes the daemon wrote. NULL with the reason otherwise. */
 static json_t *state_read(const char *path, char *why, size_t whylen)
 {
 	json_error_t jerr;
 	json_t *top, *sum;
-	char *text = NULL, *again;
+	char *text = NULL;
+	const char *tail;
 	size_t cap = 0, len = 0;
 	FILE *f = fopen(path, "re");
 	char want[20];
@@ -210,17 +334,18 @@ static json_t *state_read(const char *path, char *why, size_t whylen)
 		snprintf(why, whylen, "no checksum");
 		goto fail;
 	}
+	/* The sum covers the bytes as written: the text up to the sum member,
+	 * closed by '}' (state_save). Never a re-encoding, which a jansson
+	 * upgrade could change by a byte. */
+	tail = state_sum_tail(text, len);
 	snprintf(want, sizeof want, "%s", json_string_value(sum));
-	json_object_del(top, "sum");
-	again = json_dumps(top, JSON_COMPACT | JSON_SORT_KEYS);
-	if (!again || strlen(want) != 16 ||
-	    strtoull(want, NULL, 16) != state_sum(again, strlen(again))) {
-		free(again);
+	if (!tail || strlen(want) != 16 || strspn(want, "0123456789abcdef") != 16 ||
+	    strtoull(want, NULL, 16) != state_sum_closed(text, (size_t)(tail - text))) {
 		json_decref(top);
 		snprintf(why, whylen, "checksum mismatch");
 		goto fail;
 	}
-	free(again);
+	json_object_del(top, "sum");
 	free(text);
 	fclose(f);
 	return top;
@@ -233,19 +358,13 @@ fail:
 /* --- loading ------------------------------------------------------------- */
 
 struct loader {
-	const struct acu_now *now;
-	int same_boot;
-	int64_t saved_mono, saved_wall;
+	struct restart_clock clock;    /* restart.c: what the saved instants mean now */
 	char why[200];
 };
 
-/* A monotonic instant from the file, moved onto this boot's clock when the
- * machine rebooted since (through the wall clock it was saved against). */
 static int64_t remap(const struct loader *L, int64_t mono)
 {
-	if (mono == 0 || L->same_boot)
-		return mono;
-	return L->now->mono + (L->saved_wall + (mono - L->saved_mono) - L->now->wall);
+	return restart_remap(&L->clock, mono);
 }
 
 static int bad(struct loader *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -299,7 +418,7 @@ static int room_load(struct loader *L, json_t *o, struct acu_room *r)
 	struct acu_session *s = &r->s;
 	char state[16], attention[sizeof r->attention];
 	int64_t v = 0, flags = 0, needles = 0, checkins = 0, fault;
-	json_t *alarms, *delivered, *a;
+	json_t *alarms, *delivered, *on_since, *armed, *a;
 	const char *key;
 
 	memset(s, 0, sizeof *s);
@@ -343,11 +462,27 @@ static int room_load(struct loader *L, json_t *o, struct acu_room *r)
 	delivered = json_object_get(o, "delivered_ns");
 	if (!json_is_array(delivered) || json_array_size(delivered) != ACU_MAX_CHANNELS)
 		return bad(L, "'%s' is not an array of 8", "delivered_ns");
+	/* on_since and armed came later: a file without them is still good. */
+	on_since = json_object_get(o, "on_since");
+	if (on_since && (!json_is_array(on_since) || json_array_size(on_since) != ACU_MAX_CHANNELS))
+		return bad(L, "'%s' is not an array of 8", "on_since");
+	armed = json_object_get(o, "armed");
+	if (armed && !json_is_boolean(armed))
+		return bad(L, "'%s' missing or not a boolean", "armed");
 	for (int c = 0; c < ACU_MAX_CHANNELS; c++) {
-		json_t *x = json_array_get(delivered, c);
+		json_t *x = json_array_get(delivered, c), *y = json_array_get(on_since, c);
+		int64_t since = 0;
+
 		if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > HOURS)
 			return bad(L, "'%s' holds a bad value", "delivered_ns");
-		s->stim.ch[c].delivered_ns = json_integer_value(x);
+		if (on_since && (!json_is_integer(y) || json_integer_value(y) < 0 ||
+				 json_integer_value(y) > T))
+			return bad(L, "'%s' holds a bad value", "on_since");
+		if (on_since)
+			since = json_integer_value(y);
+		/* A gate on at the save counts as on until now: never undercounted. */
+		s->stim.ch[c].delivered_ns = restart_delivered(&L->clock, json_integer_value(x),
+							       since, ACU_STIM_MAX_LIMIT_S * NS_PER_SEC);
 	}
 
 	alarms = json_object_get(o, "alarms");
@@ -366,7 +501,9 @@ static int room_load(struct loader *L, json_t *o, struct acu_room *r)
 		    get_int(L, a, "since_wall", 0, T, &since_wall) < 0 ||
 		    get_int(L, a, "silenced_until", 0, T, &silenced) < 0)
 			return -1;
-		if (k == AL_GPIO_FAULT)
+		/* A GPIO fault is cleared by a restart (S7); storage is found
+		 * again by the first save. */
+		if (k == AL_GPIO_FAULT || k == AL_STORAGE)
 			continue;
 		r->alarm[k].active = 1;
 		r->alarm[k].priority = (enum acu_priority)prio;
@@ -374,8 +511,19 @@ static int room_load(struct loader *L, json_t *o, struct acu_room *r)
 		r->alarm[k].since_wall = since_wall;
 		r->alarm[k].silenced_until = remap(L, silenced);
 	}
-	/* Stimulation is never re-armed by a restart (SPEC §8). */
+	/* Stimulation is never re-armed by a restart (SPEC §8); what blocks it
+	 * is shown, a contraindication first. */
 	s->stim.armed = 0;
+	if (s->flags & FL_HARD_MASK)
+		snprintf(s->stim.blocked, sizeof s->stim.blocked, "contraindicated");
+	else if (json_is_true(armed))
+		snprintf(s->stim.blocked, sizeof s->stim.blocked, "restart");
+	if (s->state != ST_IDLE && !restart_trusted(&L->clock)) {
+		snprintf(r->attention, sizeof r->attention,
+			 "restarted with the clock behind the last save: check this room's timer");
+		if (!r->alarm[AL_ATTENTION].active)
+			room_alarm_raise(r, AL_ATTENTION, PRIO_MEDIUM, &L->clock.now);
+	}
 	return 0;
 }
 
@@ -384,7 +532,7 @@ static int room_load(struct loader *L, json_t *o, struct acu_room *r)
 static int state_parse(struct acud *d, json_t *top, const struct acu_now *now, struct acu_room *out,
 		       char *why, size_t whylen)
 {
-	struct loader L = { .now = now };
+	struct loader L = { .clock.now = *now };
 	json_t *rooms, *o;
 	int64_t version;
 	size_t i;
@@ -397,10 +545,15 @@ static int state_parse(struct acud *d, json_t *top, const struct acu_now *now, s
 	}
 	if (get_int(&L, top, "version", 1, 1, &version) < 0 ||
 	    get_str(&L, top, "boot_id", boot, sizeof boot, 0) < 0 ||
-	    get_int(&L, top, "saved_mono", 0, INT64_MAX / 4, &L.saved_mono) < 0 ||
-	    get_int(&L, top, "saved_wall", 0, INT64_MAX / 4, &L.saved_wall) < 0)
+	    get_int(&L, top, "saved_mono", 0, INT64_MAX / 4, &L.clock.saved_mono) < 0 ||
+	    get_int(&L, top, "saved_wall", 0, INT64_MAX / 4, &L.clock.saved_wall) < 0)
 		goto fail;
-	L.same_boot = d->boot_id[0] && strcmp(boot, d->boot_id) == 0;
+	L.clock.same_boot = d->boot_id[0] && strcmp(boot, d->boot_id) == 0;
+	if (!restart_trusted(&L.clock))
+		log_err("state: the wall clock is %lld s behind the last save after a reboot "
+			"(no real-time clock?): timers keep the time they had left at that save; "
+			"rooms with a session are marked for attention",
+			(long long)((L.clock.saved_wall - now->wall) / NS_PER_SEC));
 	rooms = json_object_get(top, "rooms");
 	if (!json_is_array(rooms)) {
 		bad(&L, "'%s' is not an array", "rooms");
@@ -474,121 +627,92 @@ void state_load(struct acud *d, const struct acu_now *now)
 		log_err("state: cannot move %s aside: %s", path, strerror(errno));
 	log_err("state: %s is corrupt (%s); kept as %s; every room is marked for attention", path,
 		why, aside);
-	for (int i = 0; i < d->nrooms; i++)
+	for (int i = 0; i < d->nrooms; i++) {
 		snprintf(d->rooms[i].attention, sizeof d->rooms[i].attention,
 			 "saved state was corrupt: check this room for a patient with needles in");
-}
-
-/* --- history ------------------------------------------------------------- */
-
-static void history_path(const struct acud *d, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s/history.jsonl", d->cfg->state_dir);
-}
-
-void history_open(struct acud *d)
-{
-	char path[PATH_MAX + 16];
-
-	if (d->history_fd >= 0)
-		close(d->history_fd);
-	history_path(d, path, sizeof path);
-	d->history_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (d->history_fd < 0)
-		log_err("history: cannot open %s: %s", path, strerror(errno));
-}
-
-void history_add(struct acud *d, const char *room, json_t *e)
-{
-	struct acu_now now = acu_now();
-	char ts[40], *line;
-	size_t len;
-
-	acu_rfc3339(now.wall, ts, sizeof ts);
-	json_object_set_new(e, "ts", json_string(ts));
-	json_object_set_new(e, "ts_ns", json_integer(now.wall));
-	if (room)
-		json_object_set_new(e, "room", json_string(room));
-	line = json_dumps(e, JSON_COMPACT);
-	json_decref(e);
-	if (!line)
-		return;
-	len = strlen(line);
-	line[len] = '\n'; /* json_dumps leaves room: the terminator becomes the newline */
-	if (d->persist) {
-		persist_history(d->persist, line, len + 1);
-		free(line);
-		return;
+		room_alarm_raise(&d->rooms[i], AL_ATTENTION, PRIO_MEDIUM, now);
 	}
-	if (d->history_fd < 0 || write(d->history_fd, line, len + 1) != (ssize_t)(len + 1))
-		log_err("history: cannot append: %s", d->history_fd < 0 ? "not open" : strerror(errno));
+}
+
+/* --- contraindications journal ----------------------------------------------
+ * S9: a hard contraindication that cut a gate stands after a crash even if the
+ * state file could not take it (a failing card: EIO, read-only). It is also
+ * written, at once, to a small file in the runtime directory (the socket's,
+ * /run/acud: memory, not the card), and merged into the rooms at start-up. */
+
+static void journal_path(const struct acud *d, char *buf, size_t len)
+{
+	char dir[sizeof d->cfg->socket];
+	char *slash;
+
+	snprintf(dir, sizeof dir, "%s", d->cfg->socket);
+	slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
 	else
-		d->history_dirty = 1;
-	free(line);
-	if (!d->history_batch)
-		history_flush(d);
+		snprintf(dir, sizeof dir, ".");
+	snprintf(buf, len, "%s/contraindications.json", dir);
 }
 
-void history_flush(struct acud *d)
+void state_journal_write(struct acud *d)
 {
-	if (d->persist || !d->history_dirty || d->history_fd < 0)
+	char path[PATH_MAX + 32], *text;
+	json_t *rooms = json_array(), *top;
+
+	for (int i = 0; i < d->nrooms; i++) {
+		const struct acu_room *r = &d->rooms[i];
+
+		if (r->s.state == ST_IDLE || !(r->s.flags & FL_HARD_MASK))
+			continue;
+		json_array_append_new(rooms, json_pack("{s:s,s:I,s:s,s:I}", "id", r->cfg->id,
+						       "started_wall", (json_int_t)r->s.started_wall,
+						       "patient", r->s.patient,
+						       "flags", (json_int_t)(r->s.flags & FL_HARD_MASK)));
+	}
+	top = json_pack("{s:o}", "rooms", rooms);
+	text = json_dumps(top, JSON_COMPACT);
+	json_decref(top);
+	journal_path(d, path, sizeof path);
+	if (!text || write_atomic(path, text, strlen(text), 1) < 0)
+		log_err("contraindications journal %s: %s", path, text ? strerror(errno) : "encoding");
+	free(text);
+}
+
+void state_journal_apply(struct acud *d)
+{
+	char path[PATH_MAX + 32];
+	json_error_t jerr;
+	json_t *top, *rooms, *e;
+	size_t i;
+
+	journal_path(d, path, sizeof path);
+	top = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (!top) {
+		if (access(path, F_OK) == 0)
+			log_err("contraindications journal %s: %s (line %d); ignored", path, jerr.text,
+				jerr.line);
 		return;
-	if (fdatasync(d->history_fd) < 0)
-		log_err("history: cannot sync: %s", strerror(errno));
-	d->history_dirty = 0;
-}
-
-json_t *history_query(struct acud *d, const char *room, int64_t since_wall, int limit,
-		      struct acu_err *err)
-{
-	char path[PATH_MAX + 16], *line = NULL;
-	size_t cap = 0;
-	json_t **ring, *out;
-	int n = 0, head = 0;
-	ssize_t len;
-	FILE *f;
-
-	history_path(d, path, sizeof path);
-	f = fopen(path, "re");
-	if (!f) {
-		if (errno == ENOENT)
-			return json_array();
-		acu_fail(err, E_INTERNAL, "cannot read history: %s", strerror(errno));
-		return NULL;
 	}
-	ring = calloc((size_t)limit, sizeof *ring);
-	if (!ring) {
-		fclose(f);
-		acu_fail(err, E_INTERNAL, "out of memory");
-		return NULL;
-	}
-	/* Keeps the newest `limit` matches in a ring; a damaged line is skipped. */
-	while ((len = getline(&line, &cap, f)) > 0) {
-		json_t *e = json_loadb(line, (size_t)len, 0, NULL);
-		json_t *r, *ts;
+	rooms = json_object_get(top, "rooms");
+	json_array_foreach(rooms, i, e) {
+		json_t *id = json_object_get(e, "id"), *started = json_object_get(e, "started_wall");
+		json_t *flags = json_object_get(e, "flags");
+		struct acu_room *r;
+		unsigned f;
 
-		if (!json_is_object(e))
-			goto skip;
-		r = json_object_get(e, "room");
-		ts = json_object_get(e, "ts_ns");
-		if (room && (!json_is_string(r) || strcmp(json_string_value(r), room) != 0))
-			goto skip;
-		if (since_wall && (!json_is_integer(ts) || json_integer_value(ts) < since_wall))
-			goto skip;
-		json_decref(ring[head]);
-		ring[head] = e;
-		head = (head + 1) % limit;
-		if (n < limit)
-			n++;
-		continue;
-skip:
-		json_decref(e);
+		if (!json_is_string(id) || !json_is_integer(started) || !json_is_integer(flags))
+			continue;
+		r = acud_room(d, json_string_value(id));
+		f = (unsigned)json_integer_value(flags) & FL_HARD_MASK;
+		/* Only for the session it was set in. */
+		if (!r || r->s.state == ST_IDLE || r->s.started_wall != json_integer_value(started) ||
+		    (r->s.flags & f) == f)
+			continue;
+		log_err("room %s: a contraindication the state file missed is restored from %s",
+			r->cfg->id, path);
+		r->s.flags |= f;
+		r->s.stim.armed = 0;
+		snprintf(r->s.stim.blocked, sizeof r->s.stim.blocked, "contraindicated");
 	}
-	free(line);
-	fclose(f);
-	out = json_array();
-	for (int i = 0; i < n; i++)
-		json_array_append_new(out, ring[(head - n + i + limit) % limit]);
-	free(ring);
-	return out;
+	json_decref(top);
 }

@@ -76,6 +76,8 @@ struct acu_cfg {
 	char practitioner_group[ACU_NAME_MAX + 1];
 	char technician_group[ACU_NAME_MAX + 1];
 	char socket_group[ACU_NAME_MAX + 1]; /* "" = leave the daemon's group */
+	/* [history], seconds */
+	int64_t history_keep;          /* day files older than this are removed */
 
 	int nrooms;
 	struct acu_room_cfg *rooms;

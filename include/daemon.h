@@ -3,6 +3,7 @@
 #ifndef ACU_DAEMON_H
 #define ACU_DAEMON_H
 
+#include <limits.h>
 #include <stdarg.h>
 #include <sys/types.h>
 #include <syslog.h>
@@ -10,6 +11,7 @@
 
 #include "acud.h"
 #include "cfg.h"
+#include "history.h"
 #include "room.h"
 
 struct event_base;
@@ -24,6 +26,14 @@ struct persist;
 #define ACU_PRIO_CLIENT 1
 #define ACU_NPRIO 2
 
+/* state.c: the state file and the reserve of space kept beside it (S9). */
+struct state_file {
+	char path[PATH_MAX + 16];
+	char reserve[PATH_MAX + 16];
+	char dir[PATH_MAX];
+	off_t reserve_size;            /* allocated, as far as known */
+};
+
 struct acud {
 	struct event_base *base;
 	struct acu_cfg *cfg;
@@ -33,9 +43,10 @@ struct acud {
 	struct event *deadline;        /* the one timer for every room's next deadline */
 	struct event *watchdog;        /* only under systemd with WatchdogSec= */
 	struct server *server;
-	int history_fd;
+	struct history *history;       /* history.c: day files, pending records, queries */
+	struct event *history_ev;      /* a history query finished */
+	struct event *history_retry;   /* records wait in memory: the writer tries again */
 	int history_batch;             /* >0: history_add leaves the sync to history_flush */
-	int history_dirty;
 	char boot_id[40];
 	uid_t self_uid;
 	gid_t desk_gid, practitioner_gid, technician_gid; /* (gid_t)-1: no such group */
@@ -51,6 +62,10 @@ struct acud {
 	struct room_cache *room_cache; /* roomjson.c: last object built per room */
 	int room_cache_n;
 	uint64_t cfg_gen;              /* bumped by every reload */
+	struct state_file state_file;  /* used by the loop only while persist is NULL */
+	int storage_bad;               /* S9: changes cannot be saved (fully or safely) */
+	char storage_why[256];
+	struct event *storage_retry;
 };
 
 /* log.c: stderr with syslog priority prefixes, for the journal. */
@@ -79,28 +94,50 @@ const char *room_json_text(struct acud *d, const json_t *v, size_t *len, int *hi
 json_t *profile_json(const struct acu_profile_cfg *p);
 json_t *flags_json(unsigned flags);
 
-/* state.c: atomic state file and append-only history (SPEC §8). */
+/* state.c: the atomic state file (SPEC §8). */
 void state_path(const struct acud *d, char *buf, size_t len);
+/* Saves the rooms: through the writer thread when it runs, else at once.
+ * Returns -1 (not saved), STATE_SAVED, or STATE_SAVED_LOW (saved, but the
+ * file system is full: only thanks to the reserve, or with too little left). */
 int state_save(struct acud *d, const struct acu_now *now, char *err, size_t errlen);
+#define STATE_SAVED 0
+#define STATE_SAVED_LOW 1
+void state_file_init(struct state_file *f, const char *state_dir);
+int state_file_write(struct state_file *f, const char *text, size_t len, char *err, size_t errlen);
+int state_space_low(const char *dir);
+/* The hard contraindications of every session, written to the runtime
+ * directory at once whenever one is set; merged back at start-up. */
+void state_journal_write(struct acud *d);
+void state_journal_apply(struct acud *d);
 void state_load(struct acud *d, const struct acu_now *now);
 int write_atomic(const char *path, const char *data, size_t len, int durable);
-void history_open(struct acud *d);
-/* Adds "ts" and "room" and appends one line; steals the reference to e. */
+
+/* history.c, the loop's side: adds "ts", "ts_ns" and "room" and hands one line
+ * to the writer thread (or, without it, gathers it for history_flush); steals
+ * the reference to e. */
 void history_add(struct acud *d, const char *room, json_t *e);
 void history_flush(struct acud *d);
-json_t *history_query(struct acud *d, const char *room, int64_t since_wall, int limit,
-		      struct acu_err *err);
 
 /* persist.c: the writer thread. */
-struct persist *persist_start(const char *state_path, int history_fd, char *err, size_t errlen);
+struct persist_report {
+	uint64_t done;                 /* the generation now on disk, as far as it could be */
+	int failed;                    /* the state of that batch is not on disk */
+	int low;                       /* saved, but the file system is full or history waits */
+	char why[256];
+};
+struct persist *persist_start(struct state_file *sf, struct history *history, char *err,
+			      size_t errlen);
 int persist_fd(const struct persist *p);
 uint64_t persist_state(struct persist *p, char *text, size_t len);
 uint64_t persist_history(struct persist *p, const char *line, size_t len);
 uint64_t persist_queued(struct persist *p);
-uint64_t persist_done(struct persist *p, int *failed, char *err, size_t errlen);
+void persist_done(struct persist *p, struct persist_report *rep);
 void persist_stop(struct persist *p);
 
 /* server.c: the control socket. */
+/* -1 with err when path is something else than a free or stale socket (one
+ * another acud answers on, or not a socket at all). */
+int server_check_socket(const char *path, char *err, size_t errlen);
 struct server *server_open(struct acud *d, char *err, size_t errlen);
 void server_close(struct server *s);
 void server_broadcast(struct server *s, json_t *event);
@@ -111,8 +148,26 @@ uid_t client_uid(const struct client *c);
 const char *client_user(const struct client *c);
 enum acu_role client_role(struct acud *d, const struct client *c);
 void client_set_watching(struct client *c);
+/* The request being handled changed nothing: its reply goes out at once, not
+ * after the saves in progress, unless replies of this connection wait. */
+void client_read_only(struct client *c);
 
-/* cmd.c: request dispatch; returns the reply object. */
+/* A reply made later (a history query runs on a worker thread): until it is
+ * sent the client's further requests wait, so each connection keeps its
+ * order. A client gone meanwhile is forgotten by the deferred reply, which
+ * then sends nothing. */
+struct deferred;
+struct deferred *server_defer(struct client *c, json_t *id);
+json_t *server_deferred_id(const struct deferred *w);
+/* fn(arg) runs (on the loop) if the client goes before the reply is sent. */
+void server_deferred_on_gone(struct deferred *w, void (*fn)(void *), void *arg);
+/* Sends the reply (taken) if the client is still there, frees w, and goes on
+ * with the client's waiting requests. NULL: given up before it was made (from
+ * inside the client's own request): nothing is sent. */
+void server_deferred_reply(struct deferred *w, json_t *reply);
+
+/* cmd.c: request dispatch; returns the reply object, or NULL when the reply
+ * is deferred (server_defer). */
 json_t *cmd_dispatch(struct acud *d, struct client *c, const char *line, size_t len);
 
 /* commit.c: the parts of the daemon the commands drive. */
@@ -129,6 +184,13 @@ int acud_reload(struct acud *d, char *err, size_t errlen);
 void acud_reschedule(struct acud *d);
 /* Runs every room whose deadline passed: gates of all of them first, one save. */
 void acud_deadlines(struct acud *d);
+/* S9: what the writer reported; raises or clears the storage alarm, cuts
+ * stimulation whose state could not be saved, and retries while it lasts. */
+void acud_storage(struct acud *d, const struct persist_report *rep);
+/* 0 when a change that starts, resumes, extends or arms may go ahead; else
+ * -1 with the storage error. */
+int acud_storage_check(struct acud *d, struct acu_err *err);
+void acud_storage_init(struct acud *d);
 /* Resolves the role groups of the config and applies its log level. */
 void acud_apply_access(struct acud *d);
 

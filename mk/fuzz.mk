@@ -1,12 +1,9 @@
-# Robustness (issue 6): libFuzzer targets, the randomized safety run, the crash
-# loop and the valgrind run of the black-box suite. Included by the Makefile.
+# Robustness (issue 6): the libFuzzer targets. Included by the Makefile; the
+# long test runs are in mk/check.mk.
 #
 #   make fuzz [FUZZ_SECONDS=60]   replay tests/fuzz/regress/, then fuzz each target
 #   make fuzz-build               build the fuzz targets only (build/fuzz/)
 #   make fuzz-regress             replay the regression inputs and the seed corpora
-#   make stress [ACU_RANDOM_STEPS=5000] [ACU_SEED=N]   the randomized safety run
-#   make crashloop [ACU_CRASH_CYCLES=200]               kill -9 loop and corrupt state files
-#   make valgrind                 the black-box suite with acud under valgrind
 #
 # Needs clang 14 with libFuzzer (Debian: clang-14, libclang-rt-14-dev).
 
@@ -25,14 +22,7 @@ FUZZ_WRAP       := -Wl,--wrap=acu_now -Wl,--wrap=acu_mono_now
 FUZZ_BINS       := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_OPTS       ?= -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 
-.PHONY: fuzz fuzz-build fuzz-regress stress crashloop valgrind
-
-# make check SANITIZE=1: ASan keeps freed memory in a quarantine (256 MB by
-# default) that the tests bounding acud's memory (slow watchers, floods) would
-# read as growth; 16 MB still catches use-after-free of recent frees.
-ifeq ($(SANITIZE),1)
-export ASAN_OPTIONS ?= quarantine_size_mb=16
-endif
+.PHONY: fuzz fuzz-build fuzz-regress
 
 $(FUZZ_BUILD)/.deps:
 	@command -v $(FUZZ_CC) >/dev/null && \
@@ -89,12 +79,3 @@ fuzz: fuzz-regress
 	  if [ $$st -ne 0 ]; then rc=1; tail -60 $(FUZZ_BUILD)/fuzz_$$t.log >&2; \
 	    ls $(FUZZ_BUILD)/artifacts/$$t/ >&2; fi; \
 	done; exit $$rc
-
-stress: acud acuctl
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/blackbox/test_random_safety.py
-
-crashloop: acud acuctl
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/blackbox/test_crash_loop.py
-
-valgrind: acud acuctl
-	tests/valgrind.sh

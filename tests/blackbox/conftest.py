@@ -1,13 +1,14 @@
 """Black-box test harness for acud: starts the real daemon on the simulated GPIO
 backend in a temporary directory and talks to it through acuctl and the raw socket.
 
-Everything here follows ../../shared/SPEC.md (the product contract); nothing relies
+Everything here follows docs/SPEC.md (the product contract); nothing relies
 on the daemon's internals.
 """
 
 import json as jsonlib
 import os
 import pwd
+import re
 import shlex
 import shutil
 import subprocess
@@ -290,6 +291,17 @@ def run(cmd, env=None, timeout=15, **kw):
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, env=env,
                        timeout=timeout, **kw)
     return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def config_accepted(rc, err):
+    """--check-config's verdict on a configuration with the installed state_dir
+    (/var/lib/acud): a user who may not create it there gets that error, and
+    only that one; root and acud's own user get OK."""
+    if rc == 0:
+        return True
+    lines = [l for l in err.splitlines() if l.strip()]
+    return (os.geteuid() != 0 and rc == 1 and len(lines) == 1
+            and re.search(r": state_dir \S+: .*not writable by ", lines[0]) is not None)
 
 
 def make_tmpdir():

@@ -1,6 +1,7 @@
 """`acuctl watch` on a terminal: the live board, run in a real tmux pane and read
 back with capture-pane, as a person at the front desk would see it."""
 
+import re
 import shutil
 import subprocess
 import time
@@ -38,7 +39,9 @@ def board(daemon, tmp_path):
         subprocess.run(["apt-get", "install", "-y", "tmux"], capture_output=True, timeout=300)
     assert shutil.which("tmux"), "tmux is needed for the board test (apt-get install tmux)"
     sock = str(tmp_path / "tmux.sock")
-    cmd = f"{ACUCTL} -s {daemon.socket} watch; echo BOARD-EXIT=$?; sleep 30"
+    # The shell ignores Ctrl-C (acuctl sets its own handler): the pane stays to
+    # show acuctl's exit status, as an interactive shell would.
+    cmd = f"trap '' INT; {ACUCTL} -s {daemon.socket} watch; echo BOARD-EXIT=$?; sleep 30"
     _tmux(sock, "-f", "/dev/null", "new-session", "-d", "-s", "board", "-x", "100", "-y", "20",
           "env", "TERM=xterm-256color", "sh", "-c", cmd)
     yield sock
@@ -73,3 +76,49 @@ def test_board_live(daemon, board):
     text = _wait_screen(sock, lambda t: "BOARD-EXIT=" in t, "acuctl exiting")
     assert "BOARD-EXIT=0" in text, text
     assert "Lotus" not in text, "the board was left on the screen after exit"
+
+
+def test_board_survives_a_daemon_restart(daemon, board):
+    """acud goes away (a restart): the board stays, says NOT LIVE since when,
+    with its clocks stopped, and comes back live by itself once acud is back."""
+    sock = board
+    daemon.start_session("1", 600, needles=6, patient="R1")
+    _wait_screen(sock, lambda t: "R1" in t and "running" in t, "room 1 running")
+    assert daemon.stop() == 0
+    text = _wait_screen(sock, lambda t: "*** NOT LIVE since" in t, "NOT LIVE")
+    m = re.search(r"\*\*\* NOT LIVE since \d\d:\d\d:\d\d \*\*\*", text)
+    assert m, text
+    # Still the board, as it was: every room, room 1 running with its patient.
+    assert "Lotus" in text and "Willow" in text and "R1" in text, text
+    # Its countdown stopped with the stream.
+    row = next(l for l in text.splitlines() if "Lotus" in l)
+    time.sleep(2.2)
+    text = _screen(sock)
+    assert "*** NOT LIVE since" in text
+    assert next(l for l in text.splitlines() if "Lotus" in l) == row, "the clock ran on"
+    # Back: live again without a key press, showing what changed meanwhile.
+    daemon.start()
+    daemon.start_session("2", 300, needles=2, patient="R2")
+    text = _wait_screen(sock, lambda t: "*** NOT LIVE since" not in t and "R2" in t,
+                        "the board live again with room 2", timeout=10)
+    assert "live again" in text, text
+    # ...and events reach it again.
+    daemon.ok({"cmd": "pause", "room": "2"})
+    _wait_screen(sock, lambda t: any("Bamboo" in l and "paused" in l for l in t.splitlines()),
+                 "room 2 paused")
+    _tmux(sock, "send-keys", "-t", "board", "q")
+    text = _wait_screen(sock, lambda t: "BOARD-EXIT=" in t, "acuctl exiting")
+    assert "BOARD-EXIT=0" in text, text
+
+
+def test_board_ctrl_c_while_not_live(daemon, board):
+    sock = board
+    _wait_screen(sock, lambda t: "Lotus" in t, "the rooms")
+    assert daemon.stop() == 0
+    _wait_screen(sock, lambda t: "*** NOT LIVE since" in t, "NOT LIVE")
+    time.sleep(1.5)   # a retry or two meanwhile
+    _tmux(sock, "send-keys", "-t", "board", "C-c")
+    text = _wait_screen(sock, lambda t: "BOARD-EXIT=" in t, "acuctl exiting on Ctrl-C")
+    assert "BOARD-EXIT=0" in text, text
+    assert "Lotus" not in text, "the board was left on the screen after Ctrl-C"
+    daemon.start()   # the fixture stops it

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import ACUD, config_text, err_code, run
+from conftest import ACUD, config_accepted, config_text, err_code, run
 
 from bad_configs import BAD_CONFIGS
 
@@ -43,7 +43,7 @@ def test_check_config_example_configs():
     for name in ("etc/acud.conf", "etc/demo.conf"):
         path = os.path.join(here, name)
         rc, out, err = check_config(path)
-        assert rc == 0, f"{name} rejected: {err}"
+        assert config_accepted(rc, err), f"{name} rejected: {err}"
 
 
 def test_check_config_does_not_touch_socket_or_state(tmpdir_short):
@@ -159,6 +159,68 @@ def test_daemon_refuses_missing_config(tmpdir_short):
     assert path in p.stderr.decode(errors="replace")
     rc, _, err = check_config(path)
     assert rc == 1 and path in err
+
+
+# --- state_dir: a directory acud can write, or create --------------------------
+
+def with_state_dir(tmpdir, state_dir):
+    return write_conf(tmpdir, config_text().replace("state_dir = state",
+                                                    f"state_dir = {state_dir}"))
+
+
+@pytest.mark.parametrize("rel", ["state", "a/b/c", "."])
+def test_check_config_state_dir_usable(tmpdir_short, rel):
+    """An existing writable directory, or one whose nearest existing parent is."""
+    path = with_state_dir(tmpdir_short, os.path.join(tmpdir_short, rel))
+    rc, out, err = check_config(path)
+    assert rc == 0, err
+    assert "configuration OK" in out
+    assert not os.path.exists(os.path.join(tmpdir_short, "a")), "--check-config created it"
+
+
+def test_check_config_state_dir_is_a_file(tmpdir_short):
+    state = os.path.join(tmpdir_short, "state")
+    with open(state, "w") as f:
+        f.write("not a directory\n")
+    rc, out, err = check_config(with_state_dir(tmpdir_short, state))
+    assert rc == 1, f"a regular file as state_dir passed: {out}"
+    assert f"state_dir {state}: exists and is not a directory" in err, err
+
+
+def test_check_config_state_dir_under_a_file(tmpdir_short):
+    blocker = os.path.join(tmpdir_short, "blocker")
+    with open(blocker, "w") as f:
+        f.write("x\n")
+    state = os.path.join(blocker, "sub", "state")
+    rc, out, err = check_config(with_state_dir(tmpdir_short, state))
+    assert rc == 1, f"a state_dir under a regular file passed: {out}"
+    assert f"state_dir {state}: {blocker} is not a directory" in err, err
+
+
+@pytest.mark.parametrize("exists", [True, False])
+def test_check_config_state_dir_not_writable(tmpdir_short, exists):
+    """On a read-only file system: not writable even for root."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a read-only tmpfs")
+    ro = os.path.join(tmpdir_short, "ro")
+    os.makedirs(os.path.join(ro))
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", ro],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {p.stderr.strip()}")
+    try:
+        os.makedirs(os.path.join(ro, "state"))
+        subprocess.run(["mount", "-o", "remount,ro", ro], check=True, capture_output=True)
+        state = os.path.join(ro, "state" if exists else "new")
+        rc, out, err = check_config(with_state_dir(tmpdir_short, state))
+        assert rc == 1, f"a state_dir on a read-only file system passed: {out}"
+        if exists:
+            assert f"state_dir {state}: not writable by root (uid 0)" in err, err
+        else:
+            assert f"state_dir {state}: does not exist, and {ro}, where it would be " \
+                   "created, is not writable" in err, err
+    finally:
+        subprocess.run(["umount", ro], capture_output=True)
 
 
 # --- reload ------------------------------------------------------------------

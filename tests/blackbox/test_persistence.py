@@ -99,9 +99,11 @@ def test_damaged_history_line_skipped(make_daemon):
     d.ok({"cmd": "stop", "room": "1"})
     d.ok({"cmd": "finish", "room": "1", "removed": 2})
     d.kill9()
-    hist = [n for n in os.listdir(d.state_dir) if "history" in n]
-    assert hist, os.listdir(d.state_dir)
-    with open(os.path.join(d.state_dir, hist[0]), "ab") as f:
+    # The history is one file per day (SPEC §8): the newest is today's.
+    hdir = os.path.join(d.state_dir, "history")
+    hist = sorted(n for n in os.listdir(hdir) if n.endswith(".jsonl"))
+    assert hist, os.listdir(hdir)
+    with open(os.path.join(hdir, hist[-1]), "ab") as f:
         f.write(b'{"type": "session", "trunc')  # a torn last line, as after power loss
     d.restart()
     d.start_session("2", 300, needles=1, patient="DMG2")

@@ -159,6 +159,13 @@ def test_unit_contract():
     assert one(s, "RuntimeDirectory") == "acud"
     assert one(s, "StateDirectory") == "acud"
     assert one(s, "Restart") in ("on-failure", "always", "on-abnormal")
+    # SPEC §8: a ceiling on memory (a leak ends in a kill, all-off and a
+    # restart), well above what acud holds for clients (4 MiB for all watchers).
+    m = re.fullmatch(r"(\d+)([KMG])", one(s, "MemoryMax"))
+    assert m, one(s, "MemoryMax")
+    mib = int(m.group(1)) * {"K": 1 / 1024, "M": 1, "G": 1024}[m.group(2)]
+    assert 16 <= mib <= 256, one(s, "MemoryMax")
+    assert one(s, "MemorySwapMax") == "0"
 
 
 def test_unit_sandbox_leaves_what_acud_needs():

@@ -170,3 +170,69 @@ def test_fast_watcher_keeps_up(daemon):
     w.close()
     assert not seen["eof"], "a watcher that keeps up was dropped"
     assert seen["n"] >= 201, f"watcher saw only {seen['n']} room events of 201"
+
+
+def vm_kb(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {key} in /proc/{pid}/status")
+
+
+def test_stalled_watchers_together_hold_bounded_memory(daemon):
+    """300 watchers that never read while changes flow (SPEC §8: the memory held
+    for all watchers together is capped, the slowest dropped first): the daemon's
+    peak RSS stays within a few MiB of what it needs with 300 watchers that keep
+    up, status is answered throughout, and the stalled watchers are dropped."""
+    d = daemon
+    d.start_session("1", 600, needles=6, patient="RSS1", profile="lbp-2hz")
+    hwm_alone = vm_kb(d.pid, "VmHWM")
+    ws = []
+    for _ in range(300):
+        w = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        w.connect(d.socket)
+        w.sendall(b'{"cmd":"watch"}\n')
+        ws.append(w)
+    try:
+        with d.connect(timeout=10) as c:
+            # Baseline: 300 watchers connected and a few events each, all of
+            # which the kernel's socket buffers still take.
+            for _ in range(5):
+                for cmd in ("pause", "resume"):
+                    assert c.request({"cmd": cmd, "room": "1"})["ok"]
+            time.sleep(0.2)
+            hwm_base = vm_kb(d.pid, "VmHWM")
+            worst = 0.0
+            for i in range(1000):
+                for cmd in ("pause", "resume"):
+                    rep = c.request({"cmd": cmd, "room": "1"}, timeout=10)
+                    assert rep.get("ok") is True, (i, cmd, rep)
+                if i % 50 == 0:
+                    t = time.monotonic()
+                    assert d.request({"cmd": "status"}, timeout=10)["ok"] is True
+                    worst = max(worst, time.monotonic() - t)
+        hwm_peak = vm_kb(d.pid, "VmHWM")
+        grown = hwm_peak - hwm_base
+        print(f"VmHWM: {hwm_alone} kB alone, {hwm_base} kB with 300 watchers, "
+              f"peak {hwm_peak} kB after 2,000 events (+{grown} kB); "
+              f"status took at most {worst * 1000:.0f} ms")
+        assert grown < 8 * 1024, \
+            f"300 stalled watchers grew acud's peak RSS by {grown} kB (from {hwm_base} kB)"
+        assert worst < 1.0, f"status took {worst:.2f}s with 300 stalled watchers"
+        # The stalled watchers were dropped: each one's stream ends in EOF.
+        dropped = 0
+        for w in ws:
+            w.settimeout(5)
+            try:
+                while w.recv(1 << 16):
+                    pass
+                dropped += 1
+            except socket.timeout:
+                pass
+        assert dropped == 300, f"only {dropped} of 300 stalled watchers were dropped"
+    finally:
+        for w in ws:
+            w.close()
+    assert "dropped" in d.stderr()
+    assert d.request({"cmd": "status"})["ok"] is True

@@ -19,6 +19,12 @@ exits 0 on SIGTERM); a file that does not parse is kept aside as
 state.json.corrupt-* with its bytes unchanged and the room is marked for
 attention; outputs are inactive.
 
+full_disk=True (root): state_dir is a 1 MiB tmpfs that is filled to the last
+byte before some cycles' load and freed after some kills, so acud is killed,
+restarted and run with a full disk too (SPEC S9): on top of the checks above,
+no change that starts, resumes, extends or arms is acknowledged while the disk
+is full, and what was acknowledged while full comes back after the restart.
+
 Environment: ACU_CRASH_CYCLES (default 200), ACU_SEED (default random; printed),
 ACU_DAMAGE_STRIDE (test every Nth byte position, default 1 = every one).
 """
@@ -96,24 +102,66 @@ def snapshot(room):
             "ends_at": wall(room["ends_at"]), "remaining_s": room["remaining_s"]}
 
 
-def outputs_inactive(state_dir):
-    levels = acuproc.read_sim_state(os.path.join(state_dir, "gpio-sim.state"))
+def outputs_inactive(sim_state):
+    levels = acuproc.read_sim_state(sim_state)
     return {k: v for k, v in levels.items() if k in OUTPUTS and v != OUTPUTS[k]}
 
 
+def positive(req):
+    """A change S9 refuses while changes cannot be saved."""
+    return req["cmd"] in ("start", "resume", "extend") or \
+        (req["cmd"] == "stim" and req.get("on"))
+
+
 class CrashLoop:
-    def __init__(self, cycles, seed, log=print):
+    def __init__(self, cycles, seed, log=print, full_disk=False):
         self.cycles = cycles
         self.seed = seed
         self.rng = random.Random(seed)
         self.log = log
         self.dir = acuproc.make_tmpdir("acucrash.")
-        self.acud = acuproc.Acud(self.dir, CONF)
+        self.full_disk = full_disk
+        self.full = False
+        conf = CONF
+        if full_disk:
+            # The sim lines outside the tmpfs: a full disk is not a GPIO fault.
+            conf = CONF.replace("backend = sim\n", "backend = sim\nsim_state = sim/gpio-sim.state\n")
+            os.makedirs(os.path.join(self.dir, "sim"))
+        self.sim_state = os.path.join(self.dir, "sim" if full_disk else "state", "gpio-sim.state")
+        self.acud = acuproc.Acud(self.dir, conf)
+        if full_disk:
+            os.makedirs(self.acud.state_dir)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
+                            self.acud.state_dir], check=True, capture_output=True)
         self.expected = {}     # room -> snapshot acknowledged last
         self.pending = None    # (room, request, t_send) in flight at the kill
         self.problems = []
         self.stats = {"acked": 0, "in_flight_applied": 0, "in_flight_lost": 0,
-                      "killed_in_startup": 0, "expired_while_down": 0, "gates_on_at_kill": 0}
+                      "killed_in_startup": 0, "expired_while_down": 0, "gates_on_at_kill": 0,
+                      "full_cycles": 0, "acked_while_full": 0, "refused_storage": 0}
+
+    # -- the full disk -----------------------------------------------------------------
+    def fill(self):
+        path = os.path.join(self.acud.state_dir, "fill")
+        with open(path, "ab", buffering=0) as f:
+            for chunk in (1 << 16, 4096, 1):
+                while True:
+                    try:
+                        f.write(b"\0" * chunk)
+                    except OSError:
+                        break
+        self.full = True
+
+    def unfill(self):
+        try:
+            os.unlink(os.path.join(self.acud.state_dir, "fill"))
+        except FileNotFoundError:
+            pass
+        self.full = False
+
+    def cleanup(self):
+        if self.full_disk:
+            subprocess.run(["umount", "-l", self.acud.state_dir], capture_output=True)
 
     def problem(self, cycle, msg):
         self.problems.append(f"cycle {cycle}: {msg}")
@@ -161,9 +209,15 @@ class CrashLoop:
             except (EOFError, ConnectionError, OSError, TimeoutError, ValueError):
                 return
             self.pending = None
+            if self.full and rep.get("ok") and positive(req):
+                self.problem(0, f"acknowledged while the disk is full: {req} -> {rep}")
+            if self.full and not rep.get("ok") and rep["error"]["code"] == "storage":
+                self.stats["refused_storage"] += 1
             if rep.get("ok") and "room" in rep:
                 self.expected[rid] = snapshot(rep["room"])
                 self.stats["acked"] += 1
+                if self.full:
+                    self.stats["acked_while_full"] += 1
             if time.monotonic() > kill_at + 2:
                 return  # the killer is late; stop anyway
 
@@ -264,6 +318,10 @@ class CrashLoop:
                 conn = self.acud.connect(timeout=10)
                 if cycle > 1:
                     self.verify(cycle, conn)
+                if self.full_disk and not self.full and self.rng.random() < 0.4:
+                    self.fill()
+                if self.full:
+                    self.stats["full_cycles"] += 1
                 kill_at = time.monotonic() + self.rng.random() * 0.25
                 killer = threading.Timer(max(0.0, kill_at - time.monotonic()),
                                          lambda: os.kill(self.acud.pid, signal.SIGKILL))
@@ -279,13 +337,15 @@ class CrashLoop:
                         json.load(f)
                 except ValueError as e:
                     self.problem(cycle, f"state.json does not parse after kill -9: {e}")
-            levels = acuproc.read_sim_state(os.path.join(self.acud.state_dir, "gpio-sim.state"))
+            levels = acuproc.read_sim_state(self.sim_state)
             if any(levels.get(k) != v for k, v in OUTPUTS.items() if k in levels):
                 self.stats["gates_on_at_kill"] += 1
             rc, err = self.acud.all_off()
             if rc != 0:
                 self.problem(cycle, f"acud --all-off exit {rc}: {err[-500:]}")
-            bad = outputs_inactive(self.acud.state_dir)
+            if self.full and self.rng.random() < 0.5:
+                self.unfill()  # otherwise restarted with the disk still full
+            bad = outputs_inactive(self.sim_state)
             if bad:
                 self.problem(cycle, f"outputs active after --all-off: {bad}")
             if self.rng.random() < 0.05:
@@ -300,6 +360,7 @@ class CrashLoop:
             if len(self.problems) > 20:
                 break
         # A last start to verify the final kill, then a clean stop.
+        self.unfill()
         self.acud.start()
         conn = self.acud.connect()
         self.verify(self.cycles + 1, conn)
