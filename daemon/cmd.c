@@ -644,7 +644,10 @@ static const struct cmd cmds[] = {
 	{ "silence", ROLE_PRACTITIONER, k_extend, cmd_silence },
 	{ "history", ROLE_PRACTITIONER, k_history, cmd_history },
 	{ "reload", ROLE_TECHNICIAN, k_none, cmd_reload },
-	{ "sim-input", ROLE_TECHNICIAN, k_sim, cmd_sim_input },
+	/* The simulated world changes; the edge it makes is handled and
+	 * committed like a real one, whose save this reply does not wait for
+	 * (a cut stands at once, S9). */
+	{ "sim-input", ROLE_TECHNICIAN, k_sim, cmd_sim_input, READ_ONLY },
 };
 
 static json_t *error_reply(json_t *id, const struct acu_err *err)
