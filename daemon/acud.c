@@ -17,7 +17,7 @@
 
 #include <event2/event.h>
 
-#include "daemon.h"
+#include "server.h"
 #include "gpio.h"
 
 static struct acud daemon_ctx;

@@ -2,7 +2,7 @@
  * and the keys it accepts; every field is validated before anything changes. */
 #include <string.h>
 
-#include "daemon.h"
+#include "server.h"
 #include "gpio.h"
 
 struct cmd {

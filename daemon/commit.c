@@ -51,16 +51,15 @@ static void alarm_changes(struct acud *d, const struct acu_room *r, const struct
 		ev = alarm_event(a->active ? r : before, k, what);
 		if (!a->active)
 			json_object_set_new(ev, "active", json_false());
-		server_broadcast(d->server, ev);
 		rec = json_deep_copy(ev);
 		json_object_del(rec, "event");
 		json_object_set_new(rec, "type", json_string("alarm"));
+		publish(d, PUBLISH_ALARM, ev);
 		if (a->active || b->active)
 			log_msg(a->active && a->priority == PRIO_HIGH ? LOG_WARNING : LOG_NOTICE,
 				"room %s: alarm %s %s (%s)", r->cfg->id, acu_alarm_name(k), what,
 				acu_priority_name(a->active ? a->priority : b->priority));
 		history_add(d, NULL, rec);
-		json_decref(ev);
 	}
 }
 
@@ -74,8 +73,7 @@ static void commit_report(struct acud *d, struct acu_room *r, const struct acu_r
 		history_add(d, r->cfg->id, record);
 	alarm_changes(d, r, before);
 	ev = json_pack("{s:s,s:o}", "event", "room", "room", room_json_cached(d, r, now));
-	server_broadcast(d->server, ev);
-	json_decref(ev);
+	publish(d, PUBLISH_ROOM, ev);
 }
 
 static void storage_mark(struct acud *d, int failed, int low, const char *why,
@@ -376,7 +374,6 @@ int acud_reload(struct acud *d, char *err, size_t errlen)
 		else
 			room_init(&rooms[i], &cfg->rooms[i]);
 		rooms[i].cfg = &cfg->rooms[i];
-		rooms[i].rt = NULL;
 		rooms[i].gpio_fault = 0; /* S7: a reload clears a GPIO fault */
 		room_alarm_clear(&rooms[i], AL_GPIO_FAULT);
 	}

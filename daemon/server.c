@@ -18,7 +18,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "daemon.h"
+#include "server.h"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -87,6 +87,7 @@ struct server {
 	int64_t refused_logged;        /* when that was, monotonic ns */
 	unsigned long trimmed;         /* watchers dropped over WATCHERS_MAX since last logged */
 	int64_t trimmed_logged;
+	struct subscriber sub;         /* the watchers hear what the shell publishes */
 };
 
 static void client_free(struct client *c)
@@ -146,13 +147,12 @@ enum acu_role client_role(struct acud *d, const struct client *c)
 /* Sends a line. When nothing is waiting it goes straight to the socket, so a
  * reply or an event neither waits a loop pass for the socket to be polled
  * writable nor costs the bufferevent a write event it would add and drop
- * again; what the socket does not take waits in the output buffer. A
- * simulated edge waiting to be read goes first (cmd_sim_input). */
+ * again; what the socket does not take waits in the output buffer. */
 static void queue_line(struct client *c, struct evbuffer *out, const char *text, size_t len)
 {
 	ssize_t n = 0;
 
-	if (evbuffer_get_length(out) == 0 && !c->srv->d->edge_pending) {
+	if (evbuffer_get_length(out) == 0) {
 		struct iovec iov[2] = { { (void *)text, len }, { (void *)"\n", 1 } };
 		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
 
@@ -342,12 +342,13 @@ static void outbox_add(struct server *s, uint64_t gen, uint64_t seq, struct clie
 
 static void deliver_event(struct server *s, json_t *event, uint64_t seq);
 
-void server_broadcast(struct server *s, json_t *event)
+/* The watchers' subscription to committed changes (publish.c). */
+static void server_published(void *arg, enum publish_kind kind, json_t *event)
 {
+	struct server *s = arg;
 	uint64_t gen, seq;
 
-	if (!s)
-		return;
+	(void)kind;
 	seq = ++s->seq;
 	if (must_wait(s, &gen)) {
 		json_incref(event);
@@ -865,6 +866,9 @@ struct server *server_open(struct acud *d, char *err, size_t errlen)
 	}
 	evconnlistener_set_error_cb(s->listener, accept_error_cb);
 	s->resume = evtimer_new(d->base, resume_cb, s);
+	s->sub.fn = server_published;
+	s->sub.arg = s;
+	publish_subscribe(d, &s->sub);
 	return s;
 fail:
 	free(s);
@@ -875,6 +879,7 @@ void server_close(struct server *s)
 {
 	if (!s)
 		return;
+	publish_unsubscribe(s->d, &s->sub);
 	while (s->clients)
 		client_free(s->clients); /* NOLINT(clang-analyzer-unix.Malloc): unlinks itself */
 	while (s->out_head) {

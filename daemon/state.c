@@ -585,7 +585,6 @@ static int state_parse(struct acud *d, json_t *top, const struct acu_now *now, s
 			continue;
 		}
 		tmp.cfg = d->rooms[idx].cfg;
-		tmp.rt = d->rooms[idx].rt;
 		tmp.interlock_tripped = d->rooms[idx].interlock_tripped;
 		out[idx] = tmp;
 	}

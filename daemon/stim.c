@@ -29,6 +29,14 @@ struct room_rt {
 	int64_t pulse_origin;          /* armed_at the pulse train belongs to */
 };
 
+/* The shell's part of room r: kept beside the rooms, not in them. */
+static struct room_rt *rt_of(const struct acud *d, const struct acu_room *r)
+{
+	ptrdiff_t i = r - d->rooms;
+
+	return d->room_rt && i >= 0 && i < d->room_rt_n ? d->room_rt[i] : NULL;
+}
+
 static struct acu_room *rt_room(const struct room_rt *rt)
 {
 	return &rt->d->rooms[rt->index];
@@ -54,8 +62,7 @@ static void emit_gate(struct acud *d, const struct acu_room *r, int c, int on, c
 	json_t *rec = json_pack("{s:s,s:i,s:b,s:s}", "type", "gate", "channel", c + 1, "on", on,
 				"cause", cause);
 
-	server_broadcast(d->server, ev);
-	json_decref(ev);
+	publish(d, PUBLISH_GATE, ev);
 	history_add(d, r->cfg->id, rec);
 	log_info("room %s: channel %d gate %s (%s)", r->cfg->id, c + 1, on ? "on" : "off", cause);
 }
@@ -110,7 +117,7 @@ static void heartbeat_update(struct acud *d)
  * whatever the others did; a channel that was on is reported off. */
 static void room_outputs_off(struct acud *d, struct acu_room *r, const struct acu_now *now)
 {
-	struct room_rt *rt = r->rt;
+	struct room_rt *rt = rt_of(d, r);
 
 	for (int c = 0; c < r->cfg->nchannels; c++) {
 		struct acu_channel *ch = &r->s.stim.ch[c];
@@ -146,7 +153,7 @@ static void stim_fault(struct acud *d, struct acu_room *r, const struct acu_now 
  * line stays quiet while silenced. */
 static void alarm_update(struct acud *d, struct acu_room *r, const struct acu_now *now)
 {
-	struct room_rt *rt = r->rt;
+	struct room_rt *rt = rt_of(d, r);
 	enum acu_priority level = room_alarm_level(r);
 	int want = 0;
 
@@ -221,7 +228,7 @@ static int any_pulse_channel_on(const struct acu_room *r)
 
 static void pulse_lines(struct acud *d, struct acu_room *r, int high, const struct acu_now *now)
 {
-	struct room_rt *rt = r->rt;
+	struct room_rt *rt = rt_of(d, r);
 
 	for (int c = 0; c < r->cfg->npulse; c++) {
 		if (high && !r->s.stim.ch[c].on)
@@ -240,7 +247,7 @@ static void pulse_lines(struct acud *d, struct acu_room *r, int high, const stru
 
 static void pulse_schedule(struct acud *d, struct acu_room *r, const struct acu_now *now)
 {
-	struct room_rt *rt = r->rt;
+	struct room_rt *rt = rt_of(d, r);
 	const struct acu_profile_cfg *p = room_profile(d, r);
 
 	if (!p || !any_pulse_channel_on(r)) {
@@ -353,7 +360,7 @@ static void pulse_cb(evutil_socket_t fd, short what, void *arg)
 static int interlock_read(struct acud *d, struct acu_room *r, const struct acu_now *now,
 			  int *level)
 {
-	struct room_rt *rt = r->rt;
+	struct room_rt *rt = rt_of(d, r);
 	int edges;
 
 	*level = 0;
@@ -440,7 +447,7 @@ void stim_inputs_poll(struct acud *d)
 	int idx[ACU_MAX_ROOMS], n = 0;
 
 	for (int i = 0; i < d->nrooms && n < ACU_MAX_ROOMS; i++) {
-		const struct room_rt *rt = d->rooms[i].rt;
+		const struct room_rt *rt = rt_of(d, &d->rooms[i]);
 
 		if (rt && rt->interlock && rt->interlock->fd >= 0) {
 			pfd[n].fd = rt->interlock->fd;
@@ -514,7 +521,7 @@ static int plan_turns_on(const struct acu_room *r, const struct gate_plan *plan)
  * up to date. */
 int stim_apply(struct acud *d, struct acu_room *r, const struct acu_now *now, const char *cause)
 {
-	struct room_rt *rt = r->rt;
+	struct room_rt *rt = rt_of(d, r);
 	struct acu_stim *st = &r->s.stim;
 	struct gate_plan plan;
 	int changed = 0, failed = 0, il = 0;
@@ -629,16 +636,35 @@ static struct room_rt *rt_new(struct acud *d, int index)
 	return rt;
 }
 
+/* A room_rt for every room of d->rooms, by index. */
+static void rt_array(struct acud *d)
+{
+	d->room_rt = calloc((size_t)d->nrooms + 1, sizeof *d->room_rt);
+	if (!d->room_rt)
+		fatal("out of memory");
+	d->room_rt_n = d->nrooms;
+	for (int i = 0; i < d->nrooms; i++)
+		d->room_rt[i] = rt_new(d, i);
+}
+
+static void rt_array_free(struct acud *d)
+{
+	for (int i = 0; d->room_rt && i < d->room_rt_n; i++)
+		rt_free(d->room_rt[i]);
+	free(d->room_rt);
+	d->room_rt = NULL;
+	d->room_rt_n = 0;
+}
+
 static void rooms_attach(struct acud *d, const struct acu_now *now)
 {
+	rt_array(d);
 	for (int i = 0; i < d->nrooms; i++) {
 		struct acu_room *r = &d->rooms[i];
 
-		r->rt = rt_new(d, i);
 		/* Outputs start inactive, so no gate is on whatever the state says. */
 		for (int c = 0; c < ACU_MAX_CHANNELS; c++)
 			r->s.stim.ch[c].on = 0;
-		r->rt->pulse_high = 0;
 		/* S5: a held trip or an unreadable input counts from the start. */
 		interlock_log(r, interlock_in_change(d, r, now));
 	}
@@ -646,10 +672,7 @@ static void rooms_attach(struct acud *d, const struct acu_now *now)
 
 static void rooms_detach(struct acud *d)
 {
-	for (int i = 0; i < d->nrooms; i++) {
-		rt_free(d->rooms[i].rt);
-		d->rooms[i].rt = NULL;
-	}
+	rt_array_free(d);
 }
 
 int stim_open(struct acud *d, char *err, size_t errlen)
@@ -738,8 +761,9 @@ int stim_reload(struct acud *d, const struct acu_cfg *old_cfg, struct acu_room *
 		/* Same lines, same rooms in the same order. */
 		int64_t origin[ACU_MAX_ROOMS], from[ACU_MAX_ROOMS];
 
+		/* d->room_rt is still the old rooms', by their old index. */
 		for (int i = 0; i < old_nrooms; i++) {
-			struct room_rt *rt = old_rooms[i].rt;
+			struct room_rt *rt = i < d->room_rt_n ? d->room_rt[i] : NULL;
 
 			origin[i] = rt ? rt->pulse_origin : 0;
 			from[i] = rt ? rt->pulse_from : 0;
@@ -749,22 +773,16 @@ int stim_reload(struct acud *d, const struct acu_cfg *old_cfg, struct acu_room *
 					gpio_set(d->gpio, rt->pulse[c], 0);
 				from[i] = rt->rise + 1;
 			}
-			rt_free(rt);
-			old_rooms[i].rt = NULL;
 		}
+		rt_array_free(d);
+		rt_array(d);
 		for (int i = 0; i < d->nrooms; i++) {
 			struct acu_room *r = &d->rooms[i];
-			int on[ACU_MAX_CHANNELS];
 
-			for (int c = 0; c < ACU_MAX_CHANNELS; c++)
-				on[c] = r->s.stim.ch[c].on;
-			r->rt = rt_new(d, i);
-			for (int c = 0; c < ACU_MAX_CHANNELS; c++)
-				r->s.stim.ch[c].on = on[c];
 			/* The pulse train keeps its phase: not re-based at the arming
 			 * (which would count every pulse since as missed). */
-			r->rt->pulse_origin = origin[i];
-			r->rt->pulse_from = from[i];
+			d->room_rt[i]->pulse_origin = origin[i];
+			d->room_rt[i]->pulse_from = from[i];
 			/* Re-checked against the new config: a fresh read of the
 			 * interlock (a GPIO fault the reload cleared comes back if
 			 * the input still cannot be read); stim_apply disarms what
@@ -776,18 +794,13 @@ int stim_reload(struct acud *d, const struct acu_cfg *old_cfg, struct acu_room *
 	}
 	/* Rewired: nothing is armed (checked), so every output can go off and
 	 * every line be requested again. */
-	for (int i = 0; i < old_nrooms; i++) {
-		rt_free(old_rooms[i].rt);
-		old_rooms[i].rt = NULL;
-	}
+	rt_array_free(d);
 	if (d->heartbeat)
 		event_free(d->heartbeat);
 	d->heartbeat = NULL;
 	gpio_close(d->gpio);
 	d->gpio = NULL;
 	d->gates_on = 0;
-	for (int i = 0; i < d->nrooms; i++)
-		d->rooms[i].rt = NULL;
 	if (stim_open(d, err, errlen) < 0)
 		return -1;
 	for (int i = 0; i < d->nrooms; i++)

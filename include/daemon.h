@@ -42,7 +42,8 @@ struct acud {
 	struct acu_room *rooms;
 	struct event *deadline;        /* the one timer for every room's next deadline */
 	struct event *watchdog;        /* only under systemd with WatchdogSec= */
-	struct server *server;
+	struct server *server;         /* server.h; the shell only publishes */
+	struct subscriber *subscribers; /* publish.c */
 	struct history *history;       /* history.c: day files, pending records, queries */
 	struct event *history_ev;      /* a history query finished */
 	struct event *history_retry;   /* records wait in memory: the writer tries again */
@@ -55,9 +56,8 @@ struct acud {
 	struct gpio *gpio;
 	struct event *heartbeat;
 	int gates_on;                  /* gates active across all rooms */
-	int edge_pending;              /* always 0 now: sim-input handles its edge before
-					* its reply (stim_inputs_poll); server.c's check
-					* of it can go with its next change */
+	struct room_rt **room_rt;      /* stim.c: each room's timers and lines, by index */
+	int room_rt_n;
 	int quitting;
 	struct room_cache *room_cache; /* roomjson.c: last object built per room */
 	int room_cache_n;
@@ -134,37 +134,21 @@ uint64_t persist_queued(struct persist *p);
 void persist_done(struct persist *p, struct persist_report *rep);
 void persist_stop(struct persist *p);
 
-/* server.c: the control socket. */
-/* -1 with err when path is something else than a free or stale socket (one
- * another acud answers on, or not a socket at all). */
-int server_check_socket(const char *path, char *err, size_t errlen);
-struct server *server_open(struct acud *d, char *err, size_t errlen);
-void server_close(struct server *s);
-void server_broadcast(struct server *s, json_t *event);
-/* Sends what waited for generation `done` to be durable; when the batch
- * failed, waiting replies become errors naming why. */
-void server_flush(struct server *s, uint64_t done, int failed, const char *why);
-uid_t client_uid(const struct client *c);
-const char *client_user(const struct client *c);
-enum acu_role client_role(struct acud *d, const struct client *c);
-void client_set_watching(struct client *c);
-/* The request being handled changed nothing: its reply goes out at once, not
- * after the saves in progress, unless replies of this connection wait. */
-void client_read_only(struct client *c);
-
-/* A reply made later (a history query runs on a worker thread): until it is
- * sent the client's further requests wait, so each connection keeps its
- * order. A client gone meanwhile is forgotten by the deferred reply, which
- * then sends nothing. */
-struct deferred;
-struct deferred *server_defer(struct client *c, json_t *id);
-json_t *server_deferred_id(const struct deferred *w);
-/* fn(arg) runs (on the loop) if the client goes before the reply is sent. */
-void server_deferred_on_gone(struct deferred *w, void (*fn)(void *), void *arg);
-/* Sends the reply (taken) if the client is still there, frees w, and goes on
- * with the client's waiting requests. NULL: given up before it was made (from
- * inside the client's own request): nothing is sent. */
-void server_deferred_reply(struct deferred *w, json_t *reply);
+/* publish.c: the one way out for committed changes. The shell publishes each
+ * room, alarm and gate event once; listeners (the control socket's watchers
+ * first) subscribe without the shell knowing them. */
+enum publish_kind { PUBLISH_ROOM, PUBLISH_ALARM, PUBLISH_GATE };
+struct subscriber {
+	/* event: {"event":"room"|"alarm"|"gate",...}; borrowed, take a reference
+	 * to keep it. */
+	void (*fn)(void *arg, enum publish_kind kind, json_t *event);
+	void *arg;
+	struct subscriber *next;
+};
+void publish_subscribe(struct acud *d, struct subscriber *s);
+void publish_unsubscribe(struct acud *d, struct subscriber *s);
+/* Hands event (stolen) to every subscriber. */
+void publish(struct acud *d, enum publish_kind kind, json_t *event);
 
 /* cmd.c: request dispatch; returns the reply object, or NULL when the reply
  * is deferred (server_defer). */

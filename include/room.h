@@ -59,7 +59,6 @@ struct acu_room {
 	int interlock_tripped;         /* input level, kept across sessions */
 	int gpio_fault;                /* S7: blocks arming until reload/restart */
 	char attention[128];           /* set when state could not be restored */
-	struct room_rt *rt;            /* the shell's timers and lines; not state */
 };
 
 /* Parameters of a start request, validated by the caller for types only. */

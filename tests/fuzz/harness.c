@@ -31,7 +31,7 @@
 
 #include <event2/event.h>
 
-#include "daemon.h"
+#include "server.h"
 #include "gate.h"
 #include "gpio.h"
 #include "harness.h"
@@ -85,13 +85,14 @@ enum acu_role client_role(struct acud *d, const struct client *c)
 }
 
 /* No clients: the event is encoded as it would be for watchers, and must encode. */
-void server_broadcast(struct server *s, json_t *event)
+static void check_event(void *arg, enum publish_kind kind, json_t *event)
 {
 	char *text;
 
-	(void)s;
+	(void)arg;
+	(void)kind;
 	if (!event) {
-		fprintf(stderr, "fuzz: server_broadcast got a NULL event\n");
+		fprintf(stderr, "fuzz: a NULL event was published\n");
 		abort();
 	}
 	text = json_dumps(event, JSON_COMPACT);
@@ -101,6 +102,8 @@ void server_broadcast(struct server *s, json_t *event)
 	}
 	free(text);
 }
+
+static struct subscriber event_checker = { check_event, NULL, NULL };
 
 /* A deferred reply (history): kept here until the query ends. */
 struct deferred {
@@ -355,6 +358,7 @@ void fh_reset(void)
 	}
 	fh_client.role = ROLE_TECHNICIAN;
 	fh_client.watching = 0;
+	publish_subscribe(d, &event_checker);
 	populate();
 }
 
