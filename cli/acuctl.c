@@ -755,7 +755,7 @@ static json_t *await_reply(struct conn *c, json_t *req)
 		code = jstr(e, "code");
 		msg = jstr(e, "message");
 		sb_puts(&b, "acuctl: ");
-		sb_clean_all(&b, code ? code : "internal");
+		sb_clean_all(&b, code ? code : acu_errcode_name(E_INTERNAL));
 		sb_puts(&b, ": ");
 		sb_clean_all(&b, msg ? msg : "refused (no message)");
 		sb_add(&b, "\n", 1);
@@ -934,9 +934,10 @@ static void add_flags(json_t *list, const char *arg)
 		die(RC_UNREACHABLE, "out of memory");
 	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (acu_flag_parse(tok) < 0) {
-			fprintf(stderr, "acuctl: unknown flag '%s'; known: pacemaker, icd, "
-				"implanted-device, pregnancy, epilepsy, heart-disease, "
-				"bleeding-disorder, metal-implant\n", tok);
+			char known[160];
+
+			acu_flag_list(known, sizeof known, ", ");
+			fprintf(stderr, "acuctl: unknown flag '%s'; known: %s\n", tok, known);
 			free(copy);
 			exit(RC_USAGE);
 		}
@@ -2272,7 +2273,7 @@ static json_t *board_reply(struct conn *c, json_t *req, int64_t deadline, char *
 	} else if (json_is_false(json_object_get(reply, "ok"))) {
 		e = json_object_get(reply, "error");
 		snprintf(why, wlen, "acud refused: %.40s: %.100s",
-			 jstr(e, "code") ? jstr(e, "code") : "internal",
+			 jstr(e, "code") ? jstr(e, "code") : acu_errcode_name(E_INTERNAL),
 			 jstr(e, "message") ? jstr(e, "message") : "(no message)");
 	} else {
 		return reply;
