@@ -1,7 +1,8 @@
 /* acuctl: what its parts share (SPEC §7).
  *
  *   acuctl.c  main, the options, errors and the command table
- *   args.c    the command line, into requests
+ *   args.c    the command line, into requests, by the command table
+ *   complete.c  what Tab offers (the bash completion asks `acuctl --complete`)
  *   conn.c    the connection: requests out, lines and replies in
  *   sbuf.c    growing strings, and text made safe and fitted for a terminal
  *   render.c  replies for a person: the status table, details, profiles, history
@@ -89,34 +90,90 @@ json_t *conn_try_reply(struct conn *c, json_t *req, int64_t deadline, char *why,
 json_t *conn_reply(struct conn *c, json_t *req);
 json_t *conn_request(const char *name);
 
-/* --- args.c --- */
+/* --- args.c: the command table's vocabulary, and the command line --- */
+/* What an argument is: how args.c puts it in the request, and what Tab
+ * offers for it (complete.c). */
+enum arg_kind {
+	ARG_TEXT,     /* a string as typed */
+	ARG_ROOM,     /* a room id (Tab asks acud) */
+	ARG_PROFILE,  /* a profile name (Tab asks acud) */
+	ARG_REF,      /* a patient's chart code */
+	ARG_INT,      /* a whole number */
+	ARG_DELTA,    /* +N or -N: the sign is required */
+	ARG_DURATION, /* 90s, 25m, 1h30m or seconds */
+	ARG_SINCE,    /* RFC 3339, unix seconds, or a duration meaning that long ago */
+	ARG_ONOFF,    /* on or off, sent as true or false */
+	ARG_LEVEL,    /* 0 or 1 */
+	ARG_FLAGS,    /* flag names, comma lists too, gathered in one list */
+	ARG_SWITCH,   /* an option without a value, sent as true */
+	ARG_PATH,     /* a file name */
+};
+
+#define ARG_OPTIONAL 1u /* a positional argument that may be left out */
+#define ARG_REPEAT 2u   /* may be given again: the last positional, or an option */
+#define ARG_REQUIRED 4u /* an option that must be given */
+
+/* A positional argument (name is its placeholder, "ROOM") or an option (name
+ * "--needles", meta its value's placeholder, "N"). Lists end with a NULL name. */
+struct arg_spec {
+	const char *name;
+	const char *alias; /* an option's short form, "-s" */
+	const char *meta;
+	const char *key;   /* its member in the request */
+	enum arg_kind kind;
+	unsigned flags;
+	const char *hints; /* what Tab offers for a duration or a time */
+	const char *help;  /* a global option's line in --help; why a required one is */
+};
+
+struct args;
+
+/* One command: its usage, its arguments and how they make the request, and
+ * how the reply is shown. The same table drives --help, parsing and Tab. */
+struct command {
+	enum acu_cmd id;                  /* CMD__N: acuctl's own (help) */
+	const char *help;                 /* its line in --help */
+	const struct arg_spec *pos, *opts;
+	void (*show)(json_t *reply);
+	int (*run)(const struct command *cmd, struct args *a); /* instead of one request */
+};
+
+extern const struct command acuctl_commands[];
+const struct command *acuctl_command(const char *name);
+const char *acuctl_command_name(const struct command *cmd);
+
+enum { OPT_SOCKET, OPT_JSON, OPT_HELP, OPT_VERSION };
+extern const struct arg_spec args_global[]; /* indexed by OPT_*: before or after the command */
+
 struct args {
 	int argc;
 	char **argv;
 	int i;
-	int dashdash; /* after "--" every argument is positional */
+	int dashdash;               /* after "--" every argument is positional */
+	const struct command *cmd;  /* once known: its options are recognised */
 };
 
-struct command {
-	const char *name;
-	const char *synopsis;
-	int min, max; /* positional arguments, for commands without options */
-	json_t *(*build)(const struct command *cmd, struct args *a);
-	void (*show)(json_t *reply);
+enum args_item {
+	ARGS_END,
+	ARGS_POS,      /* word: a positional argument */
+	ARGS_OPT,      /* spec and value (NULL for a switch): an option */
+	ARGS_UNKNOWN,  /* word: an option nobody knows */
+	ARGS_NO_VALUE, /* spec: an option whose value is missing (it was last) */
 };
 
-const char *args_next(struct args *a, int *opt);
-int args_plain(const struct command *cmd, struct args *a, const char **pos);
-json_t *args_build_plain(const struct command *cmd, struct args *a);
-json_t *args_build_extend(const struct command *cmd, struct args *a);
-json_t *args_build_silence(const struct command *cmd, struct args *a);
-json_t *args_build_stim(const struct command *cmd, struct args *a);
-json_t *args_build_flag(const struct command *cmd, struct args *a);
-json_t *args_build_needles(const struct command *cmd, struct args *a);
-json_t *args_build_sim_input(const struct command *cmd, struct args *a);
-json_t *args_build_start(const struct command *cmd, struct args *a);
-json_t *args_build_finish(const struct command *cmd, struct args *a);
-json_t *args_build_history(const struct command *cmd, struct args *a);
+struct arg_item {
+	const char *word;
+	const struct arg_spec *spec;
+	const char *value;
+	int global; /* spec is one of args_global */
+};
+
+enum args_item args_next(struct args *a, struct arg_item *it);
+const struct arg_spec *args_option(const struct command *cmd, const char *name);
+void args_global_option(const struct arg_spec *spec, const char *value);
+json_t *args_request(const struct command *cmd, struct args *a);
+void args_none(const struct command *cmd, struct args *a);
+void args_synopsis(const struct command *cmd, struct sbuf *head, struct sbuf *tail);
 
 /* --- render.c --- */
 /* A room object and when (monotonic ms) it was current: the board counts
@@ -146,6 +203,9 @@ int term_resized(void);
 int term_continued(void);
 int term_cols(void);
 int term_rows(void);
+
+/* --- complete.c --- */
+int complete_main(int argc, char **argv);
 
 /* --- board.c --- */
 int board_watch(const struct command *cmd, struct args *a);

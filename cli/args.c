@@ -1,11 +1,23 @@
-/* acuctl's command line: options before and after the command word, and
- * each command's arguments checked and made into its request, so that a typo
- * is a usage error (exit 2) and never reaches acud. */
+/* acuctl's command line, read by the command table (acuctl.c): options before
+ * and after the command word, and each command's arguments checked and made
+ * into its request, so that a typo is a usage error (exit 2) and never
+ * reaches acud. The completion walks the same words with args_next(). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "acuctl.h"
+
+const struct arg_spec args_global[] = {
+	[OPT_SOCKET] = { "--socket", "-s", "PATH", NULL, ARG_PATH, 0, NULL,
+			 "control socket (default: $ACUD_SOCKET, else " ACU_DEFAULT_SOCKET ")" },
+	[OPT_JSON] = { "--json", NULL, NULL, NULL, ARG_SWITCH, 0, NULL,
+		       "print acud's replies (and watch events) as JSON lines" },
+	[OPT_HELP] = { "--help", "-h", NULL, NULL, ARG_SWITCH, 0, NULL, "show this help" },
+	[OPT_VERSION] = { "--version", NULL, NULL, NULL, ARG_SWITCH, 0, NULL,
+			  "show acuctl's version" },
+	{ NULL },
+};
 
 /* "-3" is a needle delta, not an option. */
 static int looks_like_option(const char *s)
@@ -13,97 +25,141 @@ static int looks_like_option(const char *s)
 	return s[0] == '-' && s[1] && !(s[1] >= '0' && s[1] <= '9');
 }
 
-/* The value of option `name` if arg is it ("--x V", "--x=V", "-sV"), else NULL. */
-static const char *option_value(struct args *a, const char *arg, const char *name)
+/* Whether word is option o, in any of its forms ("--x V", "--x=V", "-s V",
+ * "-sV"); *value is the attached value, if any. */
+static int option_is(const struct arg_spec *o, const char *word, const char **value)
 {
-	size_t n = strlen(name);
+	size_t n = strlen(o->name);
 
-	if (strcmp(arg, name) == 0) {
-		if (a->i >= a->argc)
-			acuctl_usage_error("option %s needs a value", name);
-		return a->argv[a->i++];
-	}
-	if (strncmp(arg, name, n) == 0) {
-		if (name[1] == '-' && arg[n] == '=')
-			return arg + n + 1;
-		if (name[1] != '-' && arg[n])
-			return arg + n;
-	}
-	return NULL;
-}
-
-/* Options that mean the same before and after the command word. */
-static int global_option(struct args *a, const char *arg)
-{
-	const char *v;
-
-	if (strcmp(arg, "--json") == 0) {
-		acuctl_opts.json = 1;
+	*value = NULL;
+	if (strcmp(word, o->name) == 0 || (o->alias && strcmp(word, o->alias) == 0))
+		return 1;
+	if (!o->meta) /* a switch takes no "=value" */
+		return 0;
+	if (strncmp(word, o->name, n) == 0 && word[n] == '=') {
+		*value = word + n + 1;
 		return 1;
 	}
-	if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-		acuctl_usage(stdout);
-		exit(RC_DONE);
-	}
-	if (strcmp(arg, "--version") == 0) {
-		printf("acuctl %s (protocol %d)\n", ACUD_VERSION, ACUD_PROTOCOL);
-		exit(RC_DONE);
-	}
-	if ((v = option_value(a, arg, "--socket")) || (v = option_value(a, arg, "-s"))) {
-		if (!*v)
-			acuctl_usage_error("empty socket path");
-		acuctl_opts.socket = v;
+	if (o->alias && strncmp(word, o->alias, strlen(o->alias)) == 0) {
+		*value = word + strlen(o->alias);
 		return 1;
 	}
 	return 0;
 }
 
-/* The next argument a command has to deal with; NULL at the end. *opt tells
- * whether it is an option (which the command must know, or refuse). */
-const char *args_next(struct args *a, int *opt)
+static const struct arg_spec *find_option(const struct arg_spec *list, const char *word,
+					  const char **value)
 {
-	while (a->i < a->argc) {
-		const char *arg = a->argv[a->i++];
+	for (; list && list->name; list++)
+		if (option_is(list, word, value))
+			return list;
+	return NULL;
+}
 
-		if (!a->dashdash && strcmp(arg, "--") == 0) {
+/* An option of cmd (or a global one) by its name or short form. */
+const struct arg_spec *args_option(const struct command *cmd, const char *name)
+{
+	const struct arg_spec *o;
+	const char *v;
+
+	o = find_option(args_global, name, &v);
+	return o ? o : find_option(cmd ? cmd->opts : NULL, name, &v);
+}
+
+/* The next argument, as what it is. Options are the global ones and, once
+ * a->cmd is set, the command's. */
+enum args_item args_next(struct args *a, struct arg_item *it)
+{
+	memset(it, 0, sizeof *it);
+	while (a->i < a->argc) {
+		const char *word = a->argv[a->i++];
+
+		if (!a->dashdash && strcmp(word, "--") == 0) {
 			a->dashdash = 1;
 			continue;
 		}
-		if (a->dashdash || !looks_like_option(arg)) {
-			*opt = 0;
-			return arg;
+		it->word = word;
+		if (a->dashdash || !looks_like_option(word))
+			return ARGS_POS;
+		it->spec = find_option(args_global, word, &it->value);
+		it->global = it->spec != NULL;
+		if (!it->spec)
+			it->spec = find_option(a->cmd ? a->cmd->opts : NULL, word, &it->value);
+		if (!it->spec)
+			return ARGS_UNKNOWN;
+		if (it->spec->meta && !it->value) {
+			if (a->i >= a->argc)
+				return ARGS_NO_VALUE;
+			it->value = a->argv[a->i++];
 		}
-		if (global_option(a, arg))
-			continue;
-		*opt = 1;
-		return arg;
+		return ARGS_OPT;
 	}
-	return NULL;
+	return ARGS_END;
+}
+
+/* Options that mean the same before and after the command word. */
+void args_global_option(const struct arg_spec *spec, const char *value)
+{
+	switch (spec - args_global) {
+	case OPT_SOCKET:
+		if (!*value)
+			acuctl_usage_error("empty socket path");
+		acuctl_opts.socket = value;
+		break;
+	case OPT_JSON:
+		acuctl_opts.json = 1;
+		break;
+	case OPT_HELP:
+		acuctl_usage(stdout);
+		exit(RC_DONE);
+	case OPT_VERSION:
+		printf("acuctl %s (protocol %d)\n", ACUD_VERSION, ACUD_PROTOCOL);
+		exit(RC_DONE);
+	}
+}
+
+static void put_spec(struct sbuf *b, const struct arg_spec *s)
+{
+	sb_puts(b, s->name);
+	if (s->meta) {
+		sb_add(b, " ", 1);
+		sb_puts(b, s->meta);
+	}
+}
+
+/* "start ROOM DURATION" in head (the name, positionals and required options)
+ * and "[--needles N] [--profile P] ..." in tail, which --help may wrap. */
+void args_synopsis(const struct command *cmd, struct sbuf *head, struct sbuf *tail)
+{
+	const struct arg_spec *s;
+
+	sb_puts(head, acuctl_command_name(cmd));
+	for (s = cmd->pos; s && s->name; s++) {
+		sb_puts(head, s->flags & ARG_OPTIONAL ? " [" : " ");
+		sb_puts(head, s->name);
+		sb_puts(head, s->flags & ARG_OPTIONAL ? "]" : "");
+		sb_puts(head, s->flags & ARG_REPEAT ? "..." : "");
+	}
+	for (s = cmd->opts; s && s->name; s++) {
+		if (s->flags & ARG_REQUIRED) {
+			sb_add(head, " ", 1);
+			put_spec(head, s);
+			continue;
+		}
+		sb_puts(tail, tail->len ? " [" : "[");
+		put_spec(tail, s);
+		sb_puts(tail, s->flags & ARG_REPEAT ? "]..." : "]");
+	}
 }
 
 static void __attribute__((noreturn)) bad_usage(const struct command *cmd, const char *what,
 						const char *arg)
 {
-	acuctl_die(RC_USAGE, "%s%s%s\nusage: acuctl %s", what, arg ? " " : "", arg ? arg : "",
-	    cmd->synopsis);
-}
+	struct sbuf head = { 0 }, tail = { 0 };
 
-/* Gathers up to cmd->max positional arguments; any option is refused. */
-int args_plain(const struct command *cmd, struct args *a, const char **pos)
-{
-	const char *arg;
-	int n = 0, opt;
-
-	while ((arg = args_next(a, &opt))) {
-		if (opt)
-			bad_usage(cmd, "unknown option", arg);
-		if (n >= cmd->max)
-			bad_usage(cmd, "unexpected argument", arg);
-		pos[n++] = arg;
-	}
-	if (n < cmd->min)
-		bad_usage(cmd, "missing arguments", NULL);
-	return n;
+	args_synopsis(cmd, &head, &tail);
+	acuctl_die(RC_USAGE, "%s%s%s\nusage: acuctl %s%s%s", what, arg ? " " : "", arg ? arg : "",
+		   head.s, tail.len ? " " : "", tail.len ? tail.s : "");
 }
 
 static void set_str(json_t *req, const char *key, const char *val)
@@ -113,11 +169,6 @@ static void set_str(json_t *req, const char *key, const char *val)
 	if (!s)
 		acuctl_usage_error("%s: not valid UTF-8", key);
 	json_object_set_new(req, key, s);
-}
-
-static void set_int(json_t *req, const char *key, long long v)
-{
-	json_object_set_new(req, key, json_integer(v));
 }
 
 static long long duration_arg(const char *s)
@@ -161,183 +212,6 @@ static void add_flags(json_t *list, const char *arg)
 		acuctl_usage_error("empty flag list '%s'", arg);
 }
 
-json_t *args_build_plain(const struct command *cmd, struct args *a)
-{
-	const char *pos[2] = { NULL, NULL };
-	int n = args_plain(cmd, a, pos);
-	json_t *req = conn_request(cmd->name);
-
-	if (n >= 1)
-		set_str(req, strcmp(cmd->name, "profile") == 0 ? "name" : "room", pos[0]);
-	return req;
-}
-
-json_t *args_build_extend(const struct command *cmd, struct args *a)
-{
-	const char *pos[2];
-	json_t *req;
-	long long d;
-
-	args_plain(cmd, a, pos);
-	d = duration_arg(pos[1]);
-	req = conn_request(cmd->name);
-	set_str(req, "room", pos[0]);
-	set_int(req, "duration_s", d);
-	return req;
-}
-
-json_t *args_build_silence(const struct command *cmd, struct args *a)
-{
-	const char *pos[2] = { NULL, NULL };
-	int n = args_plain(cmd, a, pos);
-	long long d = n > 1 ? duration_arg(pos[1]) : -1;
-	json_t *req = conn_request(cmd->name);
-
-	set_str(req, "room", pos[0]);
-	if (d >= 0)
-		set_int(req, "duration_s", d);
-	return req;
-}
-
-json_t *args_build_stim(const struct command *cmd, struct args *a)
-{
-	const char *pos[2];
-	json_t *req;
-	int on;
-
-	args_plain(cmd, a, pos);
-	if (strcmp(pos[1], "on") == 0)
-		on = 1;
-	else if (strcmp(pos[1], "off") == 0)
-		on = 0;
-	else
-		bad_usage(cmd, "expected on or off, not", pos[1]);
-	req = conn_request(cmd->name);
-	set_str(req, "room", pos[0]);
-	json_object_set_new(req, "on", json_boolean(on));
-	return req;
-}
-
-json_t *args_build_flag(const struct command *cmd, struct args *a)
-{
-	json_t *req = conn_request(cmd->name), *flags = json_array();
-	const char *arg, *room = NULL;
-	int opt;
-
-	while ((arg = args_next(a, &opt))) {
-		if (opt)
-			bad_usage(cmd, "unknown option", arg);
-		if (!room)
-			room = arg;
-		else
-			add_flags(flags, arg);
-	}
-	if (!room || json_array_size(flags) == 0)
-		bad_usage(cmd, "missing arguments", NULL);
-	set_str(req, "room", room);
-	json_object_set_new(req, "flags", flags);
-	return req;
-}
-
-/* The sign is required: "needles 1 3" could be read as "now 3". */
-json_t *args_build_needles(const struct command *cmd, struct args *a)
-{
-	const char *pos[2];
-	json_t *req;
-	long long d;
-
-	args_plain(cmd, a, pos);
-	if (pos[1][0] != '+' && pos[1][0] != '-')
-		bad_usage(cmd, "the change needs a sign (+N added, -N dropped), not", pos[1]);
-	d = int_arg("needles", pos[1]);
-	req = conn_request(cmd->name);
-	set_str(req, "room", pos[0]);
-	set_int(req, "delta", d);
-	return req;
-}
-
-json_t *args_build_sim_input(const struct command *cmd, struct args *a)
-{
-	const char *pos[2];
-	json_t *req;
-
-	args_plain(cmd, a, pos);
-	if (strcmp(pos[1], "0") != 0 && strcmp(pos[1], "1") != 0)
-		bad_usage(cmd, "LEVEL is 0 or 1, not", pos[1]);
-	req = conn_request(cmd->name);
-	set_str(req, "line", pos[0]);
-	set_int(req, "level", pos[1][0] - '0');
-	return req;
-}
-
-json_t *args_build_start(const struct command *cmd, struct args *a)
-{
-	json_t *req = conn_request(cmd->name), *flags = json_array();
-	const char *pos[2], *arg, *v;
-	int n = 0, opt, stim = 0;
-
-	while ((arg = args_next(a, &opt))) {
-		if (!opt) {
-			if (n >= 2)
-				bad_usage(cmd, "unexpected argument", arg);
-			pos[n++] = arg;
-		} else if ((v = option_value(a, arg, "--needles"))) {
-			set_int(req, "needles", int_arg("--needles", v));
-		} else if ((v = option_value(a, arg, "--profile"))) {
-			set_str(req, "profile", v);
-		} else if ((v = option_value(a, arg, "--patient"))) {
-			if (!acu_valid_ref(v))
-				acuctl_usage_error("--patient: '%s' is not a chart code (1 to 32 of "
-					    "A-Z a-z 0-9 . _ -; never a name)", v);
-			set_str(req, "patient", v);
-		} else if ((v = option_value(a, arg, "--flag"))) {
-			add_flags(flags, v);
-		} else if (strcmp(arg, "--stim") == 0) {
-			stim = 1;
-		} else {
-			bad_usage(cmd, "unknown option", arg);
-		}
-	}
-	if (n < 2)
-		bad_usage(cmd, "missing arguments", NULL);
-	set_str(req, "room", pos[0]);
-	set_int(req, "duration_s", duration_arg(pos[1]));
-	if (json_array_size(flags))
-		json_object_set(req, "flags", flags);
-	json_decref(flags);
-	if (stim)
-		json_object_set_new(req, "stim", json_true());
-	return req;
-}
-
-json_t *args_build_finish(const struct command *cmd, struct args *a)
-{
-	json_t *req = conn_request(cmd->name);
-	const char *arg, *v, *room = NULL;
-	int opt, removed = 0;
-
-	while ((arg = args_next(a, &opt))) {
-		if (!opt) {
-			if (room)
-				bad_usage(cmd, "unexpected argument", arg);
-			room = arg;
-		} else if ((v = option_value(a, arg, "--removed"))) {
-			set_int(req, "removed", int_arg("--removed", v));
-			removed = 1;
-		} else if ((v = option_value(a, arg, "--override"))) {
-			set_str(req, "override", v);
-		} else {
-			bad_usage(cmd, "unknown option", arg);
-		}
-	}
-	if (!room)
-		bad_usage(cmd, "missing ROOM", NULL);
-	if (!removed)
-		bad_usage(cmd, "--removed N is required: count the needles taken out", NULL);
-	set_str(req, "room", room);
-	return req;
-}
-
 /* --since: RFC 3339 goes as a string, unix seconds as a number, and a
  * duration ("2h") as the unix time that long ago. */
 static json_t *since_arg(const char *s)
@@ -353,23 +227,140 @@ static json_t *since_arg(const char *s)
 	acuctl_usage_error("--since: '%s' is neither an RFC 3339 time, unix seconds nor a duration", s);
 }
 
-json_t *args_build_history(const struct command *cmd, struct args *a)
+/* Puts one argument in the request, as its kind says. */
+static void put_arg(json_t *req, const struct command *cmd, const struct arg_spec *s,
+		    const char *v)
 {
-	json_t *req = conn_request(cmd->name);
-	const char *arg, *v;
-	int opt;
+	/* Positional numbers are named after their command: "needles: ...". */
+	const char *what = s->name[0] == '-' ? s->name : acuctl_command_name(cmd);
+	json_t *list;
 
-	while ((arg = args_next(a, &opt))) {
-		if (!opt)
-			bad_usage(cmd, "unexpected argument", arg);
-		else if ((v = option_value(a, arg, "--room")))
-			set_str(req, "room", v);
-		else if ((v = option_value(a, arg, "--since")))
-			json_object_set_new(req, "since", since_arg(v));
-		else if ((v = option_value(a, arg, "--limit")))
-			set_int(req, "limit", int_arg("--limit", v));
-		else
-			bad_usage(cmd, "unknown option", arg);
+	switch (s->kind) {
+	case ARG_TEXT:
+	case ARG_ROOM:
+	case ARG_PROFILE:
+	case ARG_PATH:
+		set_str(req, s->key, v);
+		break;
+	case ARG_REF:
+		if (!acu_valid_ref(v))
+			acuctl_usage_error("%s: '%s' is not a chart code (1 to 32 of "
+					   "A-Z a-z 0-9 . _ -; never a name)", s->name, v);
+		set_str(req, s->key, v);
+		break;
+	case ARG_DELTA:
+		if (v[0] != '+' && v[0] != '-')
+			bad_usage(cmd, "the change needs a sign (+N added, -N dropped), not", v);
+		/* fall through */
+	case ARG_INT:
+		json_object_set_new(req, s->key, json_integer(int_arg(what, v)));
+		break;
+	case ARG_DURATION:
+		json_object_set_new(req, s->key, json_integer(duration_arg(v)));
+		break;
+	case ARG_SINCE:
+		json_object_set_new(req, s->key, since_arg(v));
+		break;
+	case ARG_ONOFF:
+		if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
+			bad_usage(cmd, "expected on or off, not", v);
+		json_object_set_new(req, s->key, json_boolean(strcmp(v, "on") == 0));
+		break;
+	case ARG_LEVEL:
+		if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
+			char what_is[64];
+
+			snprintf(what_is, sizeof what_is, "%s is 0 or 1, not", s->name);
+			bad_usage(cmd, what_is, v);
+		}
+		json_object_set_new(req, s->key, json_integer(v[0] - '0'));
+		break;
+	case ARG_FLAGS:
+		list = json_object_get(req, s->key);
+		if (!list) {
+			list = json_array();
+			json_object_set_new(req, s->key, list);
+		}
+		add_flags(list, v);
+		break;
+	case ARG_SWITCH:
+		json_object_set_new(req, s->key, json_true());
+		break;
 	}
+}
+
+/* Reads the rest of the command line as cmd's arguments into req (NULL for
+ * a command that takes none but the global options). */
+static void parse(const struct command *cmd, struct args *a, json_t *req)
+{
+	const struct arg_spec *p = cmd->pos, *o;
+	struct arg_item it;
+	unsigned seen = 0; /* the options given, by their place in cmd->opts */
+	int got = 0;       /* arguments taken by *p */
+
+	a->cmd = cmd;
+	for (;;) {
+		switch (args_next(a, &it)) {
+		case ARGS_END:
+			goto done;
+		case ARGS_UNKNOWN:
+			bad_usage(cmd, "unknown option", it.word);
+		case ARGS_NO_VALUE:
+			acuctl_usage_error("option %s needs a value", it.word);
+		case ARGS_OPT:
+			if (it.global) {
+				args_global_option(it.spec, it.value);
+				break;
+			}
+			put_arg(req, cmd, it.spec, it.value);
+			seen |= 1u << (it.spec - cmd->opts);
+			break;
+		case ARGS_POS:
+			if (!p || !p->name)
+				bad_usage(cmd, "unexpected argument", it.word);
+			put_arg(req, cmd, p, it.word);
+			if (p->flags & ARG_REPEAT) {
+				got++;
+			} else {
+				p++;
+				got = 0;
+			}
+			break;
+		}
+	}
+done:
+	if (p && p->name && !(p->flags & ARG_OPTIONAL) && !got) {
+		struct sbuf missing = { 0 };
+
+		sb_puts(&missing, "missing");
+		for (; p->name && !(p->flags & ARG_OPTIONAL); p++) {
+			sb_add(&missing, " ", 1);
+			sb_puts(&missing, p->name);
+			sb_puts(&missing, p->flags & ARG_REPEAT ? "..." : "");
+		}
+		bad_usage(cmd, missing.s, NULL);
+	}
+	for (o = cmd->opts; o && o->name; o++) {
+		if ((o->flags & ARG_REQUIRED) && !(seen & (1u << (o - cmd->opts)))) {
+			char why[160];
+
+			snprintf(why, sizeof why, "%s %s is required: %s", o->name, o->meta, o->help);
+			bad_usage(cmd, why, NULL);
+		}
+	}
+}
+
+/* The request of cmd from the rest of the command line. */
+json_t *args_request(const struct command *cmd, struct args *a)
+{
+	json_t *req = conn_request(acuctl_command_name(cmd));
+
+	parse(cmd, a, req);
 	return req;
+}
+
+/* For a command that takes nothing but global options (watch). */
+void args_none(const struct command *cmd, struct args *a)
+{
+	parse(cmd, a, NULL);
 }

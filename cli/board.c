@@ -19,7 +19,7 @@
 
 /* Not a terminal (or --json): every event line as it came, flushed, so a
  * pipe sees each one when it happens. */
-static int watch_stream(struct conn *c)
+static int board_stream(struct conn *c)
 {
 	term_catch_quit();
 	for (;;) {
@@ -262,7 +262,8 @@ static void board_lost(struct board *bd, struct conn *c, const char *why)
 static void board_reconnect(struct board *bd, struct conn *c)
 {
 	int64_t deadline = acuctl_now_ms() + RECONNECT_MS;
-	json_t *reqs[2] = { conn_request("status"), conn_request("watch") };
+	json_t *reqs[2] = { conn_request(acu_cmd_name(CMD_STATUS)),
+			    conn_request(acu_cmd_name(CMD_WATCH)) };
 	json_t *status = NULL, *watch = NULL, *rooms, *room;
 	char why[160];
 	size_t i;
@@ -305,7 +306,7 @@ out:
 
 /* A terminal: status and watch go in one write, so acud answers both before
  * any event and the board starts from a snapshot no event can precede. */
-static int watch_board(struct conn *c, json_t *status_req, json_t *watch_req)
+static int board_run(struct conn *c, json_t *status_req, json_t *watch_req)
 {
 	json_t *reqs[2] = { status_req, watch_req }, *reply, *rooms, *room;
 	struct board bd = { .live = 1 };
@@ -396,24 +397,23 @@ out:
 
 int board_watch(const struct command *cmd, struct args *a)
 {
-	const char *pos[1];
 	json_t *watch_req, *status_req, *reply;
 	struct conn c;
 	int rc;
 
-	args_plain(cmd, a, pos);
+	args_none(cmd, a);
 	acuctl_opts.colour = acuctl_opts.colour && !acuctl_opts.json;
 	conn_open(&c);
 	if (!acuctl_opts.json && isatty(STDOUT_FILENO)) {
-		status_req = conn_request("status");
-		watch_req = conn_request("watch");
-		rc = watch_board(&c, status_req, watch_req);
+		status_req = conn_request(acu_cmd_name(CMD_STATUS));
+		watch_req = conn_request(acu_cmd_name(CMD_WATCH));
+		rc = board_run(&c, status_req, watch_req);
 		json_decref(status_req);
 	} else {
-		watch_req = conn_request("watch");
+		watch_req = conn_request(acu_cmd_name(CMD_WATCH));
 		conn_send(&c, &watch_req, 1);
 		reply = conn_reply(&c, watch_req);
-		rc = reply ? watch_stream(&c) : RC_REFUSED;
+		rc = reply ? board_stream(&c) : RC_REFUSED;
 		json_decref(reply);
 	}
 	json_decref(watch_req);

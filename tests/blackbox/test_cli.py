@@ -74,6 +74,19 @@ def test_usage_exit_2(daemon, args):
     assert daemon.status("1")["state"] == "idle"
 
 
+def test_acud_knows_every_acuctl_command(daemon):
+    """acuctl and acud take their command names from one table (util.c):
+    every command acuctl offers is one acud dispatches."""
+    rc, out, err = run([ACUCTL, "--complete", ""])
+    assert rc == 0, err
+    names = [w for w in out.split()[1:] if w != "help"]
+    assert {"status", "watch", "start", "finish", "sim-input"} <= set(names), names
+    for name in names:
+        rep = daemon.request({"cmd": name})
+        assert rep.get("error", {}).get("code") != "unknown-command", (name, rep)
+    assert daemon.request({"cmd": "frobnicate"})["error"]["code"] == "unknown-command"
+
+
 def test_cannot_reach_exit_3(tmpdir_short):
     missing = os.path.join(tmpdir_short, "nothing-here.sock")
     rc, out, err = run([ACUCTL, "-s", missing, "status"])
