@@ -202,40 +202,6 @@ static int sorted_alarms(json_t *room, json_t **out)
 	return n;
 }
 
-/* The ALARMS cell: kinds, highest first, HIGH ones in capitals so they stand
- * out without colour too; a room marked for attention leads with ATTN. */
-static void put_alarms(struct sbuf *b, json_t *room, int width)
-{
-	json_t *al[MAX_ALARMS];
-	int n = sorted_alarms(room, al), left = width, shown = 0;
-
-	if (jstr(room, "attention")) {
-		left -= sb_text(b, "ATTN", left, acuctl_opts.colour ? C_HIGH : NULL);
-		shown++;
-	}
-	for (int i = 0; i < n && left > 0; i++) {
-		const char *kind = jstr(al[i], "kind"), *prio = jstr(al[i], "priority");
-		char label[64];
-
-		snprintf(label, sizeof label, "%s", kind ? kind : "?");
-		if (prio_rank(prio) == 3)
-			for (char *p = label; *p; p++)
-				if (*p >= 'a' && *p <= 'z')
-					*p = (char)(*p - 'a' + 'A');
-		if (shown++) {
-			if (left < 2) {
-				sb_text(b, "~", left, NULL);
-				break;
-			}
-			sb_add(b, ",", 1);
-			left--;
-		}
-		left -= sb_text(b, label, left, prio_colour(prio));
-	}
-	if (!shown)
-		sb_add(b, "-", 1);
-}
-
 static const char *stim_text(json_t *room)
 {
 	json_t *st = json_object_get(room, "stim");
@@ -252,99 +218,341 @@ static const char *stim_text(json_t *room)
 	return "off";
 }
 
+/* --- the status table ------------------------------------------------------- */
+
+#define CELL_LINES 16 /* lines a wrapped cell may take */
+
+/* A wrapped cell: where each of its lines starts in the text (bytes) and how
+ * many columns it shows. */
+struct wrapped {
+	const char *text;
+	int start[CELL_LINES], cols[CELL_LINES];
+	int n;
+};
+
+/* Breaks s into lines of at most width columns, at blanks where it can and
+ * inside a word only where a word is wider than the column. */
+static void wrap_words(struct wrapped *w, const char *s, int width)
+{
+	const char *p = s;
+
+	w->text = s;
+	w->n = 0;
+	width = width < 1 ? 1 : width;
+	while (*p && w->n < CELL_LINES) {
+		const char *line, *brk = NULL;
+		int cols = 0, brk_cols = 0;
+
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			break;
+		line = p;
+		while (*p && cols < width) {
+			if (*p == ' ' && cols > 0) {
+				brk = p;
+				brk_cols = cols;
+			}
+			p++;
+			while (((unsigned char)*p & 0xC0) == 0x80)
+				p++;
+			cols++;
+		}
+		if (*p && *p != ' ' && brk) { /* a word would be cut: break before it */
+			p = brk;
+			cols = brk_cols;
+		}
+		w->start[w->n] = (int)(line - s);
+		w->cols[w->n++] = cols;
+	}
+	if (!w->n) {
+		w->start[0] = w->cols[0] = 0;
+		w->n = 1;
+	}
+}
+
+/* Line k of a wrapped cell, padded to width; the last line takes what did
+ * not fit (marked '~'). */
+static void put_wrapped(struct sbuf *b, const struct wrapped *w, int k, int width)
+{
+	if (k >= w->n) {
+		sb_pad(b, width);
+	} else if (k == w->n - 1 && w->n == CELL_LINES) {
+		sb_cell(b, w->text + w->start[k], width, NULL);
+	} else {
+		sb_clean(b, w->text + w->start[k], w->cols[k]);
+		sb_pad(b, width - w->cols[k]);
+	}
+}
+
+/* The ALARMS cell: kinds, highest first, HIGH ones in capitals so they stand
+ * out without colour too; a room marked for attention leads with ATTN. */
+struct alarm_cell {
+	char label[MAX_ALARMS + 1][32];
+	const char *colour[MAX_ALARMS + 1];
+	int n;
+	int first[MAX_ALARMS + 2]; /* the first label of each line, then n */
+	int lines;
+};
+
+static void alarm_labels(struct alarm_cell *c, json_t *room)
+{
+	json_t *al[MAX_ALARMS];
+	int n = sorted_alarms(room, al);
+
+	c->n = 0;
+	if (jstr(room, "attention")) {
+		snprintf(c->label[0], sizeof c->label[0], "ATTN");
+		c->colour[c->n++] = acuctl_opts.colour ? C_HIGH : NULL;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *kind = jstr(al[i], "kind"), *prio = jstr(al[i], "priority");
+		char *label = c->label[c->n];
+
+		snprintf(label, sizeof c->label[0], "%s", kind ? kind : "?");
+		if (prio_rank(prio) == 3)
+			for (char *p = label; *p; p++)
+				if (*p >= 'a' && *p <= 'z')
+					*p = (char)(*p - 'a' + 'A');
+		c->colour[c->n++] = prio_colour(prio);
+	}
+}
+
+/* Columns of the labels on one line, with the comma that follows each but
+ * the very last. */
+static int alarm_cols(const struct alarm_cell *c, int from, int to)
+{
+	int w = 0;
+
+	for (int i = from; i < to; i++)
+		w += sb_cols(c->label[i]) + (i < c->n - 1);
+	return w;
+}
+
+/* Labels go on a line while they fit; a line that goes on ends with ','. */
+static void wrap_alarms(struct alarm_cell *c, int width)
+{
+	c->lines = 0;
+	c->first[c->lines++] = 0;
+	for (int i = 1; i < c->n; i++)
+		if (alarm_cols(c, c->first[c->lines - 1], i + 1) > width)
+			c->first[c->lines++] = i;
+	c->first[c->lines] = c->n;
+}
+
+static void put_alarm_line(struct sbuf *b, const struct alarm_cell *c, int k, int width)
+{
+	if (!c->n) {
+		if (k == 0)
+			sb_add(b, "-", 1);
+		return;
+	}
+	for (int i = c->first[k]; k < c->lines && i < c->first[k + 1]; i++) {
+		int comma = i < c->n - 1;
+
+		width -= sb_text(b, c->label[i], width - comma, c->colour[i]);
+		if (comma) {
+			sb_add(b, ",", 1);
+			width--;
+		}
+	}
+}
+
+/* Column widths; 0 drops a column. */
 struct layout {
 	int id, name, state, bar, time, patient, needles, stim, alarms;
 };
 
-/* What the rows need: widest id, name and patient, and the widest time text
- * without a bar (running rows add the bar and its brackets to theirs). */
+/* What the rows need: widest id, name, name word, patient and alarm list,
+ * widest alarm label, and the widest time text without a bar (running rows
+ * add the bar and its brackets to theirs). */
 struct natural {
-	int id, name, patient, plain, running;
+	int id, name, word, patient, alarms, label, plain, running;
 };
 
 static int time_width(const struct natural *nat, int bar)
 {
 	int w = nat->plain > 4 ? nat->plain : 4;
 
-	if (nat->running && nat->running + bar + 3 > w)
+	if (nat->running && bar && nat->running + bar + 3 > w)
 		w = nat->running + bar + 3;
+	if (nat->running > w)
+		w = nat->running;
 	return w;
 }
 
-static int clampi(int v, int lo, int hi)
+static int layout_width(struct layout *l, const struct natural *nat)
 {
-	return v < lo ? lo : v > hi ? hi : v;
+	l->time = time_width(nat, l->bar);
+	return l->id + l->name + l->state + l->time + l->stim + l->alarms + 5 +
+	       (l->patient ? l->patient + 1 : 0) + (l->needles ? l->needles + 1 : 0);
 }
 
-/* Fits the columns to the width (80 on a pipe): ALARMS takes what is left,
- * at least about a dozen columns; a wider terminal gives more room to names,
- * patient codes and the bar; a narrow one takes it from the bar and names,
- * then drops NEEDLES and PATIENT (alarms stay in sight). */
+static int maxi(int a, int b)
+{
+	return a > b ? a : b;
+}
+
+/* Every column as wide as its widest text; on a terminal (cols > 0) fitted
+ * to its width. Names and alarms are what the desk reads, so the bar goes
+ * first, then alarm lists and names wrap onto more lines (at commas and
+ * blanks), then NEEDLES and PATIENT go; only a very narrow terminal cuts
+ * labels and breaks words. Into a pipe nothing is cut. */
 static void layout_for(struct layout *l, const struct natural *nat, int cols)
 {
-	int fixed, name_max = clampi(nat->name, 4, 24), patient_max = clampi(nat->patient, 7, 12);
+	int spare, fit = cols - 1; /* the last column stays free: no auto-wrap */
+	int alarms_min = maxi(nat->label + 1, 6), name_min = maxi(nat->word, 4);
 
-	l->id = clampi(nat->id, 2, 8);
-	l->name = clampi(nat->name, 4, 12);
+	l->id = maxi(nat->id, 2);
+	l->name = maxi(nat->name, 4);
 	l->state = 7;
-	l->bar = 8;
-	l->patient = clampi(nat->patient, 7, 8);
+	l->bar = nat->running ? 8 : 0;
+	l->patient = maxi(nat->patient, 7);
 	l->needles = 7;
 	l->stim = 5;
-	for (;;) {
-		l->time = time_width(nat, l->bar);
-		fixed = l->id + l->name + l->state + l->time + l->stim + 5;
-		fixed += (l->patient ? l->patient + 1 : 0) + (l->needles ? l->needles + 1 : 0);
-		l->alarms = cols - fixed - 1; /* the last column stays free: no auto-wrap */
-		if (l->alarms > 20 && l->name < name_max)
-			l->name++;
-		else if (l->alarms > 20 && l->patient && l->patient < patient_max)
-			l->patient++;
-		else if (l->alarms > 20 && nat->running && l->bar < 20)
-			l->bar++;
-		else if (l->alarms < 12 && nat->running && l->bar > 4)
+	l->alarms = maxi(nat->alarms, 6);
+	l->time = time_width(nat, l->bar);
+	if (cols <= 0)
+		return;
+	while (layout_width(l, nat) > fit) {
+		if (l->bar > 4)
 			l->bar--;
-		else if (l->alarms < 12 && l->name > 6)
+		else if (l->bar)
+			l->bar = 0;
+		else if (l->alarms > alarms_min)
+			l->alarms--;
+		else if (l->name > name_min)
 			l->name--;
-		else if (l->alarms < 10 && l->needles) /* alarms matter more */
+		else if (l->needles)
 			l->needles = 0;
-		else if (l->alarms < 10 && l->patient)
+		else if (l->patient)
 			l->patient = 0;
+		else if (l->alarms > 8) /* long labels cut, rather than names in pieces */
+			l->alarms--;
+		else if (l->name > 4)
+			l->name--;
 		else
-			break;
+			break; /* what is left is cut at the edge */
 	}
-	if (l->alarms < 4)
-		l->alarms = 4;
+	/* Room left over (a dropped column was wider than needed) goes back to
+	 * the alarms and names, then to the bar. */
+	spare = fit - layout_width(l, nat);
+	for (; spare > 0 && l->alarms < maxi(nat->alarms, 6); spare--)
+		l->alarms++;
+	for (; spare > 0 && l->name < maxi(nat->name, 4); spare--)
+		l->name++;
+	if (nat->running && !l->bar && spare >= 7) {
+		l->bar = 4;
+		spare -= 7;
+	}
+	for (; spare > 0 && l->bar && l->bar < 20; spare--)
+		l->bar++;
+	l->time = time_width(nat, l->bar);
 }
 
-/* One line per room; eol ends each line (the board also clears to its end).
- * At most maxrows lines are written; returns how many. */
-int render_table(struct sbuf *b, const struct room_at *rooms, int n, int cols, int64_t now,
-		 int maxrows, const char *eol)
+static void measure(struct natural *nat, const struct room_at *rooms, int n, int64_t now)
 {
-	struct natural nat = { 0, 0, 0, 0, 0 };
-	struct layout l;
-	int lines = 0, i;
-
-	if (maxrows < 1)
-		return 0;
-	for (i = 0; i < n; i++) {
+	memset(nat, 0, sizeof *nat);
+	for (int i = 0; i < n; i++) {
 		json_t *r = rooms[i].room;
 		const char *id = jstr(r, "id"), *name = jstr(r, "name"), *p = jstr(r, "patient");
 		const char *state = jstr(r, "state");
+		struct alarm_cell al;
 		char t[128];
 		int w;
 
-		nat.id = (w = id ? sb_cols(id) : 1) > nat.id ? w : nat.id;
-		nat.name = (w = name ? sb_cols(name) : 0) > nat.name ? w : nat.name;
-		nat.patient = (w = p ? sb_cols(p) : 1) > nat.patient ? w : nat.patient;
+		nat->id = maxi(nat->id, id ? sb_cols(id) : 1);
+		nat->name = maxi(nat->name, name ? sb_cols(name) : 0);
+		for (const char *s = name; s && *s; s += strspn(s, " ")) {
+			size_t len = strcspn(s, " ");
+			char word[ACU_NAME_MAX + 1];
+
+			snprintf(word, sizeof word, "%.*s", (int)len, s);
+			nat->word = maxi(nat->word, sb_cols(word));
+			s += len;
+		}
+		nat->patient = maxi(nat->patient, p ? sb_cols(p) : 1);
+		alarm_labels(&al, r);
+		nat->alarms = maxi(nat->alarms, alarm_cols(&al, 0, al.n));
+		for (int k = 0; k < al.n; k++)
+			nat->label = maxi(nat->label, sb_cols(al.label[k]));
 		time_text(&rooms[i], now, 0, t, sizeof t);
 		w = sb_cols(t);
 		if (state && strcmp(state, "running") == 0)
-			nat.running = w > nat.running ? w : nat.running;
+			nat->running = maxi(nat->running, w);
 		else
-			nat.plain = w > nat.plain ? w : nat.plain;
+			nat->plain = maxi(nat->plain, w);
 	}
+}
+
+/* How a room's name and alarms wrap, and so how many lines its row takes. */
+static int row_cells(const struct layout *l, json_t *room, struct wrapped *name,
+		     struct alarm_cell *al)
+{
+	wrap_words(name, jstr(room, "name") ? jstr(room, "name") : "", l->name);
+	alarm_labels(al, room);
+	wrap_alarms(al, l->alarms);
+	return maxi(name->n, al->lines);
+}
+
+/* A room's row: its first line has every column; names and alarms that
+ * wrap go on under theirs. */
+static void put_row(struct sbuf *b, const struct layout *l, const struct room_at *r,
+		    int64_t now, const char *eol)
+{
+	json_t *room = r->room;
+	const char *state = jstr(room, "state"), *patient = jstr(room, "patient"), *col;
+	int idle = !state || strcmp(state, "idle") == 0;
+	struct alarm_cell al;
+	struct wrapped name;
+	char t[128], nd[16];
+	int h = row_cells(l, room, &name, &al);
+
+	col = time_text(r, now, l->bar, t, sizeof t);
+	snprintf(nd, sizeof nd, idle ? "-" : "%lld", jint(room, "needles", 0));
+	for (int k = 0; k < h; k++) {
+		size_t line = b->len;
+
+		sb_cell(b, k ? "" : jstr(room, "id") ? jstr(room, "id") : "?", l->id, NULL);
+		sb_add(b, " ", 1);
+		put_wrapped(b, &name, k, l->name);
+		sb_add(b, " ", 1);
+		sb_cell(b, k ? "" : state ? state : "?", l->state, NULL);
+		sb_add(b, " ", 1);
+		sb_cell(b, k ? "" : t, l->time, k ? NULL : col);
+		sb_add(b, " ", 1);
+		if (l->patient) {
+			sb_cell(b, k ? "" : patient ? patient : "-", l->patient, NULL);
+			sb_add(b, " ", 1);
+		}
+		if (l->needles) {
+			sb_cell(b, k ? "" : nd, l->needles, NULL);
+			sb_add(b, " ", 1);
+		}
+		sb_cell(b, k ? "" : stim_text(room), l->stim, NULL);
+		sb_add(b, " ", 1);
+		put_alarm_line(b, &al, k, l->alarms);
+		while (b->len > line && b->s[b->len - 1] == ' ') /* no trailing blanks */
+			b->s[--b->len] = '\0';
+		sb_puts(b, eol);
+	}
+}
+
+/* The table of rooms; eol ends each line (the board also clears to its end).
+ * cols 0 is a pipe: nothing is cut. At most maxrows lines are written, the
+ * last saying how many rooms did not fit; returns how many. */
+int render_table(struct sbuf *b, const struct room_at *rooms, int n, int cols, int64_t now,
+		 int maxrows, const char *eol)
+{
+	struct natural nat;
+	struct layout l;
+	struct alarm_cell al;
+	struct wrapped name;
+	int lines = 0, rest = 0, i;
+
+	if (maxrows < 1)
+		return 0;
+	measure(&nat, rooms, n, now);
 	layout_for(&l, &nat, cols);
 	if (acuctl_opts.colour)
 		sb_puts(b, C_BOLD);
@@ -362,43 +570,20 @@ int render_table(struct sbuf *b, const struct room_at *rooms, int n, int cols, i
 		sb_puts(b, C_OFF);
 	sb_puts(b, eol);
 	lines++;
+	for (i = 0; i < n; i++) /* the lines the rows still to come take */
+		rest += row_cells(&l, rooms[i].room, &name, &al);
 	for (i = 0; i < n; i++) {
-		json_t *r = rooms[i].room;
-		const char *state = jstr(r, "state"), *col, *patient = jstr(r, "patient");
-		char t[128], nd[16];
-		int idle = !state || strcmp(state, "idle") == 0;
+		int h = row_cells(&l, rooms[i].room, &name, &al);
 
-		if (lines == maxrows - 1 && i < n - 1) {
+		/* A line stays for "... and N more" unless every room left fits. */
+		if (lines + rest > maxrows && lines + h + 1 > maxrows) {
 			sb_printf(b, "... and %d more rooms (a taller terminal shows them)%s", n - i,
 				  eol);
 			return lines + 1;
 		}
-		col = time_text(&rooms[i], now, l.bar, t, sizeof t);
-		if (idle)
-			snprintf(nd, sizeof nd, "-");
-		else
-			snprintf(nd, sizeof nd, "%lld", jint(r, "needles", 0));
-		sb_cell(b, jstr(r, "id") ? jstr(r, "id") : "?", l.id, NULL);
-		sb_add(b, " ", 1);
-		sb_cell(b, jstr(r, "name") ? jstr(r, "name") : "", l.name, NULL);
-		sb_add(b, " ", 1);
-		sb_cell(b, state ? state : "?", l.state, NULL);
-		sb_add(b, " ", 1);
-		sb_cell(b, t, l.time, col);
-		sb_add(b, " ", 1);
-		if (l.patient) {
-			sb_cell(b, patient ? patient : "-", l.patient, NULL);
-			sb_add(b, " ", 1);
-		}
-		if (l.needles) {
-			sb_cell(b, nd, l.needles, NULL);
-			sb_add(b, " ", 1);
-		}
-		sb_cell(b, stim_text(r), l.stim, NULL);
-		sb_add(b, " ", 1);
-		put_alarms(b, r, l.alarms);
-		sb_puts(b, eol);
-		lines++;
+		put_row(b, &l, &rooms[i], now, eol);
+		lines += h;
+		rest -= h;
 	}
 	return lines;
 }
@@ -646,7 +831,8 @@ void render_status(json_t *reply)
 			br[i].room = json_array_get(rooms, i);
 			br[i].at = now;
 		}
-		render_table(&b, br, (int)n, term_cols(), now, 1 << 30, "\n");
+		render_table(&b, br, (int)n, isatty(STDOUT_FILENO) ? term_cols() : 0, now, 1 << 30,
+			     "\n");
 		if (isatty(STDOUT_FILENO))
 			sb_clip(&b, term_cols() - 1);
 		free(br);
