@@ -619,6 +619,15 @@ static void kv_seconds(struct sbuf *b, const char *key, json_t *v)
 	sb_add(b, "\n", 1);
 }
 
+/* A room without pulse lines only gates a stimulator that makes its own
+ * pulses: a profile's rate is the stimulator's setting there, not acud's. */
+static int gate_only(json_t *stim)
+{
+	return json_is_false(json_object_get(stim, "pulse_lines"));
+}
+
+#define GATE_ONLY "gate only (the stimulator sets its own rate)"
+
 static void show_stim_detail(struct sbuf *b, json_t *st)
 {
 	const char *key;
@@ -642,15 +651,25 @@ static void show_stim_detail(struct sbuf *b, json_t *st)
 				sb_printf(b, "%s, %lld s delivered",
 					  json_is_true(json_object_get(ch, "on")) ? "on" : "off",
 					  jint(ch, "delivered_s", 0));
-				if (json_is_integer(p))
-					sb_printf(b, ", %" JSON_INTEGER_FORMAT " pulses",
-						  json_integer_value(p));
+				if (json_is_integer(p) && !gate_only(st))
+					sb_printf(b, ", %" JSON_INTEGER_FORMAT " pulse%s",
+						  json_integer_value(p),
+						  json_integer_value(p) == 1 ? "" : "s");
 				sb_add(b, "\n", 1);
 			}
 			continue;
 		}
 		snprintf(label, sizeof label, "stim.%.40s", key);
-		kv_value(b, label, v);
+		if (strcmp(key, "pulse_lines") == 0 && json_is_boolean(v)) {
+			kv_begin(b, label);
+			sb_puts(b, json_is_true(v) ? "yes (acud makes each pulse at the profile's rate)\n"
+						   : "no: " GATE_ONLY "\n");
+		} else if (strcmp(key, "missed_pulses") == 0 && gate_only(st) &&
+			   jint(st, key, 0) == 0) {
+			continue; /* acud makes no pulses here to miss */
+		} else {
+			kv_value(b, label, v);
+		}
 	}
 }
 
@@ -764,9 +783,9 @@ static void room_line(struct sbuf *b, json_t *room)
 		sb_text(b, t, (int)sizeof t, col);
 		sb_printf(b, ", %lld needle%s", needles, needles == 1 ? "" : "s");
 		if (json_is_true(json_object_get(stim, "on")))
-			sb_puts(b, ", stim on");
+			sb_puts(b, gate_only(stim) ? ", stim on, " GATE_ONLY : ", stim on");
 		else if (json_is_true(json_object_get(stim, "armed")))
-			sb_puts(b, ", stim armed");
+			sb_puts(b, gate_only(stim) ? ", stim armed, " GATE_ONLY : ", stim armed");
 		else if (jstr(stim, "blocked")) {
 			sb_puts(b, ", stim blocked (");
 			sb_clean_all(b, jstr(stim, "blocked"));

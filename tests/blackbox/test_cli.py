@@ -408,3 +408,20 @@ def test_status_on_a_terminal_wraps_names_and_alarms(fake_acud, cols):
     col = lines[0].index("NAME")
     row1 = next(i for i, line in enumerate(lines) if line.startswith("1 "))
     assert lines[row1 + 1][:col].strip() == "", text
+
+
+def test_pulses_counted_and_gate_only(fake_acud):
+    f = fake_acud({"status": {"room": fake_room("1", "Pulsed", pulses=1)}})
+    rc, out, err = run([ACUCTL, "-s", f.path, "status", "1"])
+    assert rc == 0, err
+    assert re.search(r"stim\.channel 1: +on, 3 s delivered, 1 pulse$", out, re.M), out
+    f = fake_acud({"status": {"room": fake_room("2", "Gated", pulse_lines=False)},
+                   "stim": {"room": fake_room("2", "Gated", pulse_lines=False)}})
+    rc, out, err = run([ACUCTL, "-s", f.path, "status", "2"])
+    assert rc == 0, err
+    assert re.search(r"stim\.channel 1: +on, 3 s delivered$", out, re.M), out
+    assert "gate only (the stimulator sets its own rate)" in out, out
+    assert "missed_pulses" not in out, out
+    rc, out, err = run([ACUCTL, "-s", f.path, "stim", "2", "on"])
+    assert rc == 0, err
+    assert "stim on, gate only" in out, out
