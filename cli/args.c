@@ -102,7 +102,7 @@ void args_global_option(const struct arg_spec *spec, const char *value)
 {
 	switch (spec - args_global) {
 	case OPT_SOCKET:
-		if (!*value)
+		if (!value || !*value)
 			acuctl_usage_error("empty socket path");
 		acuctl_opts.socket = value;
 		break;
@@ -176,7 +176,8 @@ static long long duration_arg(const char *s)
 	int64_t v;
 
 	if (acu_parse_duration(s, &v) < 0)
-		acuctl_usage_error("bad duration '%s': use e.g. 90s, 25m, 1h, 1h30m or plain seconds", s);
+		acuctl_usage_error("bad duration '%s': use e.g. 90s, 25m, 1h, 1h30m or plain "
+				   "seconds", s);
 	return v;
 }
 
@@ -224,7 +225,8 @@ static json_t *since_arg(const char *s)
 		return json_string(s);
 	if (acu_parse_duration(s, &v) == 0)
 		return json_integer(acu_now().wall / NS_PER_SEC - v);
-	acuctl_usage_error("--since: '%s' is neither an RFC 3339 time, unix seconds nor a duration", s);
+	acuctl_usage_error("--since: '%s' is neither an RFC 3339 time, unix seconds nor a "
+			   "duration", s);
 }
 
 /* Puts one argument in the request, as its kind says. */
@@ -235,6 +237,10 @@ static void put_arg(json_t *req, const struct command *cmd, const struct arg_spe
 	const char *what = s->name[0] == '-' ? s->name : acuctl_command_name(cmd);
 	json_t *list;
 
+	if (s->kind == ARG_SWITCH || !v) { /* switches, and only they, come without a value */
+		json_object_set_new(req, s->key, json_true());
+		return;
+	}
 	switch (s->kind) {
 	case ARG_TEXT:
 	case ARG_ROOM:
@@ -283,8 +289,7 @@ static void put_arg(json_t *req, const struct command *cmd, const struct arg_spe
 		}
 		add_flags(list, v);
 		break;
-	case ARG_SWITCH:
-		json_object_set_new(req, s->key, json_true());
+	case ARG_SWITCH: /* above */
 		break;
 	}
 }
@@ -344,7 +349,8 @@ done:
 		if ((o->flags & ARG_REQUIRED) && !(seen & (1u << (o - cmd->opts)))) {
 			char why[160];
 
-			snprintf(why, sizeof why, "%s %s is required: %s", o->name, o->meta, o->help);
+			snprintf(why, sizeof why, "%s %s is required: %s", o->name, o->meta,
+				 o->help);
 			bad_usage(cmd, why, NULL);
 		}
 	}

@@ -206,8 +206,8 @@ static void board_draw(struct board *bd, int full)
 	sb_puts(&b, eol);
 	left = rows - 1 - 2;
 	/* Rooms first; recent events get what is left under them. */
-	left -= render_table(&b, bd->rooms, bd->n, cols, bd->live ? acuctl_now_ms() : bd->lost_ms, left,
-			     eol);
+	left -= render_table(&b, bd->rooms, bd->n, cols, bd->live ? acuctl_now_ms() : bd->lost_ms,
+			     left, eol);
 	if (bd->nevents && left >= 2) {
 		sb_puts(&b, eol);
 		left--;

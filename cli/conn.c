@@ -253,8 +253,8 @@ static json_t *read_reply(struct conn *c, json_t *req, int64_t deadline, char **
 	if (!json_is_object(reply) || !json_is_boolean(json_object_get(reply, "ok")) ||
 	    (v && !(json_is_integer(v) && json_integer_value(v) == id))) {
 		json_decref(reply);
-		snprintf(why, wlen, "garbage reply (not a reply to request %" JSON_INTEGER_FORMAT ")",
-			 id);
+		snprintf(why, wlen,
+			 "garbage reply (not a reply to request %" JSON_INTEGER_FORMAT ")", id);
 		return NULL;
 	}
 	return reply;

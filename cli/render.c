@@ -577,8 +577,8 @@ int render_table(struct sbuf *b, const struct room_at *rooms, int n, int cols, i
 
 		/* A line stays for "... and N more" unless every room left fits. */
 		if (lines + rest > maxrows && lines + h + 1 > maxrows) {
-			sb_printf(b, "... and %d more rooms (a taller terminal shows them)%s", n - i,
-				  eol);
+			sb_printf(b, "... and %d more rooms (a taller terminal shows them)%s",
+				  n - i, eol);
 			return lines + 1;
 		}
 		put_row(b, &l, &rooms[i], now, eol);
@@ -662,8 +662,9 @@ static void show_stim_detail(struct sbuf *b, json_t *st)
 		snprintf(label, sizeof label, "stim.%.40s", key);
 		if (strcmp(key, "pulse_lines") == 0 && json_is_boolean(v)) {
 			kv_begin(b, label);
-			sb_puts(b, json_is_true(v) ? "yes (acud makes each pulse at the profile's rate)\n"
-						   : "no: " GATE_ONLY "\n");
+			sb_puts(b, json_is_true(v) ?
+					   "yes (acud makes each pulse at the profile's rate)\n" :
+					   "no: " GATE_ONLY "\n");
 		} else if (strcmp(key, "missed_pulses") == 0 && gate_only(st) &&
 			   jint(st, key, 0) == 0) {
 			continue; /* acud makes no pulses here to miss */
