@@ -37,6 +37,7 @@ ALL_CFLAGS = $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS)
 DAEMON_SRC := $(filter-out daemon/acud.c,$(wildcard daemon/*.c))
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 UTIL_OBJ   := $(BUILD)/daemon/util.o
+CLI_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
 # The pure modules: no I/O, no event loop; what the C unit tests link.
 PURE_OBJ   := $(patsubst %,$(BUILD)/daemon/%.o,util room gate sched cfg restart history-pure)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
@@ -69,8 +70,9 @@ $(BUILD)/%.o: %.c | $(BUILD)/.deps
 acud: $(BUILD)/daemon/acud.o $(DAEMON_OBJ) $(BUILD)/.variant
 	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(BUILD)/daemon/acud.o $(DAEMON_OBJ) $(LDLIBS_ACU)
 
-acuctl: $(BUILD)/cli/acuctl.o $(UTIL_OBJ) $(BUILD)/.variant
-	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(BUILD)/cli/acuctl.o $(UTIL_OBJ) $(LDLIBS_ACU)
+# acuctl links jansson only: the client needs no event loop, config or GPIO.
+acuctl: $(CLI_OBJ) $(UTIL_OBJ) $(BUILD)/.variant
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(CLI_OBJ) $(UTIL_OBJ) $(shell pkg-config --libs jansson)
 
 # Relinks the binaries at the top when switching between plain and SANITIZE=1 builds.
 $(BUILD)/.variant: FORCE

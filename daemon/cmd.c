@@ -80,13 +80,15 @@ static int req_flags(json_t *req, int required, unsigned *out, struct acu_err *e
 		return acu_fail(err, E_BAD_REQUEST, "flags: expected a list of flag names");
 	json_array_foreach(v, i, f) {
 		int fl = json_is_string(f) ? acu_flag_parse(json_string_value(f)) : -1;
-		if (fl < 0)
-			return acu_fail(err, E_BAD_REQUEST,
-					"flags: unknown flag %s%s%s (known: pacemaker, icd, implanted-device, "
-					"pregnancy, epilepsy, heart-disease, bleeding-disorder, metal-implant)",
+		if (fl < 0) {
+			char known[160];
+
+			acu_flag_list(known, sizeof known, ", ");
+			return acu_fail(err, E_BAD_REQUEST, "flags: unknown flag %s%s%s (known: %s)",
 					json_is_string(f) ? "'" : "",
 					json_is_string(f) ? json_string_value(f) : "(not a string)",
-					json_is_string(f) ? "'" : "");
+					json_is_string(f) ? "'" : "", known);
+		}
 		*out |= 1u << fl;
 	}
 	return 1;

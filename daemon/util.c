@@ -28,6 +28,11 @@ static const char *const err_names[E__N] = {
 	"needle-mismatch", "interlock", "gpio-fault", "storage", "config", "internal",
 };
 static const char *const role_names[] = { "none", "desk", "practitioner", "technician" };
+static const char *const cmd_names[CMD__N] = {
+	"status", "watch", "start", "pause", "resume", "stop", "checkin", "extend", "finish",
+	"stim", "flag", "needles", "silence", "profiles", "profile", "history", "reload",
+	"version", "sim-input",
+};
 
 const char *acu_state_name(enum acu_state s) { return (unsigned)s < ST__N ? state_names[s] : "?"; }
 const char *acu_flag_name(enum acu_flag f) { return (unsigned)f < FL__N ? flag_names[f] : "?"; }
@@ -35,13 +40,34 @@ const char *acu_alarm_name(enum acu_alarm_kind k) { return (unsigned)k < AL__N ?
 const char *acu_priority_name(enum acu_priority p) { return (unsigned)p <= PRIO_HIGH ? prio_names[p] : "?"; }
 const char *acu_errcode_name(enum acu_errcode c) { return (unsigned)c < E__N ? err_names[c] : "internal"; }
 const char *acu_role_name(enum acu_role r) { return (unsigned)r <= ROLE_TECHNICIAN ? role_names[r] : "?"; }
+const char *acu_cmd_name(enum acu_cmd c) { return (unsigned)c < CMD__N ? cmd_names[c] : "?"; }
 
-int acu_flag_parse(const char *s)
+static int name_index(const char *const *names, int n, const char *s)
 {
-	for (int i = 0; i < FL__N; i++)
-		if (strcmp(s, flag_names[i]) == 0)
+	for (int i = 0; s && i < n; i++)
+		if (strcmp(s, names[i]) == 0)
 			return i;
 	return -1;
+}
+
+int acu_flag_parse(const char *s) { return name_index(flag_names, FL__N, s); }
+int acu_cmd_parse(const char *s) { return name_index(cmd_names, CMD__N, s); }
+
+int acu_flag_list(char *buf, size_t len, const char *sep)
+{
+	size_t n = 0;
+
+	if (len)
+		buf[0] = '\0';
+	for (int i = 0; i < FL__N; i++) {
+		int w = snprintf(n < len ? buf + n : NULL, n < len ? len - n : 0, "%s%s",
+				 i ? sep : "", flag_names[i]);
+
+		if (w < 0)
+			return -1;
+		n += (size_t)w;
+	}
+	return (int)n;
 }
 
 /* Length of the valid UTF-8 sequence at s, or 0 (overlongs, surrogates and

@@ -86,6 +86,30 @@ enum acu_errcode {
 
 enum acu_role { ROLE_NONE, ROLE_DESK, ROLE_PRACTITIONER, ROLE_TECHNICIAN };
 
+/* The protocol's commands (SPEC §6), in the order acuctl's help lists them. */
+enum acu_cmd {
+	CMD_STATUS,
+	CMD_WATCH,
+	CMD_START,
+	CMD_PAUSE,
+	CMD_RESUME,
+	CMD_STOP,
+	CMD_CHECKIN,
+	CMD_EXTEND,
+	CMD_FINISH,
+	CMD_STIM,
+	CMD_FLAG,
+	CMD_NEEDLES,
+	CMD_SILENCE,
+	CMD_PROFILES,
+	CMD_PROFILE,
+	CMD_HISTORY,
+	CMD_RELOAD,
+	CMD_VERSION,
+	CMD_SIM_INPUT,
+	CMD__N
+};
+
 struct acu_err {
 	enum acu_errcode code;
 	char msg[256];
@@ -97,10 +121,15 @@ int acu_fail(struct acu_err *err, enum acu_errcode code, const char *fmt, ...)
 const char *acu_state_name(enum acu_state s);
 const char *acu_flag_name(enum acu_flag f);
 int acu_flag_parse(const char *s); /* -1 when unknown */
+/* Every flag name, joined by sep, as snprintf writes it (returns the length
+ * it needed): messages that list the known flags never go stale. */
+int acu_flag_list(char *buf, size_t len, const char *sep);
 const char *acu_alarm_name(enum acu_alarm_kind k);
 const char *acu_priority_name(enum acu_priority p);
 const char *acu_errcode_name(enum acu_errcode c);
 const char *acu_role_name(enum acu_role r);
+const char *acu_cmd_name(enum acu_cmd c);
+int acu_cmd_parse(const char *s); /* -1 when unknown */
 
 /* "90s", "25m", "1h", "1h30m" or plain seconds. Returns 0 and seconds, or -1. */
 int acu_parse_duration(const char *s, int64_t *seconds);

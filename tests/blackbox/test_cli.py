@@ -1,10 +1,17 @@
 """acuctl (SPEC §7): commands, exit status 0/1/2/3, --json, ACUD_SOCKET, the status
 table."""
 
+import fcntl
 import json
 import os
+import pty
+import re
 import select
+import socket
+import struct
 import subprocess
+import termios
+import threading
 import time
 
 import pytest
@@ -72,6 +79,19 @@ def test_usage_exit_2(daemon, args):
     assert rc == 2, f"acuctl {args}: exit {rc}, stderr {err!r}"
     assert err.strip(), "usage error without a message"
     assert daemon.status("1")["state"] == "idle"
+
+
+def test_acud_knows_every_acuctl_command(daemon):
+    """acuctl and acud take their command names from one table (util.c):
+    every command acuctl offers is one acud dispatches."""
+    rc, out, err = run([ACUCTL, "--complete", ""])
+    assert rc == 0, err
+    names = [w for w in out.split()[1:] if w != "help"]
+    assert {"status", "watch", "start", "finish", "sim-input"} <= set(names), names
+    for name in names:
+        rep = daemon.request({"cmd": name})
+        assert rep.get("error", {}).get("code") != "unknown-command", (name, rep)
+    assert daemon.request({"cmd": "frobnicate"})["error"]["code"] == "unknown-command"
 
 
 def test_cannot_reach_exit_3(tmpdir_short):
@@ -272,3 +292,136 @@ def test_watch_ends_when_daemon_stops(make_daemon):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+# --- the renderers, against a stand-in for acud with replies made to measure ---
+
+class FakeAcud:
+    """Answers every request line with {"id", "ok": true} plus replies[cmd]."""
+
+    def __init__(self, path, replies):
+        self.path, self.replies = path, replies
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(8)
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c, c.makefile("rb") as f:
+                for line in f:
+                    req = json.loads(line)
+                    rep = {"id": req.get("id"), "ok": True}
+                    rep.update(self.replies.get(req["cmd"], {}))
+                    c.sendall((json.dumps(rep) + "\n").encode())
+
+    def close(self):
+        self.sock.close()
+
+
+def fake_room(rid, name, state="running", alarms=(), pulse_lines=True, pulses=0, patient=None):
+    return {"id": rid, "name": name, "state": state, "patient": patient, "duration_s": 1200,
+            "remaining_s": 600, "overdue_s": 0, "needles": 1, "profile": "lbp-2hz",
+            "flags": [], "attention": None,
+            "stim": {"armed": True, "on": True, "blocked": None, "pulse_lines": pulse_lines,
+                     "missed_pulses": 0,
+                     "channels": [{"channel": 1, "on": True, "delivered_s": 3,
+                                   "pulses": pulses}]},
+            "alarms": [{"kind": k, "priority": p, "since": "2026-01-01T00:00:00Z",
+                        "silenced_until": None} for k, p in alarms]}
+
+
+LONG_ROOMS = [
+    fake_room("1", "Room 1 (window by the garden)", alarms=[("checkin", "low")],
+              patient="A1043"),
+    fake_room("2", "Room 2 (EA)", state="due",
+              alarms=[("due", "high"), ("needle-mismatch", "high"), ("checkin", "low")]),
+    fake_room("3", "Room 3", state="idle"),
+]
+
+
+@pytest.fixture
+def fake_acud(tmpdir_short):
+    fakes = []
+
+    def make(replies):
+        f = FakeAcud(os.path.join(tmpdir_short, f"fake{len(fakes)}.sock"), replies)
+        fakes.append(f)
+        return f
+    yield make
+    for f in fakes:
+        f.close()
+
+
+def on_terminal(args, cols, rows=24):
+    """Runs acuctl with its stdout on a terminal of that size; its screen text."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    env = dict(os.environ, NO_COLOR="1", TERM="xterm")
+    p = subprocess.Popen([ACUCTL] + args, stdin=subprocess.DEVNULL, stdout=slave,
+                         stderr=subprocess.PIPE, env=env)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert p.wait(timeout=10) == 0, p.stderr.read()
+    return out.decode().replace("\r\n", "\n")
+
+
+def test_status_into_a_pipe_cuts_nothing(fake_acud):
+    f = fake_acud({"status": {"rooms": LONG_ROOMS}})
+    rc, out, err = run([ACUCTL, "-s", f.path, "status"])
+    assert rc == 0, err
+    assert "Room 1 (window by the garden)" in out, out
+    assert "DUE,NEEDLE-MISMATCH,checkin" in out, out
+    assert "~" not in out, out
+
+
+@pytest.mark.parametrize("cols", [80, 60])
+def test_status_on_a_terminal_wraps_names_and_alarms(fake_acud, cols):
+    """Names and alarms take the room they need: the lines fit the terminal,
+    and every word of a name and every alarm is there, whole."""
+    f = fake_acud({"status": {"rooms": LONG_ROOMS}})
+    text = on_terminal(["-s", f.path, "status"], cols)
+    lines = text.rstrip("\n").split("\n")
+    assert all(len(line) < cols for line in lines), text
+    assert "~" not in text, text
+    words = text.split()
+    for w in ("Room", "1", "(window", "by", "the", "garden)", "(EA)", "checkin"):
+        assert w in words, (w, text)
+    if cols >= 80:  # narrower, the PATIENT and NEEDLES columns make way
+        assert "A1043" in words and "NEEDLES" in words, text
+    assert "NEEDLE-MISMATCH" in text and "DUE," in text, text
+    # A wrapped name goes on under its own column, below its row.
+    col = lines[0].index("NAME")
+    row1 = next(i for i, line in enumerate(lines) if line.startswith("1 "))
+    assert lines[row1 + 1][:col].strip() == "", text
+
+
+def test_pulses_counted_and_gate_only(fake_acud):
+    f = fake_acud({"status": {"room": fake_room("1", "Pulsed", pulses=1)}})
+    rc, out, err = run([ACUCTL, "-s", f.path, "status", "1"])
+    assert rc == 0, err
+    assert re.search(r"stim\.channel 1: +on, 3 s delivered, 1 pulse$", out, re.M), out
+    f = fake_acud({"status": {"room": fake_room("2", "Gated", pulse_lines=False)},
+                   "stim": {"room": fake_room("2", "Gated", pulse_lines=False)}})
+    rc, out, err = run([ACUCTL, "-s", f.path, "status", "2"])
+    assert rc == 0, err
+    assert re.search(r"stim\.channel 1: +on, 3 s delivered$", out, re.M), out
+    assert "gate only (the stimulator sets its own rate)" in out, out
+    assert "missed_pulses" not in out, out
+    rc, out, err = run([ACUCTL, "-s", f.path, "stim", "2", "on"])
+    assert rc == 0, err
+    assert "stim on, gate only" in out, out

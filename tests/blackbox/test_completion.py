@@ -146,3 +146,22 @@ def test_registered_for_acuctl():
                         f"source {sh_quote(COMPLETION)}; complete -p acuctl"],
                        capture_output=True, timeout=10)
     assert p.returncode == 0 and b"-F _acuctl" in p.stdout, p.stdout + p.stderr
+
+
+def test_one_table_answers():
+    """The script names no command, option or flag of its own: it asks
+    `acuctl --complete`, which reads acuctl's command table, so a command or a
+    flag added there is offered without touching the script."""
+    with open(COMPLETION) as f:
+        text = f.read()
+    for word in ("checkin", "sim-input", "--needles", "--removed", "--since", "pacemaker",
+                 "metal-implant"):
+        assert word not in text, f"the completion script spells out {word}"
+    p = subprocess.run([ACUCTL, "--complete", ""], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0 and p.stdout.split("\n")[0] == "words", p
+    offered = set(p.stdout.split()[1:])
+    p = subprocess.run([ACUCTL, "--help"], capture_output=True, text=True, timeout=10)
+    block = p.stdout.split("Commands:", 1)[1].split("\n\n", 1)[0]
+    listed = {line.split()[0] for line in block.splitlines()
+              if line.strip() and not line.strip().startswith("[")}
+    assert offered == listed, (offered, listed)
