@@ -241,7 +241,7 @@ static int lock_state_dir(const char *dir, int create, int *held, char *err, siz
 	 * or --all-off's read-only descriptor). */
 	len = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
 	if ((ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)len, 0) != len) && create)
-		log_warnx("%s: cannot record the pid: %s", path, strerror(errno));
+		log_warn("%s: cannot record the pid", path);
 	return fd;
 }
 
@@ -257,7 +257,7 @@ static int all_off(struct acu_cfg *cfg)
 
 	lock = lock_state_dir(cfg->state_dir, 0, &held, err, sizeof err);
 	if (lock < 0 && held) {
-		log_err("all-off: %s; its outputs are left to it (stop it first)", err);
+		log_errx("all-off: %s; its outputs are left to it (stop it first)", err);
 		cfg_free(cfg);
 		return 1;
 	}
@@ -266,7 +266,7 @@ static int all_off(struct acu_cfg *cfg)
 			  err);
 	g = gpio_open(cfg, err, sizeof err);
 	if (!g) {
-		log_err("all-off: %s", err);
+		log_errx("all-off: %s", err);
 		if (lock >= 0)
 			close(lock);
 		cfg_free(cfg);
@@ -275,7 +275,7 @@ static int all_off(struct acu_cfg *cfg)
 	failed = gpio_all_off(g);
 	gpio_close(g);
 	if (failed)
-		log_err("all-off: %d outputs could not be driven inactive", failed);
+		log_errx("all-off: %d outputs could not be driven inactive", failed);
 	else
 		log_notice("all-off: every configured output is inactive");
 	if (lock >= 0)
@@ -377,7 +377,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		if (check == 1)
 			return 1;
-		log_err("configuration rejected; not starting");
+		log_errx("configuration rejected; not starting");
 		return 1;
 	}
 	if (check == 1) {
@@ -408,18 +408,18 @@ int main(int argc, char **argv)
 	d->self_uid = geteuid();
 	read_boot_id(d);
 	if (mkdirs(d->cfg->state_dir, 0750) < 0)
-		fatal("state_dir %s: %s", d->cfg->state_dir, strerror(errno));
+		fatal("state_dir %s", d->cfg->state_dir);
 	/* Before anything is read, moved or driven: a second acud stops here. */
 	lock_fd = lock_state_dir(d->cfg->state_dir, 1, &held, err, sizeof err);
 	if (lock_fd < 0)
-		fatal("%s; not starting", err);
+		fatalx("%s; not starting", err);
 	snprintf(dir, sizeof dir, "%s", d->cfg->socket);
 	if (mkdirs(dirname(dir), 0755) < 0)
-		fatal("socket directory for %s: %s", d->cfg->socket, strerror(errno));
+		fatal("socket directory for %s", d->cfg->socket);
 	/* A socket another acud answers on: refused before any output is touched,
 	 * whatever its state_dir (server_open checks again when it binds). */
 	if (server_check_socket(d->cfg->socket, err, sizeof err) < 0)
-		fatal("%s; not starting", err);
+		fatalx("%s; not starting", err);
 
 	ec = event_config_new();
 	event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
@@ -437,15 +437,13 @@ int main(int argc, char **argv)
 	d->base = event_base_new_with_config(ec);
 	event_config_free(ec);
 	if (!d->base || event_base_priority_init(d->base, ACU_NPRIO) < 0)
-		fatal("cannot create the event loop");
+		fatalx("cannot create the event loop");
 	d->deadline = evtimer_new(d->base, deadline_cb, d);
 	event_priority_set(d->deadline, ACU_PRIO_TIME);
 	acud_storage_init(d);
 
 	d->nrooms = d->cfg->nrooms;
-	d->rooms = calloc((size_t)d->nrooms + 1, sizeof *d->rooms);
-	if (!d->rooms)
-		fatal("out of memory");
+	d->rooms = xcalloc((size_t)d->nrooms + 1, sizeof *d->rooms);
 	for (int i = 0; i < d->nrooms; i++)
 		room_init(&d->rooms[i], &d->cfg->rooms[i]);
 	acud_apply_access(d);
@@ -454,10 +452,10 @@ int main(int argc, char **argv)
 	state_journal_apply(d);
 	d->history = history_open(d->cfg->state_dir, d->cfg->history_keep, err, sizeof err);
 	if (!d->history)
-		fatal("%s", err);
+		fatalx("%s", err);
 	/* S1: every output requested at its inactive level before anyone can connect. */
 	if (stim_open(d, err, sizeof err) < 0)
-		fatal("%s", err);
+		fatalx("%s", err);
 	log_set_fatal_hook(fatal_all_off);
 	/* Every restored alarm drives its line at once (SPEC §8). */
 	for (int i = 0; i < d->nrooms; i++)
@@ -477,7 +475,7 @@ int main(int argc, char **argv)
 	/* From here on the disk is written by the writer thread. */
 	d->persist = persist_start(&d->state_file, d->history, err, sizeof err);
 	if (!d->persist)
-		fatal("%s", err);
+		fatalx("%s", err);
 	/* Its first pass removes the day files older than [history] keep. */
 	persist_history(d->persist, NULL, 0);
 	d->persist_ev = event_new(d->base, persist_fd(d->persist), EV_READ | EV_PERSIST,
@@ -487,7 +485,7 @@ int main(int argc, char **argv)
 				  history_cb, d);
 	d->history_retry = event_new(d->base, -1, EV_PERSIST, history_retry_cb, d);
 	if (!d->history_ev || !d->history_retry)
-		fatal("cannot create the history events");
+		fatalx("cannot create the history events");
 	event_priority_set(d->history_ev, ACU_PRIO_CLIENT);
 	event_add(d->history_ev, NULL);
 	{
@@ -498,7 +496,7 @@ int main(int argc, char **argv)
 
 	d->server = server_open(d, err, sizeof err);
 	if (!d->server)
-		fatal("%s", err);
+		fatalx("%s", err);
 	for (int i = 0; signums[i]; i++) {
 		sigs[i] = evsignal_new(d->base, signums[i], signal_cb, d);
 		event_add(sigs[i], NULL);
@@ -531,7 +529,7 @@ int main(int argc, char **argv)
 	event_free(d->persist_ev);
 	server_flush(d->server, UINT64_MAX, 0, "");
 	if (state_save(d, &now, err, sizeof err) < 0)
-		log_err("%s", err);
+		log_errx("%s", err);
 	/* Queries still running are answered (an error) while their clients
 	 * are known; records still waiting get a last try. */
 	history_query_stop(d->history);

@@ -8,9 +8,9 @@
 struct cmd {
 	const char *name;
 	enum acu_role role;
+	int read_only;                 /* changes nothing: its reply need not wait for a save */
 	const char *const *keys;       /* accepted besides id and cmd; NULL-terminated */
 	json_t *(*fn)(struct acud *d, struct client *c, json_t *req, struct acu_err *err);
-	int read_only;                 /* changes nothing: its reply need not wait for a save */
 };
 
 /* --- field access: wrong types are bad-request, wrong values out-of-range --- */
@@ -198,7 +198,7 @@ static json_t *session_cmd(struct acud *d, struct client *c, json_t *req, struct
 		refusal(d, c, r, name, err);
 		if (memcmp(&before, r, sizeof before) != 0 &&
 		    acud_commit(d, r, &before, &now, NULL, name, msg, sizeof msg) < 0)
-			log_err("%s", msg);
+			log_errx("%s", msg);
 		return NULL;
 	}
 	warn_flags(d, c, r, warned);
@@ -415,7 +415,7 @@ static json_t *cmd_finish(struct acud *d, struct client *c, json_t *req, struct 
 		refusal(d, c, r, "finish", err);
 		if (memcmp(&before, r, sizeof before) != 0 &&
 		    acud_commit(d, r, &before, &now, NULL, "finish", msg, sizeof msg) < 0)
-			log_err("%s", msg);
+			log_errx("%s", msg);
 		return NULL;
 	}
 	rec = json_pack("{s:s,s:s,s:s,s:I,s:o}", "type", "session",
@@ -568,7 +568,7 @@ static json_t *cmd_version(struct acud *d, struct client *c, json_t *req, struct
 static json_t *cmd_sim_input(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
 {
 	json_t *line = json_object_get(req, "line"), *lv = json_object_get(req, "level"), *v;
-	int levels[16], n = 0;
+	int levels[16] = { 0 }, n = 0;
 	char name[40], msg[256];
 	size_t i;
 
@@ -628,28 +628,28 @@ static const char *const k_sim[] = { "line", "level", NULL };
  * each connection's replies in order). */
 #define READ_ONLY 1
 static const struct cmd cmds[] = {
-	{ "status", ROLE_DESK, k_room, cmd_status, READ_ONLY },
-	{ "watch", ROLE_DESK, k_none, cmd_watch, READ_ONLY },
-	{ "profiles", ROLE_DESK, k_none, cmd_profiles, READ_ONLY },
-	{ "profile", ROLE_DESK, k_profile, cmd_profile, READ_ONLY },
-	{ "version", ROLE_DESK, k_none, cmd_version, READ_ONLY },
-	{ "start", ROLE_PRACTITIONER, k_start, cmd_start },
-	{ "pause", ROLE_PRACTITIONER, k_room, cmd_pause },
-	{ "resume", ROLE_PRACTITIONER, k_room, cmd_resume },
-	{ "extend", ROLE_PRACTITIONER, k_extend, cmd_extend },
-	{ "stop", ROLE_PRACTITIONER, k_room, cmd_stop },
-	{ "finish", ROLE_PRACTITIONER, k_finish, cmd_finish },
-	{ "checkin", ROLE_PRACTITIONER, k_room, cmd_checkin },
-	{ "stim", ROLE_PRACTITIONER, k_stim, cmd_stim },
-	{ "flag", ROLE_PRACTITIONER, k_flag, cmd_flag },
-	{ "needles", ROLE_PRACTITIONER, k_needles, cmd_needles },
-	{ "silence", ROLE_PRACTITIONER, k_extend, cmd_silence },
-	{ "history", ROLE_PRACTITIONER, k_history, cmd_history },
-	{ "reload", ROLE_TECHNICIAN, k_none, cmd_reload },
+	{ "status", ROLE_DESK, READ_ONLY, k_room, cmd_status },
+	{ "watch", ROLE_DESK, READ_ONLY, k_none, cmd_watch },
+	{ "profiles", ROLE_DESK, READ_ONLY, k_none, cmd_profiles },
+	{ "profile", ROLE_DESK, READ_ONLY, k_profile, cmd_profile },
+	{ "version", ROLE_DESK, READ_ONLY, k_none, cmd_version },
+	{ "start", ROLE_PRACTITIONER, 0, k_start, cmd_start },
+	{ "pause", ROLE_PRACTITIONER, 0, k_room, cmd_pause },
+	{ "resume", ROLE_PRACTITIONER, 0, k_room, cmd_resume },
+	{ "extend", ROLE_PRACTITIONER, 0, k_extend, cmd_extend },
+	{ "stop", ROLE_PRACTITIONER, 0, k_room, cmd_stop },
+	{ "finish", ROLE_PRACTITIONER, 0, k_finish, cmd_finish },
+	{ "checkin", ROLE_PRACTITIONER, 0, k_room, cmd_checkin },
+	{ "stim", ROLE_PRACTITIONER, 0, k_stim, cmd_stim },
+	{ "flag", ROLE_PRACTITIONER, 0, k_flag, cmd_flag },
+	{ "needles", ROLE_PRACTITIONER, 0, k_needles, cmd_needles },
+	{ "silence", ROLE_PRACTITIONER, 0, k_extend, cmd_silence },
+	{ "history", ROLE_PRACTITIONER, 0, k_history, cmd_history },
+	{ "reload", ROLE_TECHNICIAN, 0, k_none, cmd_reload },
 	/* The simulated world changes; the edge it makes is handled and
 	 * committed like a real one, whose save this reply does not wait for
 	 * (a cut stands at once, S9). */
-	{ "sim-input", ROLE_TECHNICIAN, k_sim, cmd_sim_input, READ_ONLY },
+	{ "sim-input", ROLE_TECHNICIAN, READ_ONLY, k_sim, cmd_sim_input },
 };
 
 static json_t *error_reply(json_t *id, const struct acu_err *err)

@@ -121,7 +121,7 @@ static void storage_mark(struct acud *d, int failed, int low, const char *why,
 	int bad = failed || low;
 
 	if (bad && !d->storage_bad)
-		log_err("storage: %s; changes that start, resume, extend or arm are refused "
+		log_errx("storage: %s; changes that start, resume, extend or arm are refused "
 			"until a save succeeds", why);
 	else if (!bad && d->storage_bad)
 		log_notice("storage: saving again; the storage alarm is cleared");
@@ -158,9 +158,7 @@ void acud_storage(struct acud *d, const struct persist_report *rep)
 
 	if (!rep->failed && !rep->low && !d->storage_bad)
 		return;
-	before = malloc(sizeof *before * ((size_t)d->nrooms + 1));
-	if (!before)
-		fatal("out of memory");
+	before = xmalloc(sizeof *before * ((size_t)d->nrooms + 1));
 	memcpy(before, d->rooms, sizeof *before * (size_t)d->nrooms);
 	storage_mark(d, rep->failed, rep->low, rep->why, &now);
 	d->history_batch++;
@@ -174,7 +172,7 @@ void acud_storage(struct acud *d, const struct persist_report *rep)
 	history_flush(d);
 	free(before);
 	if (changed && state_save(d, &now, msg, sizeof msg) < 0)
-		log_err("%s", msg);
+		log_errx("%s", msg);
 	acud_reschedule(d);
 }
 
@@ -235,10 +233,8 @@ void acud_deadlines(struct acud *d)
 	int any = 0;
 	char msg[256];
 
-	before = malloc(sizeof *before * ((size_t)d->nrooms + 1));
-	changed = calloc((size_t)d->nrooms + 1, 1);
-	if (!before || !changed)
-		fatal("out of memory");
+	before = xmalloc(sizeof *before * ((size_t)d->nrooms + 1));
+	changed = xcalloc((size_t)d->nrooms + 1, 1);
 	d->history_batch++;
 	for (int i = 0; i < d->nrooms; i++) {
 		struct acu_room *r = &d->rooms[i];
@@ -253,7 +249,7 @@ void acud_deadlines(struct acud *d)
 	}
 	/* A due timer is real even if it cannot be saved: the change stands. */
 	if (any && state_save(d, &now, msg, sizeof msg) < 0)
-		log_err("%s", msg);
+		log_errx("%s", msg);
 	for (int i = 0; i < d->nrooms; i++) {
 		if (!changed[i])
 			continue;
@@ -400,7 +396,7 @@ int acud_reload(struct acud *d, char *err, size_t errlen)
 			snprintf(err, errlen, "%s", msg);
 			goto fail;
 		}
-		log_err("reload: %s; the running lines cannot be had again: %s", msg, again);
+		log_errx("reload: %s; the running lines cannot be had again: %s", msg, again);
 		d->cfg = new_cfg;
 		d->rooms = new_rooms;
 		d->nrooms = new_cfg->nrooms;
@@ -422,7 +418,7 @@ int acud_reload(struct acud *d, char *err, size_t errlen)
 	if (d->history)
 		history_set_keep(d->history, cfg->history_keep);
 	if (state_save(d, &now, msg, sizeof msg) < 0)
-		log_err("%s", msg);
+		log_errx("%s", msg);
 	acud_reschedule(d);
 	log_notice("reload: %s applied: %d rooms, %d profiles", d->config_path, cfg->nrooms,
 		   cfg->nprofiles);
@@ -431,7 +427,7 @@ int acud_reload(struct acud *d, char *err, size_t errlen)
 fail:
 	if (cfg)
 		cfg_free(cfg);
-	log_err("reload: %s; keeping the running configuration", err);
+	log_errx("reload: %s; keeping the running configuration", err);
 	notify("READY=1");
 	return -1;
 }

@@ -135,7 +135,7 @@ static void sim_trace(struct gpio *g, const struct gpio_line *l, int level)
 	key_of(l, key, sizeof key);
 	n = snprintf(line, sizeof line, "%lld %s %d\n", (long long)acu_mono_now(), key, level);
 	if (write(s->trace_fd, line, (size_t)n) != n)
-		log_warnx("sim: trace write failed: %s", strerror(errno));
+		log_warn("sim: trace write failed");
 }
 
 static int sim_open(struct gpio *g, const struct acu_cfg *cfg, char *err, size_t errlen)
@@ -260,7 +260,7 @@ static void sim_sync(struct gpio *g)
 	struct sim *s = g->priv;
 
 	if (s && s->input_unsaved && sim_save(g) < 0)
-		log_warnx("sim: cannot save state: %s", strerror(errno));
+		log_warn("sim: cannot save state");
 }
 
 static void sim_close(struct gpio *g)

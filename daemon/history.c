@@ -96,7 +96,7 @@ static int ensure_dir(struct history *h, char *err, size_t errlen)
 		*strrchr(parent, '/') = '\0';
 		pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (pfd < 0 || fsync(pfd) < 0)
-			log_warnx("history: cannot sync %s: %s", parent, strerror(errno));
+			log_warn("history: cannot sync %s", parent);
 		if (pfd >= 0)
 			close(pfd);
 	} else if (errno != EEXIST) {
@@ -116,7 +116,7 @@ static void close_day(struct history *h)
 	if (h->fd < 0)
 		return;
 	if (close(h->fd) < 0)
-		log_warnx("history: closing a day file: %s", strerror(errno));
+		log_warn("history: closing a day file");
 	h->fd = -1;
 	h->cut_size = -1;
 }
@@ -152,7 +152,7 @@ static int open_day(struct history *h, int64_t day, char *err, size_t errlen)
 		return -1;
 	}
 	if (created && fsync(h->dirfd) < 0)
-		log_warnx("history: cannot sync %s: %s", h->dir, strerror(errno));
+		log_warn("history: cannot sync %s", h->dir);
 	if (fstat(fd, &st) < 0) {
 		snprintf(err, errlen, "cannot stat %s/%s: %s", h->dir, name, strerror(errno));
 		close(fd);
@@ -224,7 +224,7 @@ static int append_records(struct history *h, const char *text, const struct hist
 	if (ftruncate(h->fd, st.st_size + (off_t)whole) < 0) {
 		/* All of this batch goes then: it is written again, never twice. */
 		h->cut_size = st.st_size;
-		log_err("history: cannot cut back a torn record: %s; retried before the next write",
+		log_errx("history: cannot cut back a torn record: %s; retried before the next write",
 			strerror(errno));
 		k = 0;
 	} else if (k && fdatasync(h->fd) < 0) {
@@ -281,7 +281,7 @@ static void prune(struct history *h, int64_t now_wall)
 	}
 	dir = opendir(h->dir);
 	if (!dir) {
-		log_warnx("history: cannot list %s: %s", h->dir, strerror(errno));
+		log_warn("history: cannot list %s", h->dir);
 		return;
 	}
 	while ((de = readdir(dir))) {
@@ -290,19 +290,18 @@ static void prune(struct history *h, int64_t now_wall)
 		if (h->fd >= 0 && h->fd_day == day)
 			close_day(h);
 		if (unlinkat(h->dirfd, de->d_name, 0) < 0) {
-			log_warnx("history: cannot remove %s/%s: %s", h->dir, de->d_name,
-				  strerror(errno));
+			log_warn("history: cannot remove %s/%s", h->dir, de->d_name);
 			continue;
 		}
 		removed++;
 	}
 	closedir(dir);
 	if (removed && fsync(h->dirfd) < 0)
-		log_warnx("history: cannot sync %s: %s", h->dir, strerror(errno));
+		log_warn("history: cannot sync %s", h->dir);
 	if (stat(h->legacy, &st) == 0 &&
 	    history_day_expired(history_day((int64_t)st.st_mtime * NS_PER_SEC), now_wall, keep)) {
 		if (unlink(h->legacy) < 0)
-			log_warnx("history: cannot remove %s: %s", h->legacy, strerror(errno));
+			log_warn("history: cannot remove %s", h->legacy);
 		else
 			log_notice("history: removed %s: its last record is older than keep (%lld days)",
 				   h->legacy, (long long)(keep / HISTORY_DAY_S));
@@ -372,12 +371,12 @@ int history_write(struct history *h, const char *lines, size_t len, int64_t now_
 	if (rc < 0 && !h->failing) {
 		h->failing = 1;
 		h->dropped_before = h->q.dropped_total;
-		log_err("history: %s; records wait in memory (up to %d KiB) until they can be written",
+		log_errx("history: %s; records wait in memory (up to %d KiB) until they can be written",
 			err, HISTORY_PENDING_MAX / 1024);
 	}
 	if (h->failing && !h->dropping && h->q.dropped_total > h->dropped_before) {
 		h->dropping = 1;
-		log_err("history: %d KiB of records wait; further records are dropped and counted "
+		log_errx("history: %d KiB of records wait; further records are dropped and counted "
 			"until the disk takes them", HISTORY_PENDING_MAX / 1024);
 	}
 	if (rc == 0 && h->failing) {
@@ -473,7 +472,7 @@ void history_add(struct acud *d, const char *room, json_t *e)
 		memcpy(h->batch + h->batch_len, line, len + 1);
 		h->batch_len += len + 1;
 	} else {
-		log_err("history: out of memory; a record is lost");
+		log_errx("history: out of memory; a record is lost");
 	}
 	free(line);
 	if (!d->history_batch)
@@ -812,7 +811,7 @@ static void *worker(void *arg)
 		h->outstanding--;
 		pthread_cond_broadcast(&h->cv);
 		if (write(h->efd, &one, sizeof one) < 0 && errno != EAGAIN)
-			log_err("history: cannot wake the loop: %s", strerror(errno));
+			log_err("history: cannot wake the loop");
 	}
 	pthread_mutex_unlock(&h->mu);
 	return NULL;
@@ -960,7 +959,7 @@ struct history *history_open(const char *state_dir, int64_t keep_s, char *err, s
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->cv, NULL);
 	if (ensure_dir(h, why, sizeof why) < 0)
-		log_err("history: %s; records wait in memory and the directory is tried again at "
+		log_errx("history: %s; records wait in memory and the directory is tried again at "
 			"every write", why);
 	/* Not a day: the first history_write prunes (the writer thread's first
 	 * pass, or start-up's own records, before anyone is served). */
@@ -974,7 +973,7 @@ void history_close(struct history *h)
 		return;
 	history_query_stop(h);
 	if (h->q.n || h->q.dropped)
-		log_err("history: %zu records (%zu bytes) could not be written and are lost%s",
+		log_errx("history: %zu records (%zu bytes) could not be written and are lost%s",
 			h->q.n, h->q.len, h->q.dropped ? ", besides those already dropped" : "");
 	close_day(h);
 	if (h->dirfd >= 0)

@@ -169,7 +169,7 @@ uint64_t persist_history(struct persist *p, const char *line, size_t len)
 		if (!bigger) {
 			gen = p->queued;
 			pthread_mutex_unlock(&p->mu);
-			log_err("history: out of memory; a record is lost");
+			log_errx("history: out of memory; a record is lost");
 			return gen;
 		}
 		p->hist = bigger;

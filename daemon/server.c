@@ -322,10 +322,7 @@ static int must_wait(struct server *s, uint64_t *gen)
 static void outbox_add(struct server *s, uint64_t gen, uint64_t seq, struct client *c,
 		       json_t *msg, int sets_watching, int saves)
 {
-	struct outmsg *m = calloc(1, sizeof *m);
-
-	if (!m)
-		fatal("out of memory");
+	struct outmsg *m = xcalloc(1, sizeof *m);
 	m->gen = gen;
 	m->seq = seq;
 	m->c = c;
@@ -623,9 +620,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			reply = too_long();
 			c->read_only = 1;
 		} else {
-			line = malloc(len + 1);
-			if (!line)
-				fatal("out of memory");
+			line = xmalloc(len + 1);
 			evbuffer_remove(in, line, len);
 			evbuffer_drain(in, eol_len);
 			line[len] = '\0';
@@ -828,7 +823,7 @@ struct server *server_open(struct acud *d, char *err, size_t errlen)
 		goto fail;
 	/* Stale (nobody answers): replaced. */
 	if (unlink(s->path) < 0 && errno != ENOENT)
-		log_warnx("unlink %s: %s", s->path, strerror(errno));
+		log_warn("unlink %s", s->path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		snprintf(err, errlen, "socket: %s", strerror(errno));
@@ -853,8 +848,7 @@ struct server *server_open(struct acud *d, char *err, size_t errlen)
 			log_warnx("socket_group %s: no such group; socket keeps its group",
 				  d->cfg->socket_group);
 		else if (chown(s->path, (uid_t)-1, g->gr_gid) < 0)
-			log_warnx("chown %s to group %s: %s", s->path, d->cfg->socket_group,
-				  strerror(errno));
+			log_warn("chown %s to group %s", s->path, d->cfg->socket_group);
 	}
 	s->listener = evconnlistener_new(d->base, accept_cb, s,
 					 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024, fd);

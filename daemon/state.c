@@ -550,7 +550,7 @@ static int state_parse(struct acud *d, json_t *top, const struct acu_now *now, s
 		goto fail;
 	L.clock.same_boot = d->boot_id[0] && strcmp(boot, d->boot_id) == 0;
 	if (!restart_trusted(&L.clock))
-		log_err("state: the wall clock is %lld s behind the last save after a reboot "
+		log_errx("state: the wall clock is %lld s behind the last save after a reboot "
 			"(no real-time clock?): timers keep the time they had left at that save; "
 			"rooms with a session are marked for attention",
 			(long long)((L.clock.saved_wall - now->wall) / NS_PER_SEC));
@@ -578,7 +578,7 @@ static int state_parse(struct acud *d, json_t *top, const struct acu_now *now, s
 		}
 		if (idx < 0) {
 			if (tmp.s.state != ST_IDLE)
-				log_err("state: room %s has a %s session but is no longer configured; "
+				log_errx("state: room %s has a %s session but is no longer configured; "
 					"patient %s, practitioner %s: check that room", id,
 					acu_state_name(tmp.s.state), tmp.s.patient[0] ? tmp.s.patient : "-",
 					tmp.s.practitioner[0] ? tmp.s.practitioner : "-");
@@ -605,9 +605,7 @@ void state_load(struct acud *d, const struct acu_now *now)
 	if (stat(path, &st) < 0 && errno == ENOENT)
 		return;
 	top = state_read(path, why, sizeof why);
-	scratch = calloc((size_t)d->nrooms + 1, sizeof *scratch);
-	if (!scratch)
-		fatal("out of memory");
+	scratch = xcalloc((size_t)d->nrooms + 1, sizeof *scratch);
 	for (int i = 0; i < d->nrooms; i++)
 		scratch[i] = d->rooms[i];
 	if (top && state_parse(d, top, now, scratch, why, sizeof why) == 0) {
@@ -623,8 +621,8 @@ void state_load(struct acud *d, const struct acu_now *now)
 	acu_rfc3339(now->wall, stamp, sizeof stamp);
 	snprintf(aside, sizeof aside, "%s.corrupt-%s", path, stamp);
 	if (rename(path, aside) < 0)
-		log_err("state: cannot move %s aside: %s", path, strerror(errno));
-	log_err("state: %s is corrupt (%s); kept as %s; every room is marked for attention", path,
+		log_err("state: cannot move %s aside", path);
+	log_errx("state: %s is corrupt (%s); kept as %s; every room is marked for attention", path,
 		why, aside);
 	for (int i = 0; i < d->nrooms; i++) {
 		snprintf(d->rooms[i].attention, sizeof d->rooms[i].attention,
@@ -673,7 +671,7 @@ void state_journal_write(struct acud *d)
 	json_decref(top);
 	journal_path(d, path, sizeof path);
 	if (!text || write_atomic(path, text, strlen(text), 1) < 0)
-		log_err("contraindications journal %s: %s", path, text ? strerror(errno) : "encoding");
+		log_errx("contraindications journal %s: %s", path, text ? strerror(errno) : "encoding");
 	free(text);
 }
 
@@ -688,7 +686,7 @@ void state_journal_apply(struct acud *d)
 	top = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (!top) {
 		if (access(path, F_OK) == 0)
-			log_err("contraindications journal %s: %s (line %d); ignored", path, jerr.text,
+			log_errx("contraindications journal %s: %s (line %d); ignored", path, jerr.text,
 				jerr.line);
 		return;
 	}
@@ -707,7 +705,7 @@ void state_journal_apply(struct acud *d)
 		if (!r || r->s.state == ST_IDLE || r->s.started_wall != json_integer_value(started) ||
 		    (r->s.flags & f) == f)
 			continue;
-		log_err("room %s: a contraindication the state file missed is restored from %s",
+		log_errx("room %s: a contraindication the state file missed is restored from %s",
 			r->cfg->id, path);
 		r->s.flags |= f;
 		r->s.stim.armed = 0;

@@ -84,7 +84,7 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (l && gpio_set(d->gpio, l, l->active != 1) < 0)
-		log_err("heartbeat line write failed: %s", strerror(errno));
+		log_err("heartbeat line write failed");
 }
 
 /* S7: the heartbeat toggles only while some gate is on and no GPIO fault is
@@ -145,7 +145,7 @@ static void stim_fault(struct acud *d, struct acu_room *r, const struct acu_now 
 	room_outputs_off(d, r, now);
 	/* Logged after the writes: stderr can block. */
 	if (first)
-		log_err("room %s: GPIO write failed: %s; outputs off, heartbeat stopped, arming "
+		log_errx("room %s: GPIO write failed: %s; outputs off, heartbeat stopped, arming "
 			"blocked until reload", r->cfg->id, strerror(e));
 }
 
@@ -195,7 +195,7 @@ static void commit_fault(struct acud *d, struct acu_room *r, const struct acu_ro
 
 	if (r->gpio_fault && !before->gpio_fault &&
 	    acud_commit(d, r, before, now, NULL, "gpio-fault", msg, sizeof msg) < 0)
-		log_err("%s", msg);
+		log_errx("%s", msg);
 }
 
 static void alarm_cb(evutil_socket_t fd, short what, void *arg)
@@ -295,7 +295,7 @@ static void pulses_late(struct acud *d, struct acu_room *r, int64_t n, const str
 	}
 	if (acud_commit(d, r, &before, now, json_pack("{s:s,s:I}", "type", "timing", "late",
 						      (json_int_t)n), "timing", msg, sizeof msg) < 0)
-		log_err("%s", msg);
+		log_errx("%s", msg);
 	log_notice("room %s: %lld pulse%s late (the event loop was held up)", r->cfg->id,
 		   (long long)n, n == 1 ? "" : "s");
 }
@@ -386,7 +386,7 @@ static json_t *interlock_record(int what, int level)
 static void interlock_log(const struct acu_room *r, int what)
 {
 	if (what & ROOM_IL_UNREADABLE)
-		log_err("room %s: interlock input cannot be read: counted as tripped; gpio-fault",
+		log_errx("room %s: interlock input cannot be read: counted as tripped; gpio-fault",
 			r->cfg->id);
 	if (what & ROOM_IL_TRIPPED)
 		log_warnx("room %s: interlock tripped; stimulation off", r->cfg->id);
@@ -424,7 +424,7 @@ static void interlock_event(struct acud *d, struct acu_room *r)
 	what = interlock_read(d, r, &now, &level);
 	if (what && acud_commit(d, r, &before, &now, interlock_record(what, level), "interlock",
 				msg, sizeof msg) < 0)
-		log_err("%s", msg);
+		log_errx("%s", msg);
 	gpio_sync(d->gpio);
 	/* Logged after the gates are off: stderr can block. */
 	interlock_log(r, what);
@@ -477,7 +477,7 @@ static void sched_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	memcpy(&before, r, sizeof before);
 	if (acud_commit(d, r, &before, &now, NULL, "schedule", msg, sizeof msg) < 0)
-		log_err("%s", msg);
+		log_errx("%s", msg);
 }
 
 /* The pure decision's inputs, as the room stands now. */
@@ -613,7 +613,7 @@ static struct room_rt *rt_new(struct acud *d, int index)
 	const struct acu_room_cfg *rc = d->rooms[index].cfg;
 
 	if (!rt)
-		fatal("out of memory");
+		fatalx("out of memory");
 	rt->d = d;
 	rt->index = index;
 	rt->sched_ev = evtimer_new(d->base, sched_cb, rt);
@@ -639,9 +639,7 @@ static struct room_rt *rt_new(struct acud *d, int index)
 /* A room_rt for every room of d->rooms, by index. */
 static void rt_array(struct acud *d)
 {
-	d->room_rt = calloc((size_t)d->nrooms + 1, sizeof *d->room_rt);
-	if (!d->room_rt)
-		fatal("out of memory");
+	d->room_rt = xcalloc((size_t)d->nrooms + 1, sizeof *d->room_rt);
 	d->room_rt_n = d->nrooms;
 	for (int i = 0; i < d->nrooms; i++)
 		d->room_rt[i] = rt_new(d, i);
@@ -700,7 +698,7 @@ void stim_close(struct acud *d)
 	if (!d->gpio)
 		return;
 	if (gpio_all_off(d->gpio))
-		log_err("stop: some outputs could not be driven inactive");
+		log_errx("stop: some outputs could not be driven inactive");
 	rooms_detach(d);
 	if (d->heartbeat)
 		event_free(d->heartbeat);
@@ -759,7 +757,7 @@ int stim_reload(struct acud *d, const struct acu_cfg *old_cfg, struct acu_room *
 
 	if (same_lines(old_cfg, d->cfg)) {
 		/* Same lines, same rooms in the same order. */
-		int64_t origin[ACU_MAX_ROOMS], from[ACU_MAX_ROOMS];
+		int64_t origin[ACU_MAX_ROOMS] = { 0 }, from[ACU_MAX_ROOMS] = { 0 };
 
 		/* d->room_rt is still the old rooms', by their old index. */
 		for (int i = 0; i < old_nrooms; i++) {

@@ -73,12 +73,22 @@ void log_init(int level);
 void log_set_level(int level);
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_set_fatal_hook(void (*hook)(void));
+/* With ": strerror(errno)" appended: fatal, log_err, log_warn. Without:
+ * fatalx, log_errx, log_warnx and the rest. fatal and fatalx drive every
+ * output off (the hook) and exit. */
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-#define log_err(...) log_msg(LOG_ERR, __VA_ARGS__)
+void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define log_errx(...) log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warnx(...) log_msg(LOG_WARNING, __VA_ARGS__)
 #define log_notice(...) log_msg(LOG_NOTICE, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+/* Allocation that cannot fail: out of memory is fatal (fatalx). */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *old, size_t n);
 
 /* notify.c: sd_notify(3)'s datagram protocol, written from systemd's docs. */
 void notify(const char *msg);

@@ -267,7 +267,7 @@ static void init_once(void)
 	snprintf(path, sizeof path, "%s/profiles.d/extra.conf", dir);
 	write_file(path, "[profile extra]\nmode = continuous\nfrequency_hz = 10\nduration_s = 60\n",
 		   "", "", "");
-	log_init(LOG_CRIT); /* quiet: a fatal() still shows */
+	log_init(LOG_CRIT); /* quiet: a fatalx() still shows */
 	vnow = __real_acu_now();
 	fh_client.uid = 0;
 	snprintf(fh_client.user, sizeof fh_client.user, "root");
