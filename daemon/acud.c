@@ -28,7 +28,7 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	acud_deadlines(arg);
+	commit_deadlines(arg);
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -39,7 +39,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (sig == SIGHUP) {
 		log_notice("SIGHUP: reloading %s", d->config_path);
-		acud_reload(d, err, sizeof err);
+		reload_config(d, err, sizeof err);
 		return;
 	}
 	log_notice("%s: shutting down", strsignal((int)sig));
@@ -57,7 +57,7 @@ static void persist_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	persist_done(d->persist, &rep);
 	/* The alarm and any cut first, then the replies that waited. */
-	acud_storage(d, &rep);
+	storage_report(d, &rep);
 	server_flush(d->server, rep.done, rep.failed, rep.why);
 }
 
@@ -440,13 +440,13 @@ int main(int argc, char **argv)
 		fatalx("cannot create the event loop");
 	d->deadline = evtimer_new(d->base, deadline_cb, d);
 	event_priority_set(d->deadline, ACU_PRIO_TIME);
-	acud_storage_init(d);
+	storage_init(d);
 
 	d->nrooms = d->cfg->nrooms;
 	d->rooms = xcalloc((size_t)d->nrooms + 1, sizeof *d->rooms);
 	for (int i = 0; i < d->nrooms; i++)
 		room_init(&d->rooms[i], &d->cfg->rooms[i]);
-	acud_apply_access(d);
+	reload_access(d);
 	now = acu_now();
 	state_load(d, &now);
 	state_journal_apply(d);
@@ -462,7 +462,7 @@ int main(int argc, char **argv)
 		stim_apply(d, &d->rooms[i], &now, "restart");
 	/* Sessions that ended while acud was down are due now, with their overdue
 	 * time. A full disk does not stop the start: the storage alarm says it. */
-	acud_deadlines(d);
+	commit_deadlines(d);
 	now = acu_now();
 	err[0] = '\0';
 	{
@@ -470,7 +470,7 @@ int main(int argc, char **argv)
 		struct persist_report rep = { .failed = rc < 0, .low = rc == STATE_SAVED_LOW };
 
 		snprintf(rep.why, sizeof rep.why, "%s", err);
-		acud_storage(d, &rep);
+		storage_report(d, &rep);
 	}
 	/* From here on the disk is written by the writer thread. */
 	d->persist = persist_start(&d->state_file, d->history, err, sizeof err);
@@ -545,7 +545,7 @@ int main(int argc, char **argv)
 	event_free(d->deadline);
 	event_base_free(d->base);
 	history_close(d->history);
-	room_cache_clear(d);
+	roomjson_clear(d);
 	free(d->rooms);
 	cfg_free(d->cfg);
 	log_notice("stopped");

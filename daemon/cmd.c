@@ -101,7 +101,7 @@ static struct acu_room *req_room(struct acud *d, json_t *req, struct acu_err *er
 
 	if (req_str(req, "room", 1, &id, err) < 0)
 		return NULL;
-	r = acud_room(d, id);
+	r = commit_room(d, id);
 	if (!r)
 		acu_fail(err, E_UNKNOWN_ROOM, "no room '%.40s'", id);
 	return r;
@@ -109,7 +109,7 @@ static struct acu_room *req_room(struct acud *d, json_t *req, struct acu_err *er
 
 static json_t *room_reply(struct acud *d, const struct acu_room *r, const struct acu_now *now)
 {
-	return json_pack("{s:o}", "room", room_json_cached(d, r, now));
+	return json_pack("{s:o}", "room", roomjson_cached(d, r, now));
 }
 
 /* The history record of a command: what was asked, by whom. */
@@ -149,7 +149,7 @@ static void warn_flags(struct acud *d, const struct client *c, const struct acu_
 	log_warnx("room %s: stimulation armed by %s despite flags (policy warn)", r->cfg->id,
 		  client_user(c));
 	history_add(d, r->cfg->id, json_pack("{s:s,s:s,s:o}", "type", "warning", "user",
-					     client_user(c), "flags", flags_json(warned)));
+					     client_user(c), "flags", roomjson_flags(warned)));
 }
 
 /* What a session command may need of the disk (S9): a change that starts,
@@ -177,7 +177,7 @@ static json_t *session_cmd(struct acud *d, struct client *c, json_t *req, struct
 	/* Found before the snapshot: finding the disk full raises the storage
 	 * alarm, a change of its own. */
 	if (needs_storage(needs, req))
-		full = acud_storage_check(d, &serr) < 0;
+		full = storage_check(d, &serr) < 0;
 	memcpy(&before, r, sizeof before);
 	room_tick(r, d->cfg, &now);
 	/* S5: arming reads the interlock fresh, into the room itself: a trip
@@ -197,13 +197,13 @@ static json_t *session_cmd(struct acud *d, struct client *c, json_t *req, struct
 	if (rc < 0) {
 		refusal(d, c, r, name, err);
 		if (memcmp(&before, r, sizeof before) != 0 &&
-		    acud_commit(d, r, &before, &now, NULL, name, msg, sizeof msg) < 0)
+		    commit_change(d, r, &before, &now, NULL, name, msg, sizeof msg) < 0)
 			log_errx("%s", msg);
 		return NULL;
 	}
 	warn_flags(d, c, r, warned);
 	fault = r->gpio_fault;
-	if (acud_commit(d, r, &before, &now, command_record(c, name, req), name, msg,
+	if (commit_change(d, r, &before, &now, command_record(c, name, req), name, msg,
 			sizeof msg) < 0) {
 		acu_fail(err, E_STORAGE, "the change took effect but could not be saved: %s", msg);
 		return NULL;
@@ -408,13 +408,13 @@ static json_t *cmd_finish(struct acud *d, struct client *c, json_t *req, struct 
 		return acu_fail(err, E_BAD_REQUEST, "override: a reason of 1 to 200 characters"), NULL;
 	memcpy(&before, r, sizeof before);
 	room_tick(r, d->cfg, &now);
-	session = room_json(r, &now);
+	session = roomjson_room(r, &now);
 	rc = room_finish(r, (int)removed, override, &now, err);
 	if (rc < 0) {
 		json_decref(session);
 		refusal(d, c, r, "finish", err);
 		if (memcmp(&before, r, sizeof before) != 0 &&
-		    acud_commit(d, r, &before, &now, NULL, "finish", msg, sizeof msg) < 0)
+		    commit_change(d, r, &before, &now, NULL, "finish", msg, sizeof msg) < 0)
 			log_errx("%s", msg);
 		return NULL;
 	}
@@ -423,7 +423,7 @@ static json_t *cmd_finish(struct acud *d, struct client *c, json_t *req, struct 
 			"user", client_user(c), "removed", (json_int_t)removed, "session", session);
 	if (override)
 		json_object_set_new(rec, "override", json_string(override));
-	if (acud_commit(d, r, &before, &now, rec, "finish", msg, sizeof msg) < 0) {
+	if (commit_change(d, r, &before, &now, rec, "finish", msg, sizeof msg) < 0) {
 		acu_fail(err, E_STORAGE, "the change took effect but could not be saved: %s", msg);
 		return NULL;
 	}
@@ -444,7 +444,7 @@ static json_t *cmd_status(struct acud *d, struct client *c, json_t *req, struct 
 	}
 	rooms = json_array();
 	for (int i = 0; i < d->nrooms; i++)
-		json_array_append_new(rooms, room_json_cached(d, &d->rooms[i], &now));
+		json_array_append_new(rooms, roomjson_cached(d, &d->rooms[i], &now));
 	return json_pack("{s:o}", "rooms", rooms);
 }
 
@@ -456,7 +456,7 @@ static json_t *cmd_profiles(struct acud *d, struct client *c, json_t *req, struc
 	(void)req;
 	(void)err;
 	for (int i = 0; i < d->cfg->nprofiles; i++)
-		json_array_append_new(a, profile_json(&d->cfg->profiles[i]));
+		json_array_append_new(a, roomjson_profile(&d->cfg->profiles[i]));
 	return json_pack("{s:o}", "profiles", a);
 }
 
@@ -471,7 +471,7 @@ static json_t *cmd_profile(struct acud *d, struct client *c, json_t *req, struct
 	p = cfg_profile(d->cfg, name);
 	if (!p)
 		return acu_fail(err, E_UNKNOWN_PROFILE, "no profile '%.64s'", name), NULL;
-	return json_pack("{s:o}", "profile", profile_json(p));
+	return json_pack("{s:o}", "profile", roomjson_profile(p));
 }
 
 /* Marks a command's reply as deferred: it is sent by server_deferred_reply. */
@@ -508,7 +508,7 @@ static json_t *cmd_history(struct acud *d, struct client *c, json_t *req, struct
 	if (req_str(req, "room", 0, &room, err) < 0 ||
 	    req_int(req, "limit", 0, 1, 1000, &limit, err) < 0)
 		return NULL;
-	if (room && !acud_room(d, room) && !acu_valid_ref(room))
+	if (room && !commit_room(d, room) && !acu_valid_ref(room))
 		return acu_fail(err, E_BAD_REQUEST, "room: not a room id"), NULL;
 	if (json_is_string(v)) {
 		if (acu_parse_rfc3339(json_string_value(v), &since) < 0)
@@ -541,7 +541,7 @@ static json_t *cmd_reload(struct acud *d, struct client *c, json_t *req, struct 
 
 	(void)req;
 	log_notice("reload requested by %s", client_user(c));
-	if (acud_reload(d, msg, sizeof msg) < 0)
+	if (reload_config(d, msg, sizeof msg) < 0)
 		return acu_fail(err, E_CONFIG, "%s", msg), NULL;
 	return json_object();
 }

@@ -71,7 +71,7 @@ static json_t *str_or_null(const char *s)
 	return s && *s ? json_string(s) : json_null();
 }
 
-json_t *flags_json(unsigned flags)
+json_t *roomjson_flags(unsigned flags)
 {
 	json_t *a = json_array();
 
@@ -135,7 +135,7 @@ static json_t *room_json_at(const struct acu_room *r, const struct room_time *t)
 			 "paused_s", (json_int_t)t->paused_s,
 			 "needles", s->needles,
 			 "profile", str_or_null(s->profile),
-			 "flags", flags_json(s->flags),
+			 "flags", roomjson_flags(s->flags),
 			 "stim", stim_json(r, t),
 			 "checkin_due_at", wall_s_json(t->checkin_s),
 			 "checkins", s->checkins,
@@ -144,7 +144,7 @@ static json_t *room_json_at(const struct acu_room *r, const struct room_time *t)
 			 "alarm_level", acu_priority_name(room_alarm_level(r)));
 }
 
-json_t *room_json(const struct acu_room *r, const struct acu_now *now)
+json_t *roomjson_room(const struct acu_room *r, const struct acu_now *now)
 {
 	struct room_time t;
 
@@ -165,18 +165,18 @@ struct room_cache {
 	size_t textlen;
 };
 
-json_t *room_json_cached(struct acud *d, const struct acu_room *r, const struct acu_now *now)
+json_t *roomjson_cached(struct acud *d, const struct acu_room *r, const struct acu_now *now)
 {
 	struct room_cache *e;
 	struct room_time t;
 	ptrdiff_t i = r - d->rooms;
 
 	if (i < 0 || i >= d->nrooms)
-		return room_json(r, now);
+		return roomjson_room(r, now);
 	if (!d->room_cache) {
 		d->room_cache = calloc((size_t)d->nrooms, sizeof *d->room_cache);
 		if (!d->room_cache)
-			return room_json(r, now);
+			return roomjson_room(r, now);
 		d->room_cache_n = d->nrooms;
 	}
 	e = &d->room_cache[i];
@@ -199,7 +199,7 @@ json_t *room_json_cached(struct acud *d, const struct acu_room *r, const struct 
 /* The compact JSON text of v when v is a room object the cache holds (the
  * text is the encoder's own, made once per change of the room); NULL
  * otherwise. *hint is where to look first: rooms are asked for in order. */
-const char *room_json_text(struct acud *d, const json_t *v, size_t *len, int *hint)
+const char *roomjson_text(struct acud *d, const json_t *v, size_t *len, int *hint)
 {
 	for (int k = 0; k < d->room_cache_n; k++) {
 		struct room_cache *e = &d->room_cache[(*hint + k) % d->room_cache_n];
@@ -220,7 +220,7 @@ const char *room_json_text(struct acud *d, const json_t *v, size_t *len, int *hi
 }
 
 /* After a reload (rooms added, removed, reordered) and at exit. */
-void room_cache_clear(struct acud *d)
+void roomjson_clear(struct acud *d)
 {
 	if (!d->room_cache)
 		return;
@@ -233,7 +233,7 @@ void room_cache_clear(struct acud *d)
 	d->room_cache_n = 0;
 }
 
-json_t *profile_json(const struct acu_profile_cfg *p)
+json_t *roomjson_profile(const struct acu_profile_cfg *p)
 {
 	json_t *chans = json_array();
 

@@ -215,7 +215,7 @@ static int plain_key(const char *k)
 static int dump_value(struct dumpbuf *b, struct acud *d, json_t *v, int *hint)
 {
 	size_t n;
-	const char *text = room_json_text(d, v, &n, hint);
+	const char *text = roomjson_text(d, v, &n, hint);
 
 	if (text)
 		return dump_cb(text, n, b);
@@ -230,7 +230,7 @@ static int dump_member(struct dumpbuf *b, struct acud *d, json_t *v, int *hint)
 	int rc;
 
 	if (json_is_array(v) && json_array_size(v))
-		text = room_json_text(d, json_array_get(v, 0), &n, hint);
+		text = roomjson_text(d, json_array_get(v, 0), &n, hint);
 	if (!text)
 		return dump_value(b, d, v, hint);
 	rc = dump_cb("[", 1, b);
@@ -245,7 +245,7 @@ static int dump_member(struct dumpbuf *b, struct acud *d, json_t *v, int *hint)
 /* Returns the length, 0 when msg does not encode; dumpbuf_free after. A
  * message's members are encoded one by one so that a room object, which is
  * most of a reply or an event, is encoded once per change of the room rather
- * than once per request and watcher (room_json_text); the text joined is the
+ * than once per request and watcher (roomjson_text); the text joined is the
  * encoder's own, byte for byte what JSON_COMPACT makes of the whole. */
 static size_t dumpbuf_msg(struct dumpbuf *b, struct acud *d, json_t *msg)
 {

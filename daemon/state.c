@@ -699,7 +699,7 @@ void state_journal_apply(struct acud *d)
 
 		if (!json_is_string(id) || !json_is_integer(started) || !json_is_integer(flags))
 			continue;
-		r = acud_room(d, json_string_value(id));
+		r = commit_room(d, json_string_value(id));
 		f = (unsigned)json_integer_value(flags) & FL_HARD_MASK;
 		/* Only for the session it was set in. */
 		if (!r || r->s.state == ST_IDLE || r->s.started_wall != json_integer_value(started) ||

@@ -194,7 +194,7 @@ static void commit_fault(struct acud *d, struct acu_room *r, const struct acu_ro
 	char msg[256];
 
 	if (r->gpio_fault && !before->gpio_fault &&
-	    acud_commit(d, r, before, now, NULL, "gpio-fault", msg, sizeof msg) < 0)
+	    commit_change(d, r, before, now, NULL, "gpio-fault", msg, sizeof msg) < 0)
 		log_errx("%s", msg);
 }
 
@@ -293,7 +293,7 @@ static void pulses_late(struct acud *d, struct acu_room *r, int64_t n, const str
 		pulse_schedule(d, r, now);
 		return;
 	}
-	if (acud_commit(d, r, &before, now, json_pack("{s:s,s:I}", "type", "timing", "late",
+	if (commit_change(d, r, &before, now, json_pack("{s:s,s:I}", "type", "timing", "late",
 						      (json_int_t)n), "timing", msg, sizeof msg) < 0)
 		log_errx("%s", msg);
 	log_notice("room %s: %lld pulse%s late (the event loop was held up)", r->cfg->id,
@@ -422,7 +422,7 @@ static void interlock_event(struct acud *d, struct acu_room *r)
 
 	memcpy(&before, r, sizeof before);
 	what = interlock_read(d, r, &now, &level);
-	if (what && acud_commit(d, r, &before, &now, interlock_record(what, level), "interlock",
+	if (what && commit_change(d, r, &before, &now, interlock_record(what, level), "interlock",
 				msg, sizeof msg) < 0)
 		log_errx("%s", msg);
 	gpio_sync(d->gpio);
@@ -476,7 +476,7 @@ static void sched_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	memcpy(&before, r, sizeof before);
-	if (acud_commit(d, r, &before, &now, NULL, "schedule", msg, sizeof msg) < 0)
+	if (commit_change(d, r, &before, &now, NULL, "schedule", msg, sizeof msg) < 0)
 		log_errx("%s", msg);
 }
 

@@ -95,14 +95,14 @@ void notify(const char *msg);
 uint64_t notify_watchdog_usec(void);
 
 /* roomjson.c: the room object of SPEC §6. */
-json_t *room_json(const struct acu_room *r, const struct acu_now *now);
+json_t *roomjson_room(const struct acu_room *r, const struct acu_now *now);
 /* The same object, shared with earlier callers while nothing it shows has
  * changed (a new reference; never modify it). */
-json_t *room_json_cached(struct acud *d, const struct acu_room *r, const struct acu_now *now);
-void room_cache_clear(struct acud *d);
-const char *room_json_text(struct acud *d, const json_t *v, size_t *len, int *hint);
-json_t *profile_json(const struct acu_profile_cfg *p);
-json_t *flags_json(unsigned flags);
+json_t *roomjson_cached(struct acud *d, const struct acu_room *r, const struct acu_now *now);
+void roomjson_clear(struct acud *d);
+const char *roomjson_text(struct acud *d, const json_t *v, size_t *len, int *hint);
+json_t *roomjson_profile(const struct acu_profile_cfg *p);
+json_t *roomjson_flags(unsigned flags);
 
 /* state.c: the atomic state file (SPEC §8). */
 void state_path(const struct acud *d, char *buf, size_t len);
@@ -164,29 +164,43 @@ void publish(struct acud *d, enum publish_kind kind, json_t *event);
  * is deferred (server_defer). */
 json_t *cmd_dispatch(struct acud *d, struct client *c, const char *line, size_t len);
 
-/* commit.c: the parts of the daemon the commands drive. */
-struct acu_room *acud_room(struct acud *d, const char *id);
+/* commit.c: what every change to a room goes through. */
+/* The room with that id, or NULL. */
+struct acu_room *commit_room(struct acud *d, const char *id);
 /* Drives the room's gates for its new state first (S6: off before anyone hears
- * of it; cause names why), then saves state, records and broadcasts what changed in room r since *before, and
- * re-arms the deadline timer; record (stolen, may be NULL) goes to the history
- * first. Returns 0, or -1 with r restored to *before. */
-int acud_commit(struct acud *d, struct acu_room *r, const struct acu_room *before,
-		const struct acu_now *now, json_t *record, const char *cause, char *err,
-		size_t errlen);
-int acud_reload(struct acud *d, char *err, size_t errlen);
+ * of it; cause names why), then saves state, records and publishes what
+ * changed in room r since *before, and re-arms the deadline timer; record
+ * (stolen, may be NULL) goes to the history first. Never a rollback (S7, S9):
+ * returns 0, or -1 when the change stands but could not be saved. */
+int commit_change(struct acud *d, struct acu_room *r, const struct acu_room *before,
+		  const struct acu_now *now, json_t *record, const char *cause, char *err,
+		  size_t errlen);
+/* What a change tells the world (history, alarms, the room event), and the
+ * alarm part alone. */
+void commit_report(struct acud *d, struct acu_room *r, const struct acu_room *before,
+		   const struct acu_now *now, json_t *record);
+void commit_alarms(struct acud *d, const struct acu_room *r, const struct acu_room *before);
 /* Arms the deadline timer for the earliest deadline of any room. */
-void acud_reschedule(struct acud *d);
+void commit_reschedule(struct acud *d);
 /* Runs every room whose deadline passed: gates of all of them first, one save. */
-void acud_deadlines(struct acud *d);
-/* S9: what the writer reported; raises or clears the storage alarm, cuts
- * stimulation whose state could not be saved, and retries while it lasts. */
-void acud_storage(struct acud *d, const struct persist_report *rep);
+void commit_deadlines(struct acud *d);
+
+/* storage.c (S9): what the writer reported; raises or clears the storage
+ * alarm, cuts stimulation whose state could not be saved, and retries while
+ * it lasts. */
+void storage_report(struct acud *d, const struct persist_report *rep);
+/* Edits the rooms for the storage state (alarm, cut) and drives their lines;
+ * the caller reports. */
+void storage_mark(struct acud *d, int failed, int low, const char *why, const struct acu_now *now);
 /* 0 when a change that starts, resumes, extends or arms may go ahead; else
  * -1 with the storage error. */
-int acud_storage_check(struct acud *d, struct acu_err *err);
-void acud_storage_init(struct acud *d);
+int storage_check(struct acud *d, struct acu_err *err);
+void storage_init(struct acud *d);
+
+/* reload.c: the configuration in force. */
+int reload_config(struct acud *d, char *err, size_t errlen);
 /* Resolves the role groups of the config and applies its log level. */
-void acud_apply_access(struct acud *d);
+void reload_access(struct acud *d);
 
 /* stim.c: gates, pulses, alarm lines, heartbeat and interlocks. */
 int stim_open(struct acud *d, char *err, size_t errlen);

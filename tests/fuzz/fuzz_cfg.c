@@ -121,7 +121,7 @@ static void check_cfg(const struct acu_cfg *c)
 		CHECK(cfg_room(c, r->id) == r, "room %s defined twice", r->id);
 		CHECK(cfg_room_same_wiring(r, r), "room %s wiring differs from itself", r->id);
 		room_init(&room, r);
-		j = room_json(&room, &now);
+		j = roomjson_room(&room, &now);
 		text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 		CHECK(text,
 		      "room %s: its room object does not encode (name not UTF-8?)", r->id);
@@ -155,7 +155,7 @@ static void check_cfg(const struct acu_cfg *c)
 		CHECK(p->delay_s >= 0 && p->delay_s <= c->session_max, "%s delay_s", p->name);
 		CHECK(p->duration_s >= 0 && p->duration_s <= c->stim_max, "%s duration_s", p->name);
 		CHECK((p->channels & ~0xffu) == 0, "%s channels", p->name);
-		j = profile_json(p);
+		j = roomjson_profile(p);
 		text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 		CHECK(text,
 		      "profile %s: its JSON does not encode (description not UTF-8?)", p->name);

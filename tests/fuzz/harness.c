@@ -284,7 +284,7 @@ void fh_teardown(void)
 	if (d->base)
 		event_base_free(d->base);
 	history_close(d->history);
-	room_cache_clear(d);
+	roomjson_clear(d);
 	free(d->rooms);
 	cfg_free(d->cfg);
 	memset(d, 0, sizeof *d);
@@ -417,7 +417,7 @@ static void check_invariants(void)
 		struct acu_room *r = &d->rooms[i];
 		const struct acu_profile_cfg *p = r->s.profile[0] ? cfg_profile(d->cfg, r->s.profile) : NULL;
 		unsigned chans = p && p->channels ? p->channels : (1u << r->cfg->nchannels) - 1;
-		json_t *j = room_json(r, &vnow), *jc = room_json_cached(d, r, &vnow);
+		json_t *j = roomjson_room(r, &vnow), *jc = roomjson_cached(d, r, &vnow);
 		char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 		char *ctext = jc ? json_dumps(jc, JSON_COMPACT) : NULL;
 
@@ -425,7 +425,7 @@ static void check_invariants(void)
 			fprintf(stderr, "fuzz: room %s does not encode\n", r->cfg->id);
 			abort();
 		}
-		/* The cached object must be the one room_json would build now. */
+		/* The cached object must be the one roomjson_room would build now. */
 		if (!ctext || strcmp(text, ctext) != 0) {
 			fprintf(stderr, "fuzz: room %s: cached object differs:\n  %s\n  %s\n",
 				r->cfg->id, text, ctext ? ctext : "(none)");
@@ -551,7 +551,7 @@ static void fire(struct acu_room *r)
 	room_tick(r, d->cfg, &now);
 	if (r->s.state == ST_DUE && before.s.state == ST_RUNNING)
 		cause = "expiry";
-	if (acud_commit(d, r, &before, &now, NULL, cause, msg, sizeof msg) < 0) {
+	if (commit_change(d, r, &before, &now, NULL, cause, msg, sizeof msg) < 0) {
 		fprintf(stderr, "fuzz: commit failed: %s\n", msg);
 		abort();
 	}
