@@ -985,6 +985,11 @@ static char *reader(char *str, int num, void *stream)
 		snprintf(hdr, sizeof hdr, "%.*s", (int)(close - t - 1), t + 1);
 		if (begin_section(p, hdr) < 0)
 			return NULL;
+	} else if (t[strcspn(t, "=:")] == ':') {
+		/* inih would take ':' as a delimiter too (`gate: 17`); SPEC §5
+		 * says key = value, and a value may hold ':' (paths, URLs). */
+		perr(p, p->lineno, "syntax error (expected key = value; ':' is not a delimiter)");
+		return NULL;
 	}
 	memcpy(str, s, strlen(s) + 1);
 	return str;
