@@ -87,12 +87,19 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(PURE_OBJ) tests/unit/unit.h
 unit: $(UNIT_BIN)
 	@rc=0; for t in $(UNIT_BIN); do $$t || rc=1; done; exit $$rc
 
+# The black-box suite in TEST_JOBS parallel workers (pytest-xdist): most of its
+# time is spent waiting for timers, not computing. Files that must not share
+# (pulse timing, throwaway users, one big history) each keep to one worker
+# (pytest.mark.xdist_group). TEST_JOBS=1 runs it in one process.
+TEST_JOBS ?= 4
+XDIST      = $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadgroup)
 blackbox: acud acuctl
-	@$(PYTHON) -c 'import pytest' 2>/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then $(APT_GET) install -y python3-pytest >&2 || \
-	    ($(APT_GET) update && $(APT_GET) install -y python3-pytest) >&2; \
-	  else echo "missing python3-pytest; run: sudo apt-get install python3-pytest" >&2; exit 1; fi; }
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/blackbox
+	@$(PYTHON) -c 'import pytest, xdist' 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then $(APT_GET) install -y python3-pytest python3-pytest-xdist >&2 || \
+	    ($(APT_GET) update && $(APT_GET) install -y python3-pytest python3-pytest-xdist) >&2; \
+	  else echo "missing Debian packages; run: sudo apt-get install python3-pytest" \
+	    "python3-pytest-xdist" >&2; exit 1; fi; }
+	$(PYTHON) -m pytest -q -p no:cacheprovider $(XDIST) tests/blackbox
 
 check: all unit vclock blackbox
 

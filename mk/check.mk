@@ -4,7 +4,8 @@
 #   make vclock [ACU_VC_STEPS=N] [ACU_SEED=N]   the randomized safety run on a
 #                                 virtual clock (part of make check)
 #   make stress [ACU_RANDOM_STEPS=3000] [ACU_SEED=N]   the randomized safety run
-#                                 against the real daemon, in real time
+#                                 against the real daemon, in real time; and the
+#                                 history queries over a year of day files
 #   make crashloop [ACU_CRASH_CYCLES=200]        kill -9 loop, full-disk loop and
 #                                 every damaged state file, in full (make check
 #                                 runs a shorter crash loop and every 7th byte)
@@ -40,9 +41,12 @@ vclock: $(VC_BUILD)/vc_random
 	  tail -40 $(VC_BUILD)/vc_random.log >&2; exit 1; }
 
 ACU_RANDOM_STEPS ?= 3000
+ACU_HISTORY_DAYS ?= 365
 stress: acud acuctl
 	ACU_RANDOM_STEPS=$(ACU_RANDOM_STEPS) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/blackbox/test_random_safety.py
+	ACU_HISTORY_DAYS=$(ACU_HISTORY_DAYS) $(PYTHON) -m pytest -q -s -p no:cacheprovider \
+	  tests/blackbox/test_history.py -k "query or stall or order or gone or shutdown"
 
 ACU_CRASH_CYCLES ?= 200
 crashloop: acud acuctl

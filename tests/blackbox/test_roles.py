@@ -16,9 +16,12 @@ import pytest
 
 from conftest import ACUCTL, config_text
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0,
-                                reason="role tests need root to create throwaway users "
-                                       "and groups (groupadd/useradd)")
+# One worker for the whole file (make check runs the suite in parallel): the
+# throwaway users and groups are made once per module and share their names.
+pytestmark = [pytest.mark.skipif(os.geteuid() != 0,
+                                 reason="role tests need root to create throwaway users "
+                                        "and groups (groupadd/useradd)"),
+              pytest.mark.xdist_group("roles")]
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,10 @@ from simgpio import (HEARTBEAT, STIM_OUTPUTS, edges, intervals, line_events, mon
                      pulse_stats, read_state, read_trace, state_path, stim_config, wait_for,
                      wait_state)
 
+# make check runs the suite in parallel: the files that measure pulse timing
+# share one worker, so they never measure each other.
+pytestmark = pytest.mark.xdist_group("timing")
+
 R1_GATES = ("17", "27")
 R1_PULSES = ("22", "23")
 R1_ALARM = "5"
