@@ -34,11 +34,27 @@ $(VC_BUILD)/%.o: %.c | $(BUILD)/.deps
 $(VC_BUILD)/vc_random: $(VC_BUILD)/tests/vclock/vc_random.o $(VC_OBJ)
 	$(CC) $(CFLAGS) $(SANFLAGS) $(VC_WRAP) -o $@ $^ $(LDLIBS_ACU) -lm
 
+# The fuzz targets' entry points with a plain main (tests/fuzz/replay.c), so
+# make check replays every saved crash input and seed without clang.
+VC_CFG_OBJ := $(patsubst %,$(VC_BUILD)/daemon/%.o,cfg util room gate sched roomjson log)
+$(VC_BUILD)/replay_request: $(VC_BUILD)/tests/fuzz/fuzz_request.o $(VC_BUILD)/tests/fuzz/replay.o $(VC_OBJ)
+	$(CC) $(CFLAGS) $(SANFLAGS) $(VC_WRAP) -o $@ $^ $(LDLIBS_ACU) -lm
+$(VC_BUILD)/replay_session: $(VC_BUILD)/tests/fuzz/fuzz_session.o $(VC_BUILD)/tests/fuzz/replay.o $(VC_OBJ)
+	$(CC) $(CFLAGS) $(SANFLAGS) $(VC_WRAP) -o $@ $^ $(LDLIBS_ACU) -lm
+$(VC_BUILD)/replay_cfg: $(VC_BUILD)/tests/fuzz/fuzz_cfg.o $(VC_BUILD)/tests/fuzz/replay.o $(VC_CFG_OBJ)
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS_ACU) -lm
+
 # The daemon's own log (reloads refused and the like) goes to a file; a
 # violation's message is at its end.
-vclock: $(VC_BUILD)/vc_random
+vclock: $(VC_BUILD)/vc_random $(VC_BUILD)/replay_request $(VC_BUILD)/replay_session $(VC_BUILD)/replay_cfg
 	@$(VC_BUILD)/vc_random 2> $(VC_BUILD)/vc_random.log || { \
 	  tail -40 $(VC_BUILD)/vc_random.log >&2; exit 1; }
+	@for t in request session cfg; do \
+	  files=$$(find tests/fuzz/regress/$$t tests/fuzz/corpus/$$t -type f ! -name '.*' 2>/dev/null | sort); \
+	  [ -n "$$files" ] || continue; \
+	  printf 'fuzz_%s: ' $$t; $(VC_BUILD)/replay_$$t $$files 2> $(VC_BUILD)/replay_$$t.log || { \
+	    tail -40 $(VC_BUILD)/replay_$$t.log >&2; exit 1; }; \
+	done
 
 ACU_RANDOM_STEPS ?= 3000
 ACU_HISTORY_DAYS ?= 365

@@ -17,8 +17,11 @@ void fh_reset(void);
 void fh_request(const char *line, size_t len);
 /* A line of a sequence: "#t N" advances the clock N seconds and runs due
  * deadlines, "#u R" sets the role (0..3), "#c N" picks the config variant the
- * next reload reads, "#r" reloads; anything else is a request. */
+ * next reload reads, "#r" reloads, "#d 1" makes every save fail until "#d 0";
+ * anything else is a request. */
 void fh_line(const char *line, size_t len);
+/* Whether the last request's reply was ok. */
+extern int fh_last_ok;
 /* Saves, reloads the state file into a second set of rooms and compares. */
 void fh_check_persistence(void);
 /* Drops everything fh_reset set up (for leak checking at exit). */

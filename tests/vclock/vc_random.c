@@ -1,8 +1,9 @@
 /* The randomized safety run on a virtual clock: seeded random sequences of
  * every session command, flags, stimulation on and off, interlock blips and
  * trips, reloads into other policies and wirings, role changes, malformed
- * requests and the passing of time (expiry, check-ins, escalation, the
- * stimulation schedule and dose), driven through the real command dispatch,
+ * requests, a card that takes no save for a while (S9) and the passing of
+ * time (expiry, check-ins, escalation, the stimulation schedule and dose),
+ * driven through the real command dispatch,
  * room logic, stimulation engine and persistence (tests/fuzz/harness.c).
  * After every line the harness checks S2 for every channel against the GPIO
  * lines and aborts on a violation; every few hundred steps the state file must
@@ -115,8 +116,11 @@ static void step(char *line, size_t len)
 		snprintf(line, len, "#t %d", PICK(((int[]){ 0, 1, 1, 2, 3, 5, 10, 60, 300, 1200 })));
 	} else if (u < 93) {
 		snprintf(line, len, "#c %d", pick(5));
-	} else if (u < 96) {
+	} else if (u < 95) {
 		snprintf(line, len, "#r");
+	} else if (u < 96) {
+		/* A card that takes no save, now and then for a while (S9). */
+		snprintf(line, len, "#d %d", pick(3) == 0);
 	} else if (u < 98) {
 		snprintf(line, len, "#u %d", pick(6) ? 3 : pick(3));
 	} else {
@@ -128,6 +132,13 @@ static void step(char *line, size_t len)
 }
 
 static long current_step;
+
+static int positive(const char *line)
+{
+	return strstr(line, "\"cmd\":\"start\"") || strstr(line, "\"cmd\":\"resume\"") ||
+	       strstr(line, "\"cmd\":\"extend\"") ||
+	       (strstr(line, "\"cmd\":\"stim\"") && strstr(line, "\"on\":true"));
+}
 
 /* A livelock (a timer that fires forever without moving time) is a failure too. */
 static void stuck(int sig)
@@ -184,10 +195,22 @@ int main(int argc, char **argv)
 		step(line, sizeof line);
 		if (v)
 			fprintf(stderr, "%ld: %s\n", i, line);
-		fh_line(line, strlen(line));
+		{
+			int bad = fh_daemon.storage_bad;
+
+			fh_line(line, strlen(line));
+			/* S9: while nothing can be saved, nothing that starts, resumes,
+			 * extends or arms is acknowledged. */
+			if (bad && fh_last_ok && positive(line)) {
+				fprintf(stderr, "vc_random: acknowledged while storage failed, step "
+					"%ld: %s\n", i, line);
+				abort();
+			}
+		}
 		checks++;
 		/* A fresh clinic now and then, after checking what it saved. */
 		if (i % 400 == 0) {
+			fh_line("#d 0", 4);
 			fh_check_persistence();
 			checks++;
 			if (pick(3) == 0) {
@@ -197,6 +220,7 @@ int main(int argc, char **argv)
 			}
 		}
 	}
+	fh_line("#d 0", 4);
 	fh_check_persistence();
 	fh_teardown();
 	/* Any violation aborted above, naming it; reaching here means none. */
