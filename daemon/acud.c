@@ -469,7 +469,7 @@ int main(int argc, char **argv)
 		int rc = state_save(d, &now, err, sizeof err);
 		struct persist_report rep = { .failed = rc < 0, .low = rc == STATE_SAVED_LOW };
 
-		snprintf(rep.why, sizeof rep.why, "%s", err);
+		snprintf(rep.why, sizeof rep.why, "%.250s", err);
 		storage_report(d, &rep);
 	}
 	/* From here on the disk is written by the writer thread. */
