@@ -128,6 +128,27 @@ def stim_config(rooms=STIM_ROOMS, profiles=STIM_PROFILES, heartbeat=HEARTBEAT,
     return "\n".join(out) + "\n"
 
 
+# --- requests the stimulation tests share --------------------------------------
+
+def start(d, room="1", profile="p2", stim=False, flags=None, duration_s=600, needles=2,
+          patient="T1"):
+    req = {"cmd": "start", "room": room, "duration_s": duration_s, "needles": needles,
+           "patient": patient, "profile": profile, "stim": stim}
+    if flags:
+        req["flags"] = flags
+    return d.request(req)
+
+
+def start_ok(d, *a, **kw):
+    rep = start(d, *a, **kw)
+    assert rep.get("ok") is True, f"start refused: {rep!r}"
+    return rep["room"]
+
+
+def stim(d, room, on):
+    return d.request({"cmd": "stim", "room": room, "on": on})
+
+
 # --- sim state file ----------------------------------------------------------
 
 def state_path(d, name="gpio-sim.state"):

@@ -30,7 +30,7 @@ import time
 import pytest
 
 from conftest import ACUD, alarm, err_code, run
-from simgpio import (HEARTBEAT, intervals, line_events, mono_ns, read_state, read_trace,
+from simgpio import (HEARTBEAT, start, start_ok, stim, intervals, line_events, mono_ns, read_state, read_trace,
                      state_path, stim_config, wait_for, wait_state)
 
 # make check runs the suite in parallel: the files that measure pulse timing
@@ -46,21 +46,6 @@ TRIP, CLEAR = 0, 1
 
 def trace_of(d):
     return read_trace(os.path.join(d.dir, "trace"))
-
-
-def start(d, room="1", profile="p2", stim=False, duration_s=600, needles=2):
-    return d.request({"cmd": "start", "room": room, "duration_s": duration_s,
-                      "needles": needles, "patient": "T1", "profile": profile, "stim": stim})
-
-
-def start_ok(d, *a, **kw):
-    rep = start(d, *a, **kw)
-    assert rep.get("ok") is True, f"start refused: {rep!r}"
-    return rep["room"]
-
-
-def stim(d, room, on):
-    return d.request({"cmd": "stim", "room": room, "on": on})
 
 
 def history(d, room=None):

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import ACUD, alarm, err_code, parse_ts, run
-from simgpio import (HEARTBEAT, STIM_OUTPUTS, edges, intervals, line_events, mono_ns,
+from simgpio import (HEARTBEAT, start, start_ok, stim, STIM_OUTPUTS, edges, intervals, line_events, mono_ns,
                      pulse_stats, read_state, read_trace, state_path, stim_config, wait_for,
                      wait_state)
 
@@ -48,25 +48,6 @@ def trace_of(d):
 
 def gpio_state(d):
     return read_state(state_path(d))
-
-
-def start(d, room="1", profile="p2", stim=False, flags=None, duration_s=600, needles=2,
-          patient="T1"):
-    req = {"cmd": "start", "room": room, "duration_s": duration_s, "needles": needles,
-           "patient": patient, "profile": profile, "stim": stim}
-    if flags:
-        req["flags"] = flags
-    return d.request(req)
-
-
-def start_ok(d, *a, **kw):
-    rep = start(d, *a, **kw)
-    assert rep.get("ok") is True, f"start refused: {rep!r}"
-    return rep["room"]
-
-
-def stim(d, room, on):
-    return d.request({"cmd": "stim", "room": room, "on": on})
 
 
 def stim_ok(d, room, on=True):
