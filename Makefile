@@ -53,8 +53,12 @@ ALL_CFLAGS = $(WARN) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE $(LFS_FLAGS
              $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(CFLAGS) $(SANFLAGS) $(LDFLAGS)
 
-DAEMON_SRC := $(filter-out daemon/acud.c,$(wildcard daemon/*.c))
-DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
+# The gpiod backend is picked when it is compiled, by libgpiod's version (known
+# only once the deps step has run): daemon/gpio-gpiod.c for libgpiod 1.x; for
+# 2.x, until its backend exists, daemon/gpio-gpiod-none.c (backend = sim only).
+GPIOD_SRC  := $(wildcard daemon/gpio-gpiod*.c)
+DAEMON_SRC := $(filter-out daemon/acud.c $(GPIOD_SRC),$(wildcard daemon/*.c))
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/daemon/gpio-backend.o
 UTIL_OBJ   := $(BUILD)/daemon/util.o
 # The pure modules: no I/O, no event loop; what the C unit tests link.
 PURE_OBJ   := $(patsubst %,$(BUILD)/daemon/%.o,util room gate sched cfg restart history-pure)
@@ -84,6 +88,17 @@ $(BUILD)/.deps:
 $(BUILD)/%.o: %.c $(BUILD)/.flags | $(BUILD)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/daemon/gpio-backend.o: $(GPIOD_SRC) $(BUILD)/.flags | $(BUILD)/.deps
+	@mkdir -p $(@D)
+	@v=$$(pkg-config --modversion libgpiod); case "$$v" in \
+	  1.*) src=daemon/gpio-gpiod.c; def= ;; \
+	  *) src=daemon/gpio-gpiod-none.c; def="-DACU_GPIOD_VERSION=\"$$v\""; \
+	     echo "*** libgpiod $$v: acud has no backend for it yet; building without the gpiod" \
+	          "backend ($$src: backend = sim only)" >&2 ;; \
+	 esac; \
+	 echo "$(CC) $(ALL_CFLAGS) $$def -c -o $@ $$src"; \
+	 $(CC) $(ALL_CFLAGS) $$def -c -o $@ $$src
 
 acud: $(BUILD)/daemon/acud.o $(DAEMON_OBJ) $(BUILD)/.variant
 	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/daemon/acud.o $(DAEMON_OBJ) $(LDLIBS_ACU)
