@@ -97,7 +97,7 @@ $(BUILD)/daemon/gpio-backend.o: $(GPIOD_SRC) $(BUILD)/.flags | $(BUILD)/.deps
 	     echo "*** libgpiod $$v: acud has no backend for it yet; building without the gpiod" \
 	          "backend ($$src: backend = sim only)" >&2 ;; \
 	 esac; \
-	 echo "$(CC) $(ALL_CFLAGS) $$def -c -o $@ $$src"; \
+	 $(if $(findstring s,$(firstword -$(MAKEFLAGS))),,echo "$(CC) $(ALL_CFLAGS) $$def -c -o $@ $$src";) \
 	 $(CC) $(ALL_CFLAGS) $$def -c -o $@ $$src
 
 acud: $(BUILD)/daemon/acud.o $(DAEMON_OBJ) $(BUILD)/.variant
@@ -162,4 +162,4 @@ clean:
 # Optional parts (vmtest, bench, fuzz, ...) each live in a file of their own.
 include $(wildcard mk/*.mk)
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find build -path build/deb -prune -o -type f -name '*.d' -print 2>/dev/null)
