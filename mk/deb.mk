@@ -1,0 +1,13 @@
+# The Debian package (issue 15). Not part of `make check`.
+#   make deb            dpkg-buildpackage -us -uc -b on a copy of the checkout in
+#                       build/deb/, then lintian (fails on an error)
+#   make deb-test       make deb, then `apt install ./acud_*.deb` in a clean
+#                       bookworm root (cached in /var/cache/acud-deb) and the checks
+#                       of tests/deb/test.sh; DEB_SUITE=trixie tries trixie
+DEB_SUITE ?= bookworm
+.PHONY: deb deb-test
+deb:
+	bash tests/deb/build.sh
+
+deb-test: deb
+	bash tests/deb/test.sh $(DEB_SUITE)
