@@ -9,6 +9,10 @@
 # check and `N passed, N failed`; exits 1 on any failure.
 #
 #   tests/deb/test.sh [SUITE]     SUITE: bookworm (default) or trixie
+# The package is built first: by tests/deb/build.sh on this machine when SUITE is
+# its own release, otherwise inside another throw-away overlay of SUITE's root
+# (apt-get build-dep, then tests/deb/build.sh there, lintian of that release
+# included), so that the .deb tested is one built for SUITE.
 # Environment:
 #   ACUD_DEB_CACHE   root file systems and downloaded packages
 #                    (default /var/cache/acud-deb)
@@ -40,11 +44,25 @@ if [ "${1:-}" = --inside ]; then
 	mkdir -p "$cache/archives-$suite/partial" "$root/var/cache/apt/archives"
 	mount --bind "$cache/archives-$suite" "$root/var/cache/apt/archives"
 	cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
-	cp "$deb" "$root/tmp/"
 	in_root() {
 		chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 			HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"
 	}
+	if [ "$deb" = --build ]; then
+		# Build the package for this release inside its root; the .deb comes out in $out.
+		mkdir -p "$root/tmp/src"
+		(cd "$top" && git ls-files -z --cached --others --exclude-standard |
+			xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
+			tar --null -T - -cf -) | tar -xf - -C "$root/tmp/src"
+		in_root sh -c 'apt-get install -y -q --no-install-recommends dpkg-dev debhelper lintian &&
+			cd /tmp/src && apt-get build-dep -y -q ./' >&2 || exit 1
+		rc=0
+		in_root sh -c 'cd /tmp/src && DEB_OUT=/tmp/out bash tests/deb/build.sh' || rc=$?
+		mkdir -p "$out"
+		cp "$root"/tmp/out/*.deb "$root"/tmp/out/lintian.txt "$root"/tmp/out/build.log "$out/" 2>/dev/null || true
+		exit $rc
+	fi
+	cp "$deb" "$root/tmp/"
 	pass=0 fail=0 n=0
 	check() { # check DESCRIPTION COMMAND...: one line per check, output on failure
 		local what=$1 o
@@ -108,8 +126,7 @@ if [ "${1:-}" = --inside ]; then
 fi
 
 [ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot, mounts): run it with sudo"
-deb=$(ls -t "$out"/acud_*_"$arch".deb 2>/dev/null | head -1 || true)
-[ -n "$deb" ] || die "no acud_*_$arch.deb in $out (run make deb)"
+host_suite=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
 command -v debootstrap >/dev/null || {
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >&2 ||
 		{ apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
@@ -136,9 +153,24 @@ if [ -z "$(find "$base/var/lib/apt/lists" -maxdepth 1 -name '*_Packages' -mmin -
 		chroot '$base' apt-get update -q" >&2 || die "apt-get update in the $suite root failed"
 fi
 run=$(mktemp -d "$cache/run.XXXXXX")
-trap 'rm -rf "$run"' EXIT
+trap 'rm -rf "$run" "$run.b"' EXIT
+export ACUD_DEB_CACHE=$cache ACUD_DEB_SUITE=$suite DEB_OUT=$out
+if [ "$suite" = "$host_suite" ]; then
+	say "building the package here ($host_suite)"
+	bash "$top/tests/deb/build.sh" || die "make deb failed"
+else
+	out=$out/$suite
+	export DEB_OUT=$out
+	rm -rf "$out"
+	say "building the package in a $suite overlay (into $out)"
+	mkdir -p "$run.b"
+	unshare --mount --propagation private "$0" --inside "$run.b" --build ||
+		die "building the package in $suite failed (log: $out/build.log)"
+fi
+deb=$(ls -t "$out"/acud_*_"$arch".deb 2>/dev/null | head -1 || true)
+[ -n "$deb" ] || die "no acud_*_$arch.deb in $out"
 say "installing $(basename "$deb") into a $suite overlay"
 rc=0
-ACUD_DEB_CACHE=$cache ACUD_DEB_SUITE=$suite unshare --mount --propagation private "$0" --inside "$run" "$deb" || rc=$?
+unshare --mount --propagation private "$0" --inside "$run" "$deb" || rc=$?
 say "$suite: $([ $rc = 0 ] && echo passed || echo FAILED) in $(($(date +%s) - t0)) s"
 exit $rc
