@@ -21,6 +21,9 @@
 #   ACUD_ARCH_MIRROR  Debian mirror (default http://deb.debian.org/debian)
 #   ACUD_ARCH_TESTS   full | quick | none (default full)
 #   ACUD_ARCH_PYTEST  extra pytest arguments (e.g. "-k watch")
+#   ACUD_ARCH_DESELECT pytest -k expression of tests left out (default: the 100 Hz
+#                     pulse-timing tests, whose real-time bounds emulation breaks,
+#                     as `make valgrind` xfails them; empty runs them too)
 #   ACUD_ARCH_REFRESH 1: apt-get update and upgrade the cached root first
 set -euo pipefail
 
@@ -51,8 +54,10 @@ src=/src/acud   # the checkout's copy, inside the root
 # What the build, the unit tests and the black-box suite use. systemd gives
 # systemd-analyze, -sysusers and -tmpfiles (test_systemd); mandoc and man-db
 # (test_man); faketime (test_storage); tmux (test_board).
-PKGS="gcc make libc6-dev pkg-config libevent-dev libjansson-dev libinih-dev libgpiod-dev
-python3 python3-pytest systemd mandoc man-db faketime tmux bash-completion"
+# procps: the unit's ExecReload=/bin/kill, which systemd-analyze verify checks.
+# dpkg-dev: dpkg-buildflags, which tells the Makefile whether time_t is 64-bit.
+PKGS="gcc make libc6-dev dpkg-dev pkg-config libevent-dev libjansson-dev libinih-dev libgpiod-dev
+python3 python3-pytest systemd procps mandoc man-db faketime tmux bash-completion"
 
 # The named subset (ACUD_ARCH_TESTS=quick): config loading (directory reading,
 # the EOVERFLOW of a 32-bit build without LFS), the protocol and the CLI, timers
@@ -66,6 +71,9 @@ stamp() { echo $(($(date +%s) - t_start)); }
 # --- inside the private mount namespace ---------------------------------------
 if [ "${1:-}" = --inside ]; then
 	stage=$2
+	# The root a mount point of its own, as / is on a machine: `unshare --mount`
+	# (test_storage's reboot tests) cannot make / private otherwise.
+	mount --bind "$root" "$root"
 	mount -t proc proc "$root/proc"
 	if [ "$stage" = bootstrap ]; then
 		chroot "$root" /debootstrap/debootstrap --second-stage >&2
@@ -171,6 +179,9 @@ full) sel=tests/blackbox ;;
 quick) sel=$(for t in $QUICK; do printf 'tests/blackbox/%s ' "$t"; done) ;;
 none) sel= ;;
 esac
+deselect=${ACUD_ARCH_DESELECT-test_pulses_100hz}
+kexpr=
+[ -z "$deselect" ] || kexpr="-k 'not ($deselect)'"
 # Emulation is 5-20 times slower than the host: the timing bounds get the slack
 # `make valgrind` gives them, and the randomized and crash runs are shorter.
 envs="ACU_TOL=1.0 ACU_TIMER_SLACK=3 ACU_RESPONSE_BOUND=10 ACU_RANDOM_STEPS=300 \
@@ -188,7 +199,7 @@ echo \"check-arch: unit tests \$((\$(date +%s) - t0)) s\"
 ./acud --check-config -c etc/demo.conf
 if [ -n '$sel' ]; then
 	t0=\$(date +%s); rc=0
-	env $envs python3 -m pytest -q -p no:cacheprovider -rfE ${ACUD_ARCH_PYTEST:-} $sel || rc=\$?
+	env $envs python3 -m pytest -q -p no:cacheprovider -rfE --durations=15 $kexpr ${ACUD_ARCH_PYTEST:-} $sel || rc=\$?
 	echo \"check-arch: black-box suite ($tests) \$((\$(date +%s) - t0)) s\"
 	exit \$rc
 fi"
