@@ -53,10 +53,12 @@ ALL_CFLAGS = $(WARN) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE $(LFS_FLAGS
              $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(CFLAGS) $(SANFLAGS) $(LDFLAGS)
 
-# The gpiod backend is picked when it is compiled, by libgpiod's version (known
-# only once the deps step has run): daemon/gpio-gpiod.c for libgpiod 1.x; for
-# 2.x, until its backend exists, daemon/gpio-gpiod-none.c (backend = sim only).
+# The gpiod backend is picked when it is compiled, by libgpiod's major version
+# (known only once the deps step has run): daemon/gpio-gpiod1.c for libgpiod 1.x
+# (Debian 12), daemon/gpio-gpiod2.c for 2.x (Debian 13, bookworm-backports).
 GPIOD_SRC  := $(wildcard daemon/gpio-gpiod*.c)
+# Expanded where used, in recipes, once libgpiod-dev is there (bench, fuzz).
+GPIOD_BACKEND = daemon/gpio-gpiod$(shell pkg-config --modversion libgpiod | cut -d. -f1).c
 DAEMON_SRC := $(filter-out daemon/acud.c $(GPIOD_SRC),$(wildcard daemon/*.c))
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/daemon/gpio-backend.o
 UTIL_OBJ   := $(BUILD)/daemon/util.o
@@ -90,16 +92,18 @@ $(BUILD)/%.o: %.c $(BUILD)/.flags | $(BUILD)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+# Retired backend names that a build tree's dependency file may still list.
+daemon/gpio-gpiod.c daemon/gpio-gpiod-none.c: ;
+
 $(BUILD)/daemon/gpio-backend.o: $(GPIOD_SRC) $(BUILD)/.flags | $(BUILD)/.deps
 	@mkdir -p $(@D)
-	@v=$$(pkg-config --modversion libgpiod); case "$$v" in \
-	  1.*) src=daemon/gpio-gpiod.c; def= ;; \
-	  *) src=daemon/gpio-gpiod-none.c; def="-DACU_GPIOD_VERSION=\"$$v\""; \
-	     echo "*** libgpiod $$v: acud has no backend for it yet; building without the gpiod" \
-	          "backend ($$src: backend = sim only)" >&2 ;; \
+	@v=$$(pkg-config --modversion libgpiod) || exit 1; case "$$v" in \
+	  1.*) src=daemon/gpio-gpiod1.c ;; \
+	  2.*) src=daemon/gpio-gpiod2.c ;; \
+	  *) echo "*** libgpiod $$v: acud has a backend for libgpiod 1.x and 2.x only" >&2; exit 1 ;; \
 	 esac; \
-	 $(if $(findstring s,$(firstword -$(MAKEFLAGS))),,echo "$(CC) $(ALL_CFLAGS) $$def -c -o $@ $$src";) \
-	 $(CC) $(ALL_CFLAGS) $$def -c -o $@ $$src
+	 $(if $(findstring s,$(firstword -$(MAKEFLAGS))),,echo "$(CC) $(ALL_CFLAGS) -c -o $@ $$src";) \
+	 $(CC) $(ALL_CFLAGS) -c -o $@ $$src
 
 acud: $(BUILD)/daemon/acud.o $(DAEMON_OBJ) $(BUILD)/.variant
 	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/daemon/acud.o $(DAEMON_OBJ) $(LDLIBS_ACU)
