@@ -4,6 +4,8 @@
 #
 #   ARCH=arm64   Debian 13 trixie   (64-bit; libgpiod 2.x)
 #   ARCH=armhf   Debian 12 bookworm (32-bit long, 32-bit time_t; libgpiod 1.6)
+#   ARCH=amd64   Debian 13 trixie   (this host's architecture, no emulation: the
+#                libgpiod 2 build on an x86 host, and make vmtest's second kernel)
 #
 # The root file system is made once with debootstrap --foreign (qemu-user-static
 # and binfmt_misc run its second stage) and the build and test packages are
@@ -19,7 +21,8 @@
 #                     else ${XDG_CACHE_HOME:-~/.cache}/acud-arch)
 #   ACUD_ARCH_SUITE   Debian suite (default: trixie for arm64, bookworm for armhf)
 #   ACUD_ARCH_MIRROR  Debian mirror (default http://deb.debian.org/debian)
-#   ACUD_ARCH_TESTS   full | quick | none (default full)
+#   ACUD_ARCH_TESTS   full | quick | none (unit tests only) | build (make all only:
+#                     make vmtest's libgpiod 2 acud) (default full)
 #   ACUD_ARCH_PYTEST  extra pytest arguments (e.g. "-k watch")
 #   ACUD_ARCH_DESELECT pytest -k expression of tests left out (default: the 100 Hz
 #                     pulse-timing tests, whose real-time bounds emulation breaks,
@@ -36,11 +39,12 @@ say() { echo "check-arch: $*" >&2; }
 die() { echo "check-arch: $*" >&2; exit 1; }
 
 case "$arch" in
+amd64) qarch=; suite=${ACUD_ARCH_SUITE:-trixie} ;;
 arm64) qarch=aarch64; suite=${ACUD_ARCH_SUITE:-trixie} ;;
 armhf) qarch=arm; suite=${ACUD_ARCH_SUITE:-bookworm} ;;
-*) die "ARCH must be arm64 or armhf (got '${arch}')" ;;
+*) die "ARCH must be amd64, arm64 or armhf (got '${arch}')" ;;
 esac
-case "$tests" in full | quick | none) ;; *) die "ACUD_ARCH_TESTS must be full, quick or none" ;; esac
+case "$tests" in full | quick | none | build) ;; *) die "ACUD_ARCH_TESTS must be full, quick, none or build" ;; esac
 [ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot, binfmt_misc): run it with sudo"
 
 if [ "$(id -u)" = 0 ]; then
@@ -110,7 +114,7 @@ fi
 # --- host tools and binfmt_misc ---------------------------------------------------
 need=()
 command -v debootstrap >/dev/null || need+=(debootstrap)
-[ -x /usr/bin/qemu-$qarch-static ] || need+=(qemu-user-static)
+[ -z "$qarch" ] || [ -x /usr/bin/qemu-$qarch-static ] || need+=(qemu-user-static)
 command -v unshare >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
 	say "installing ${need[*]}"
@@ -120,7 +124,8 @@ if [ ${#need[@]} -gt 0 ]; then
 		die "apt-get install ${need[*]} failed"
 fi
 bf=/proc/sys/fs/binfmt_misc
-if [ ! -e "$bf/qemu-$qarch" ]; then
+# amd64 (this host's own architecture, for libgpiod 2 and vmtest): no emulation.
+if [ -n "$qarch" ] && [ ! -e "$bf/qemu-$qarch" ]; then
 	[ -e "$bf/register" ] || mount -t binfmt_misc binfmt_misc "$bf" ||
 		die "cannot mount binfmt_misc on $bf"
 	if [ ! -e "$bf/qemu-$qarch" ]; then
@@ -131,8 +136,8 @@ if [ ! -e "$bf/qemu-$qarch" ]; then
 		grep -v '^#' "$conf" > "$bf/register" || die "cannot register qemu-$qarch in binfmt_misc"
 	fi
 fi
-grep -q '^enabled' "$bf/qemu-$qarch" || die "binfmt_misc: qemu-$qarch is registered but disabled"
-grep -q '^flags: .*F' "$bf/qemu-$qarch" ||
+[ -z "$qarch" ] || grep -q '^enabled' "$bf/qemu-$qarch" || die "binfmt_misc: qemu-$qarch is registered but disabled"
+[ -z "$qarch" ] || grep -q '^flags: .*F' "$bf/qemu-$qarch" ||
 	die "binfmt_misc: qemu-$qarch lacks the F flag; a chroot cannot find its interpreter"
 
 # --- the root file system, cached -----------------------------------------------------
@@ -177,7 +182,7 @@ fi
 case "$tests" in
 full) sel=tests/blackbox ;;
 quick) sel=$(for t in $QUICK; do printf 'tests/blackbox/%s ' "$t"; done) ;;
-none) sel= ;;
+none | build) sel= ;;
 esac
 deselect=${ACUD_ARCH_DESELECT-test_pulses_100hz}
 kexpr=
@@ -193,6 +198,7 @@ libgpiod \$(pkg-config --modversion libgpiod), libevent \$(pkg-config --modversi
 t0=\$(date +%s)
 make -s WERROR=1 all
 echo \"check-arch: build \$((\$(date +%s) - t0)) s\"
+[ $tests != build ] || exit 0
 t0=\$(date +%s)
 make -s WERROR=1 unit
 echo \"check-arch: unit tests \$((\$(date +%s) - t0)) s\"
