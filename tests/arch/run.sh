@@ -28,6 +28,8 @@
 #                     pulse-timing tests, whose real-time bounds emulation breaks,
 #                     as `make valgrind` xfails them; empty runs them too)
 #   ACUD_ARCH_REFRESH 1: apt-get update and upgrade the cached root first
+#   ACUD_ARCH_BACKPORTS 1: libgpiod-dev from SUITE-backports (bookworm: libgpiod
+#                     2.1), in the root SUITE-backports-ARCH
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -52,7 +54,12 @@ if [ "$(id -u)" = 0 ]; then
 else
 	cache=${ACUD_ARCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/acud-arch}
 fi
-root=$cache/$suite-$arch
+# ACUD_ARCH_BACKPORTS=1: libgpiod-dev from SUITE-backports (bookworm's 2.1), in
+# a root of its own so the plain one keeps the suite's libgpiod.
+bpo=${ACUD_ARCH_BACKPORTS:-0}
+name=$suite-$arch
+[ "$bpo" != 1 ] || name=$suite-backports-$arch
+root=$cache/$name
 src=/src/acud   # the checkout's copy, inside the root
 
 # What the build, the unit tests and the black-box suite use. systemd gives
@@ -101,6 +108,12 @@ if [ "${1:-}" = --inside ]; then
 		[ "${ACUD_ARCH_REFRESH:-0}" = 1 ] && in_root apt-get -y -q upgrade >&2
 		# shellcheck disable=SC2086
 		in_root apt-get install -y -q --no-install-recommends $PKGS >&2
+		if [ "$bpo" = 1 ]; then
+			echo "deb $mirror $suite-backports main" >"$root/etc/apt/sources.list.d/backports.list"
+			in_root apt-get update -q >&2
+			in_root apt-get install -y -q --no-install-recommends -t "$suite-backports" libgpiod-dev >&2
+			in_root apt-cache policy libgpiod-dev >&2
+		fi
 		in_root apt-get clean
 		;;
 	test)
@@ -142,11 +155,11 @@ fi
 
 # --- the root file system, cached -----------------------------------------------------
 mkdir -p "$cache"
-exec 9>"$cache/$suite-$arch.lock"
-flock -w 1800 9 || die "cannot lock $cache/$suite-$arch.lock"
+exec 9>"$cache/$name.lock"
+flock -w 1800 9 || die "cannot lock $cache/$name.lock"
 
 inside() { unshare --mount --propagation private "$0" --inside "$@"; }
-export ARCH=$arch ACUD_ARCH_CACHE=$cache ACUD_ARCH_SUITE=$suite
+export ARCH=$arch ACUD_ARCH_CACHE=$cache ACUD_ARCH_SUITE=$suite ACUD_ARCH_BACKPORTS=$bpo
 
 if [ ! -f "$root/.acud-base" ]; then
 	say "debootstrap $suite $arch (minbase) into $root"
@@ -159,6 +172,7 @@ if [ ! -f "$root/.acud-base" ]; then
 	say "root file system ready ($(stamp) s)"
 fi
 want=$(echo $PKGS | tr ' ' '\n' | sort | tr '\n' ' ')
+[ "$bpo" != 1 ] || want="$want libgpiod-dev/$suite-backports"
 if [ "$(cat "$root/.acud-pkgs" 2>/dev/null)" != "$want" ] || [ "${ACUD_ARCH_REFRESH:-0}" = 1 ]; then
 	say "apt-get install in the $suite $arch root ($(stamp) s)"
 	inside packages || die "apt-get install in the $suite $arch root failed"
