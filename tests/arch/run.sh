@@ -166,7 +166,7 @@ if [ ! -f "$root/.acud-base" ]; then
 	rm -rf "$root"
 	debootstrap --foreign --arch="$arch" --variant=minbase "$suite" "$root" "$mirror" >&2 ||
 		die "debootstrap --foreign $suite $arch failed"
-	say "second stage under qemu-$qarch ($(stamp) s)"
+	say "second stage${qarch:+ under qemu-$qarch} ($(stamp) s)"
 	inside bootstrap || die "debootstrap --second-stage failed (see $root/debootstrap/debootstrap.log)"
 	touch "$root/.acud-base"
 	say "root file system ready ($(stamp) s)"
