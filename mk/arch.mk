@@ -5,6 +5,10 @@
 #   make check-arch ARCH=armhf                       the whole suite
 #   make check-arch ARCH=arm64 ACUD_ARCH_TESTS=quick the named subset
 #   make check-arch-all                              both architectures, in turn
+#   make check-arch ARCH=amd64                       trixie on this host, no emulation:
+#                                                    libgpiod 2 (make vmtest's root)
+#   make check-arch ARCH=amd64 ACUD_ARCH_SUITE=bookworm ACUD_ARCH_BACKPORTS=1
+#                                                    bookworm with libgpiod 2.1
 .PHONY: check-arch check-arch-all
 check-arch:
 	ARCH=$(ARCH) bash tests/arch/run.sh
