@@ -10,9 +10,24 @@ UNITDIR   ?= $(PREFIX)/lib/systemd/system
 CC        ?= cc
 PYTHON    ?= /usr/bin/python3
 OPT       ?= -O2
+# CPPFLAGS, CFLAGS and LDFLAGS from the environment (dpkg-buildflags) are honoured.
 CFLAGS    ?= -g $(OPT)
-WARN      := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
-             -Wmissing-prototypes -Wno-missing-field-initializers
+CPPFLAGS  ?=
+LDFLAGS   ?=
+# -Werror for `make check` and CI (WERROR=1), not for a distribution's build.
+ifneq ($(filter check,$(MAKECMDGOALS)),)
+WERROR    ?= 1
+endif
+WARN      := -std=gnu11 -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -Wshadow -Wformat=2 \
+             -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
+# 32-bit builds (armhf): 64-bit file offsets and inode numbers always (readdir()
+# fails with EOVERFLOW on ext4 without them); 64-bit time_t where the system's
+# libraries are built with it (Debian 13 armhf: dpkg-buildflags says -D_TIME_BITS=64;
+# on Debian 12 armhf libevent and libgpiod take a 32-bit time_t, so not there).
+ifndef TIME64
+TIME64    := $(if $(findstring -D_TIME_BITS=64,$(shell dpkg-buildflags --get CPPFLAGS 2>/dev/null)),1,0)
+endif
+LFS_FLAGS := -D_FILE_OFFSET_BITS=64 $(if $(filter 1,$(TIME64)),-D_TIME_BITS=64)
 PKGS      := libevent jansson inih libgpiod
 # Waits for another apt or dpkg to finish instead of failing on its lock.
 APT_GET   := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
@@ -32,10 +47,20 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 # --as-needed: only libraries acud calls into are mapped (every one costs RSS).
 LDLIBS_ACU = -Wl,--as-needed $(PKG_LIBS) -pthread
-ALL_CFLAGS = $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) -MMD -MP
+# acuctl speaks JSON over a socket: jansson only.
+LDLIBS_CTL = -Wl,--as-needed $(shell pkg-config --libs jansson)
+ALL_CFLAGS = $(WARN) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE $(LFS_FLAGS) -Iinclude \
+             $(PKG_CFLAGS) -MMD -MP
+ALL_LDFLAGS = $(CFLAGS) $(SANFLAGS) $(LDFLAGS)
 
-DAEMON_SRC := $(filter-out daemon/acud.c,$(wildcard daemon/*.c))
-DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
+# The gpiod backend is picked when it is compiled, by libgpiod's major version
+# (known only once the deps step has run): daemon/gpio-gpiod1.c for libgpiod 1.x
+# (Debian 12), daemon/gpio-gpiod2.c for 2.x (Debian 13, bookworm-backports).
+GPIOD_SRC  := $(wildcard daemon/gpio-gpiod*.c)
+# Expanded where used, in recipes, once libgpiod-dev is there (bench, fuzz).
+GPIOD_BACKEND = daemon/gpio-gpiod$(shell pkg-config --modversion libgpiod | cut -d. -f1).c
+DAEMON_SRC := $(filter-out daemon/acud.c $(GPIOD_SRC),$(wildcard daemon/*.c))
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/daemon/gpio-backend.o
 UTIL_OBJ   := $(BUILD)/daemon/util.o
 CLI_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
 # The pure modules: no I/O, no event loop; what the C unit tests link.
@@ -63,16 +88,35 @@ $(BUILD)/.deps:
 	fi
 	@mkdir -p $(@D) && touch $@
 
-$(BUILD)/%.o: %.c | $(BUILD)/.deps
+$(BUILD)/%.o: %.c $(BUILD)/.flags | $(BUILD)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+# Retired backend names that a build tree's dependency file may still list.
+daemon/gpio-gpiod.c daemon/gpio-gpiod-none.c: ;
+
+$(BUILD)/daemon/gpio-backend.o: $(GPIOD_SRC) $(BUILD)/.flags | $(BUILD)/.deps
+	@mkdir -p $(@D)
+	@v=$$(pkg-config --modversion libgpiod) || exit 1; case "$$v" in \
+	  1.*) src=daemon/gpio-gpiod1.c ;; \
+	  2.*) src=daemon/gpio-gpiod2.c ;; \
+	  *) echo "*** libgpiod $$v: acud has a backend for libgpiod 1.x and 2.x only" >&2; exit 1 ;; \
+	 esac; \
+	 $(if $(findstring s,$(firstword -$(MAKEFLAGS))),,echo "$(CC) $(ALL_CFLAGS) -c -o $@ $$src";) \
+	 $(CC) $(ALL_CFLAGS) -c -o $@ $$src
+
 acud: $(BUILD)/daemon/acud.o $(DAEMON_OBJ) $(BUILD)/.variant
-	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(BUILD)/daemon/acud.o $(DAEMON_OBJ) $(LDLIBS_ACU)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/daemon/acud.o $(DAEMON_OBJ) $(LDLIBS_ACU)
 
 # acuctl links jansson only: the client needs no event loop, config or GPIO.
 acuctl: $(CLI_OBJ) $(UTIL_OBJ) $(BUILD)/.variant
-	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(CLI_OBJ) $(UTIL_OBJ) $(shell pkg-config --libs jansson)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(UTIL_OBJ) $(LDLIBS_CTL)
+
+# Rebuilds everything when the compiler or its flags change (a WERROR=1 or
+# dpkg-buildflags build after a plain one).
+$(BUILD)/.flags: FORCE | $(BUILD)/.deps
+	@mkdir -p $(@D); f='$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)'; \
+	 [ "$$(cat $@ 2>/dev/null)" = "$$f" ] || echo "$$f" > $@
 
 # Relinks the binaries at the top when switching between plain and SANITIZE=1 builds.
 $(BUILD)/.variant: FORCE
@@ -82,7 +126,7 @@ FORCE:
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(PURE_OBJ) tests/unit/unit.h
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(PURE_OBJ) $(LDLIBS_ACU)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(PURE_OBJ) $(LDLIBS_ACU)
 
 unit: $(UNIT_BIN)
 	@rc=0; for t in $(UNIT_BIN); do $$t || rc=1; done; exit $$rc
@@ -113,7 +157,8 @@ demo: all
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --std=c11 -Iinclude -D_GNU_SOURCE --suppress=missingIncludeSystem daemon cli
-	clang-tidy --quiet daemon/*.c cli/*.c -- $(WARN) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS)
+	@# The gpiod backend of the libgpiod installed: the other one's header is not.
+	clang-tidy --quiet $(filter-out $(GPIOD_SRC),$(wildcard daemon/*.c)) $(GPIOD_BACKEND) cli/*.c -- $(WARN) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS)
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR)
@@ -131,4 +176,4 @@ clean:
 # Optional parts (vmtest, bench, fuzz, ...) each live in a file of their own.
 include $(wildcard mk/*.mk)
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find build -path build/deb -prune -o -type f -name '*.d' -print 2>/dev/null)

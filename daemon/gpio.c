@@ -14,7 +14,10 @@ static void describe(const struct acu_line *l, char *buf, size_t len)
 		snprintf(buf, len, "%s%s", l->active_low ? "!" : "", l->name);
 }
 
-static int add_line(struct gpio *g, const struct acu_line *spec, enum gpio_dir dir)
+/* ROOM and ROLE make the consumer name a technician sees in gpioinfo
+ * (acud:room2:gate1); a room id longer than fits is cut, which is harmless. */
+static int add_line(struct gpio *g, const struct acu_line *spec, enum gpio_dir dir,
+		    const char *room, const char *role, int n)
 {
 	struct gpio_line *l;
 
@@ -25,6 +28,12 @@ static int add_line(struct gpio *g, const struct acu_line *spec, enum gpio_dir d
 	l->spec = *spec;
 	l->dir = dir;
 	l->fd = -1;
+	if (n > 0)
+		snprintf(l->consumer, sizeof l->consumer, "acud:%s%s%s%d", room ? room : "",
+			 room ? ":" : "", role, n);
+	else
+		snprintf(l->consumer, sizeof l->consumer, "acud:%s%s%s", room ? room : "",
+			 room ? ":" : "", role);
 	return 0;
 }
 
@@ -97,14 +106,14 @@ static struct gpio *gpio_new(const struct acu_cfg *cfg, char *err, size_t errlen
 	for (int i = 0; i < cfg->nrooms; i++) {
 		const struct acu_room_cfg *r = &cfg->rooms[i];
 		for (int c = 0; c < r->nchannels; c++)
-			add_line(g, &r->gate[c], GPIO_OUT);
+			add_line(g, &r->gate[c], GPIO_OUT, r->id, "gate", c + 1);
 		for (int c = 0; c < r->npulse; c++)
-			add_line(g, &r->pulse[c], GPIO_OUT);
-		add_line(g, &r->alarm, GPIO_OUT);
+			add_line(g, &r->pulse[c], GPIO_OUT, r->id, "pulse", c + 1);
+		add_line(g, &r->alarm, GPIO_OUT, r->id, "alarm", 0);
 	}
-	add_line(g, &cfg->heartbeat, GPIO_OUT);
+	add_line(g, &cfg->heartbeat, GPIO_OUT, NULL, "heartbeat", 0);
 	for (int i = 0; i < cfg->nrooms; i++)
-		add_line(g, &cfg->rooms[i].interlock, GPIO_IN);
+		add_line(g, &cfg->rooms[i].interlock, GPIO_IN, cfg->rooms[i].id, "interlock", 0);
 	if (g->be->open(g, cfg, err, errlen) < 0) {
 		free(g->lines);
 		free(g);

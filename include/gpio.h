@@ -1,5 +1,6 @@
 /* The GPIO layer: one interface, two backends (gpiod: the kernel's character
- * device through libgpiod 1.6; sim: simulated lines in a state file). Callers
+ * device through libgpiod 1.6 or 2.x, one file each, picked at build time;
+ * sim: simulated lines in a state file). Callers
  * speak logical levels (1 = active); each backend applies the line's polarity. */
 #ifndef ACU_GPIO_H
 #define ACU_GPIO_H
@@ -16,6 +17,7 @@ struct gpio_line {
 					* failed write: unknown, written again */
 	void *priv;                    /* backend's handle */
 	int fd;                        /* inputs: readable when an edge may be pending */
+	char consumer[64];             /* what holds it, for gpioinfo: acud:ROOM:gate1 */
 };
 
 struct gpio;

@@ -20,7 +20,7 @@ bench-build: $(BENCH_ACUD) $(BENCH_GEN)
 $(BENCH_ACUD): $(wildcard daemon/*.c include/*.h) mk/bench.mk | $(BUILD)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(WARN) -g $(BENCH_OPT) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) \
-	  -o $@ $(filter %.c,$^) $(LDLIBS_ACU)
+	  -o $@ $(filter-out $(GPIOD_SRC),$(filter %.c,$^)) $(GPIOD_BACKEND) $(LDLIBS_ACU)
 
 $(BENCH_GEN): bench/acubench.c mk/bench.mk
 	@mkdir -p $(@D)

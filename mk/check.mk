@@ -21,18 +21,20 @@ endif
 # The virtual-clock driver: the fuzz harness (tests/fuzz/harness.c) in place
 # of acud.c and server.c, built with $(CC) like everything else.
 VC_BUILD   := $(BUILD)/vclock
-VC_DAEMON  := $(filter-out daemon/acud.c daemon/server.c,$(wildcard daemon/*.c))
-VC_OBJ     := $(VC_DAEMON:%.c=$(VC_BUILD)/%.o) $(VC_BUILD)/tests/fuzz/harness.o
+# The gpiod backend is the one the Makefile picked for libgpiod's version.
+VC_DAEMON  := $(filter-out daemon/acud.c daemon/server.c $(GPIOD_SRC),$(wildcard daemon/*.c))
+VC_OBJ     := $(VC_DAEMON:%.c=$(VC_BUILD)/%.o) $(VC_BUILD)/tests/fuzz/harness.o \
+              $(BUILD)/daemon/gpio-backend.o
 VC_WRAP    := -Wl,--wrap=acu_now -Wl,--wrap=acu_mono_now
 
 .PHONY: vclock stress crashloop valgrind
 
-$(VC_BUILD)/%.o: %.c | $(BUILD)/.deps
+$(VC_BUILD)/%.o: %.c $(BUILD)/.flags | $(BUILD)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Wno-format-nonliteral -Itests/fuzz -c -o $@ $<
 
 $(VC_BUILD)/vc_random: $(VC_BUILD)/tests/vclock/vc_random.o $(VC_OBJ)
-	$(CC) $(CFLAGS) $(SANFLAGS) $(VC_WRAP) -o $@ $^ $(LDLIBS_ACU) -lm
+	$(CC) $(ALL_LDFLAGS) $(VC_WRAP) -o $@ $^ $(LDLIBS_ACU) -lm
 
 # The fuzz targets' entry points with a plain main (tests/fuzz/replay.c), so
 # make check replays every saved crash input and seed without clang.

@@ -15,8 +15,8 @@ FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omi
 FUZZ_CFLAGS    = $(WARN) -Wno-format-nonliteral -g -O1 $(FUZZ_SAN) -D_GNU_SOURCE -Iinclude \
                  -Itests/fuzz $(PKG_CFLAGS) -MMD -MP
 # The harness replaces acud.c and server.c; time is virtual (harness.c).
-FUZZ_DAEMON_SRC := $(filter-out daemon/acud.c daemon/server.c,$(wildcard daemon/*.c))
-FUZZ_DAEMON_OBJ := $(FUZZ_DAEMON_SRC:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_DAEMON_SRC := $(filter-out daemon/acud.c daemon/server.c $(GPIOD_SRC),$(wildcard daemon/*.c))
+FUZZ_DAEMON_OBJ := $(FUZZ_DAEMON_SRC:%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/daemon/gpio-backend.o
 FUZZ_CFG_OBJ    := $(patsubst %,$(FUZZ_BUILD)/daemon/%.o,cfg util room gate sched roomjson log)
 FUZZ_WRAP       := -Wl,--wrap=acu_now -Wl,--wrap=acu_mono_now
 FUZZ_BINS       := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
@@ -34,6 +34,11 @@ $(FUZZ_BUILD)/.deps:
 	  else echo "libFuzzer missing; run: sudo apt-get install clang-14 libclang-rt-14-dev" >&2; \
 	       exit 1; fi; }
 	@mkdir -p $(@D) && touch $@
+
+# The libgpiod major version's backend, as in the Makefile.
+$(FUZZ_BUILD)/daemon/gpio-backend.o: $(GPIOD_SRC) | $(FUZZ_BUILD)/.deps $(BUILD)/.deps
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $(GPIOD_BACKEND)
 
 $(FUZZ_BUILD)/%.o: %.c | $(FUZZ_BUILD)/.deps $(BUILD)/.deps
 	@mkdir -p $(@D)

@@ -15,6 +15,13 @@
 #                        linux-image-amd64 depends on)
 #   ACUD_VMTEST_TIMEOUT  wall-clock bound of the VM in seconds (default 240)
 #   ACUD_VMTEST_LOG      console log (default build/vmtest/console.log)
+#   ACUD_VMTEST_ROOT     a Debian root file system (tests/arch/run.sh ARCH=amd64,
+#                        trixie) whose apt picks the kernel and downloads it, in
+#                        which gpio-sim is built, and from which acud, acuctl
+#                        (ACUD_VMTEST_BIN, a directory inside it) and their
+#                        libraries are taken: the trixie kernel with acud on
+#                        libgpiod 2. Unset: this host's apt, kernel and binaries.
+#   ACUD_VMTEST_BIN      where acud and acuctl are (default: the checkout)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,6 +32,8 @@ else
 	cache=${ACUD_VMTEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/acud-vmtest}
 fi
 vm_timeout=${ACUD_VMTEST_TIMEOUT:-240}
+vroot=${ACUD_VMTEST_ROOT:-}
+bin=${ACUD_VMTEST_BIN:-$top}
 log=${ACUD_VMTEST_LOG:-$top/build/vmtest/console.log}
 t0=$(date +%s)
 
@@ -36,9 +45,20 @@ die() {
 	exit 1
 }
 
+[ -z "$vroot" ] || [ -x "$vroot/usr/bin/apt-get" ] || die "ACUD_VMTEST_ROOT=$vroot is not a Debian root"
+[ -z "$vroot" ] || [ "$(id -u)" = 0 ] || die "ACUD_VMTEST_ROOT needs root (chroot)"
 for b in acud acuctl; do
-	[ -x "$top/$b" ] || die "$top/$b is not built (run make all)"
+	[ -x "$vroot$bin/$b" ] || die "$vroot$bin/$b is not built (run make all)"
 done
+# in_root CMD...: CMD in the root file system, or on this host without one.
+in_root() {
+	if [ -n "$vroot" ]; then
+		chroot "$vroot" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+			DEBIAN_FRONTEND=noninteractive "$@"
+	else
+		"$@"
+	fi
+}
 
 # --- host tools ---------------------------------------------------------------
 apt_updated=0
@@ -68,16 +88,16 @@ for p in libelf1 libssl3; do installed "$p" || need_pkgs+=("$p"); done
 apt_lists() {
 	if [ $apt_updated = 0 ] && [ "$(id -u)" = 0 ]; then
 		say "apt-get update"
-		apt-get update >&2 && apt_updated=1
+		in_root apt-get update >&2 && apt_updated=1
 	fi
 }
 # resolve: kver (6.1.0-56-amd64), kpkg, kvers (6.1.192-2) and kdir, its cache.
 resolve() {
-	kver=${ACUD_VMTEST_KVER:-$(apt-cache depends linux-image-amd64 2>/dev/null |
+	kver=${ACUD_VMTEST_KVER:-$(in_root apt-cache depends linux-image-amd64 2>/dev/null |
 		sed -n 's/^ *Depends: linux-image-\(.*\)$/\1/p' | head -n 1)}
 	[ -n "$kver" ] || return 1
 	kpkg=linux-image-$kver
-	kvers=$(apt-cache show --no-all-versions "$kpkg" 2>/dev/null | sed -n 's/^Version: //p' | head -n 1)
+	kvers=$(in_root apt-cache show --no-all-versions "$kpkg" 2>/dev/null | sed -n 's/^Version: //p' | head -n 1)
 	[ -n "$kvers" ] || return 1
 	kdir=$cache/$kver-$kvers
 }
@@ -104,9 +124,10 @@ dl() {
 			say "downloading $p"
 			# apt's sandbox user may not write into the cache: download in
 			# a scratch directory it can write and move the file in.
-			tmp=$(mktemp -d)
+			tmp=$(mktemp -d -p "$vroot/tmp")
 			chmod 0777 "$tmp"
-			(cd "$tmp" && apt-get download "$p" >&2) || { rm -rf "$tmp"; say "apt-get download $p failed"; return 1; }
+			in_root sh -c "cd '${tmp#"$vroot"}' && apt-get download '$p'" >&2 ||
+				{ rm -rf "$tmp"; say "apt-get download $p failed"; return 1; }
 			f=$(cd "$tmp" && ls *.deb | head -1)
 			mv "$tmp/$f" "$cache/debs/"
 			rm -rf "$tmp"
@@ -124,8 +145,13 @@ fetch() {
 	# linux-source, headers and kbuild of the very version the image has,
 	# else (an archive caught between updates) the candidate.
 	local pkgs=("$kpkg=$kvers" "linux-headers-$kver=$kvers" "linux-headers-$abi-common=$kvers") p
-	for p in "linux-kbuild-$series" "linux-source-$series"; do
-		if apt-cache show "$p=$kvers" >/dev/null 2>&1; then pkgs+=("$p=$kvers"); else pkgs+=("$p"); fi
+	# kbuild is linux-kbuild-6.1 on bookworm, linux-kbuild-6.12.117+deb13 on
+	# trixie: the one the headers depend on.
+	kbuild=$(in_root apt-cache depends "linux-headers-$kver" 2>/dev/null |
+		sed -n 's/^ *Depends: \(linux-kbuild-[^ ]*\)$/\1/p' | head -n 1)
+	kbuild=${kbuild:-linux-kbuild-$series}
+	for p in "$kbuild" "linux-source-$series"; do
+		if in_root apt-cache show "$p=$kvers" >/dev/null 2>&1; then pkgs+=("$p=$kvers"); else pkgs+=("$p"); fi
 	done
 	dl "${pkgs[@]}" busybox-static
 }
@@ -144,9 +170,9 @@ if [ ! -f "$kdir/.complete" ]; then
 	mkdir -p "$x"
 	# Only what is needed: boot/, configfs.ko, the headers tree and kbuild.
 	dpkg-deb --fsys-tarfile "$(debfile "$kpkg")" |
-		tar -x -C "$x" --wildcards './boot/vmlinuz-*' './boot/config-*' "./lib/modules/$kver/kernel/fs/configfs/configfs.ko" ||
+		tar -x -C "$x" --wildcards './boot/vmlinuz-*' './boot/config-*' "./*lib/modules/$kver/kernel/fs/configfs/configfs.ko*" ||
 		die "cannot extract $kpkg"
-	for p in "linux-headers-$kver" "linux-headers-$abi-common" "linux-kbuild-$series" busybox-static; do
+	for p in "linux-headers-$kver" "linux-headers-$abi-common" "$kbuild" busybox-static; do
 		dpkg-deb -x "$(debfile "$p")" "$x" || die "cannot extract $p"
 	done
 	dpkg-deb --fsys-tarfile "$(debfile "linux-source-$series")" |
@@ -154,7 +180,8 @@ if [ ! -f "$kdir/.complete" ]; then
 		tar -xJ -C "$x" --wildcards "linux-source-$series/drivers/gpio/gpio-sim.c" \
 			"linux-source-$series/drivers/gpio/gpiolib.h" "linux-source-$series/kernel/irq/irq_sim.c" ||
 		die "cannot extract gpio-sim from linux-source-$series"
-	grep -q '^CONFIG_GPIO_CDEV_V1=y' "$x"/boot/config-* || die "$kver lacks the GPIO v1 uAPI libgpiod 1.6 needs"
+	[ -n "$vroot" ] || grep -q '^CONFIG_GPIO_CDEV_V1=y' "$x"/boot/config-* ||
+		die "$kver lacks the GPIO v1 uAPI libgpiod 1.6 needs"
 	grep -q '^# CONFIG_GPIO_SIM is not set' "$x"/boot/config-* || say "note: $kver may have its own gpio-sim"
 
 	# gpio-sim + irq_sim as one out-of-tree module. irq_to_desc() is not
@@ -173,11 +200,34 @@ if [ ! -f "$kdir/.complete" ]; then
 	hdr=$x/usr/src/linux-headers-$kver
 	sed -i "s#/usr/src/#$x/usr/src/#" "$hdr/Makefile"
 	say "building gpio-sim.ko for $kver"
-	make -s -C "$hdr" M="$m" modules >"$kdir/build.log" 2>&1 ||
-		{ cat "$kdir/build.log" >&2; die "gpio-sim module build failed (log above)"; }
+	if [ -n "$vroot" ]; then
+		# The kernel's own compiler (gcc-14 for trixie) is the root's: built
+		# there, in a copy of the trees under its /tmp.
+		# What kbuild's fixdep, modpost and objtool link against (libelf1t64...).
+		kdeps=$(in_root apt-cache depends "$kbuild" | sed -n 's/^ *Depends: \([a-z0-9][^ <]*\)$/\1/p' | sort -u)
+		# shellcheck disable=SC2086
+		in_root apt-get install -y -q --no-install-recommends $kdeps >&2 ||
+			die "apt-get install $kdeps in $vroot failed"
+		b=$(mktemp -d -p "$vroot/tmp")
+		cp -a "$x/usr" "$m" "$b/"
+		sed -i "s#$x/usr/src/#${b#"$vroot"}/usr/src/#" "$b/usr/src/linux-headers-$kver/Makefile"
+		in_root make -s -C "${b#"$vroot"}/usr/src/linux-headers-$kver" M="${b#"$vroot"}/mod" modules \
+			>"$kdir/build.log" 2>&1 || { cat "$kdir/build.log" >&2; rm -rf "$b"; die "gpio-sim module build failed (log above)"; }
+		cp "$b/mod/gpio-sim.ko" "$m/"
+		rm -rf "$b"
+	else
+		make -s -C "$hdr" M="$m" modules >"$kdir/build.log" 2>&1 ||
+			{ cat "$kdir/build.log" >&2; die "gpio-sim module build failed (log above)"; }
+	fi
 
 	cp "$x"/boot/vmlinuz-"$kver" "$kdir/vmlinuz"
-	cp "$x/lib/modules/$kver/kernel/fs/configfs/configfs.ko" "$kdir/configfs.ko"
+	# /lib/modules on bookworm, /usr/lib/modules and xz-compressed on trixie;
+	# busybox's insmod takes it plain.
+	ko=$(find "$x" -path "*/modules/$kver/kernel/fs/configfs/configfs.ko*" | head -n 1)
+	case "$ko" in
+	*.xz) xz -dc "$ko" >"$kdir/configfs.ko" ;;
+	*) cp "$ko" "$kdir/configfs.ko" ;;
+	esac
 	cp "$m/gpio-sim.ko" "$kdir/gpio-sim.ko"
 	cp "$x/bin/busybox" "$kdir/busybox"
 	rm -rf "$x" "$m"
@@ -193,10 +243,10 @@ r=$work/root
 mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,run,lib/modules,vmtest}
 cp "$kdir/busybox" "$r/bin/busybox"
 cp "$kdir/configfs.ko" "$kdir/gpio-sim.ko" "$r/lib/modules/"
-cp "$top/acud" "$top/acuctl" "$r/usr/bin/"
-for lib in $(for b in acud acuctl; do ldd "$top/$b"; done | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u); do
+cp "$vroot$bin/acud" "$vroot$bin/acuctl" "$r/usr/bin/"
+for lib in $(for b in acud acuctl; do in_root ldd "$bin/$b"; done | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u); do
 	mkdir -p "$r$(dirname "$lib")"
-	cp -L "$lib" "$r$lib"
+	cp -L "$vroot$lib" "$r$lib"
 done
 cp "$here/init" "$r/init"
 cp "$here/scenario.sh" "$r/vmtest/scenario.sh"

@@ -261,6 +261,8 @@ try_conf busy "[room 9]
 gate = r1-gate"
 check "a line held by another program (the running acud) is refused as busy, naming it" \
 	'refused "r1-gate.*busy"'
+check "and the holder is named by its consumer, as gpioinfo shows it: acud:1:gate1" \
+	'refused "busy: in use by acud:1:gate1"'
 try_conf missing-name "[room 9]
 gate = no-such-line"
 check "a line name the chip does not have is refused with a clear error" \
@@ -279,6 +281,25 @@ rc=$?
 diag "acud --check-config (spare = 8): exit $rc: $(tr '\n' ' ' <$W/bad/twice-check.err)"
 check "--check-config finds it too, on the chip (exit $rc)" \
 	'[ $rc = 1 ] && grep -q "same line" $W/bad/twice-check.err'
+# [gpio] chip by its label and by its path, as a Pi 5's header is found by
+# pinctrl-rp1 whichever gpiochipN it is: --check-config opens the chip and
+# looks the names up; a chip it cannot find is a note naming it.
+write_conf $W/bad/chip.conf "[room 9]
+gate = spare" chip
+chip_check() {
+	sed -i "s#^chip = .*#chip = $1#" $W/bad/chip.conf
+	acud --check-config -c $W/bad/chip.conf >/dev/null 2>$W/bad/chip.err
+	diag "--check-config with chip = $1: exit $?: $(tr '\n' ' ' <$W/bad/chip.err)"
+}
+chip_check acud-vmtest
+check "[gpio] chip = acud-vmtest, the chip's label, finds it" \
+	'! grep -q "not checked against the chip" $W/bad/chip.err'
+chip_check /dev/$CHIP
+check "[gpio] chip = /dev/$CHIP, its path, finds it" \
+	'! grep -q "not checked against the chip" $W/bad/chip.err'
+chip_check no-such-chip
+check "[gpio] chip = no-such-chip is not found, and the note names it" \
+	'grep -q "not checked against the chip: gpio chip no-such-chip" $W/bad/chip.err'
 sample 1 300
 check "the refused instances did not disturb the running session (gate $(v 0), pulse $Z/$O)" \
 	'[ "$(v 0)" = 1 ] && [ $Z -gt 0 ] && [ $O -gt 0 ]'

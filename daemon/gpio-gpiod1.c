@@ -1,6 +1,7 @@
 /* The real backend: the kernel's GPIO character device through libgpiod 1.6
- * (the v1 API Debian bookworm ships). Every gpiod_* call lives in this file, so
- * a v2 backend can sit beside it. Requests are held for the daemon's lifetime. */
+ * (the v1 API Debian bookworm ships). Every gpiod_* call of libgpiod 1.x lives
+ * in this file; gpio-gpiod2.c is the same for 2.x. Requests are held for the
+ * daemon's lifetime. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,10 +11,10 @@
 
 #include "gpio.h"
 
-static const char consumer[] = "acud";
-
 static int gd_open(struct gpio *g, const struct acu_cfg *cfg, char *err, size_t errlen)
 {
+	/* A number, a /dev path, a label (pinctrl-rp1) or a name (gpiochip0):
+	 * libgpiod 1.6 tries each. */
 	struct gpiod_chip *chip = gpiod_chip_open_lookup(cfg->chip);
 
 	if (!chip) {
@@ -53,14 +54,14 @@ static int gd_request(struct gpio *g, struct gpio_line *l, char *err, size_t err
 		/* Bias toward the inactive level too: a released line (crash,
 		 * exit) that the chip turns back into an input then rests
 		 * inactive; chips without bias support ignore it. */
-		rc = gpiod_line_request_output_flags(line, consumer,
+		rc = gpiod_line_request_output_flags(line, l->consumer,
 			l->spec.active_low ? GPIOD_LINE_REQUEST_FLAG_BIAS_PULL_UP
 					   : GPIOD_LINE_REQUEST_FLAG_BIAS_PULL_DOWN,
 			l->spec.active_low);
 		if (rc < 0)
-			rc = gpiod_line_request_output(line, consumer, l->spec.active_low);
+			rc = gpiod_line_request_output(line, l->consumer, l->spec.active_low);
 	} else
-		rc = gpiod_line_request_both_edges_events(line, consumer);
+		rc = gpiod_line_request_both_edges_events(line, l->consumer);
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot request: %s", strerror(errno));
 		return -1;

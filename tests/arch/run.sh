@@ -1,0 +1,230 @@
+#!/bin/bash
+# make check-arch ARCH=arm64|armhf: acud built and tested on another architecture,
+# in a Debian root file system of that architecture run under qemu-user.
+#
+#   ARCH=arm64   Debian 13 trixie   (64-bit; libgpiod 2.x)
+#   ARCH=armhf   Debian 12 bookworm (32-bit long, 32-bit time_t; libgpiod 1.6)
+#   ARCH=amd64   Debian 13 trixie   (this host's architecture, no emulation: the
+#                libgpiod 2 build on an x86 host, and make vmtest's second kernel)
+#
+# The root file system is made once with debootstrap --foreign (qemu-user-static
+# and binfmt_misc run its second stage) and the build and test packages are
+# installed in it with apt-get; it is cached with the build tree inside it, so a
+# second run only copies the checkout in and rebuilds what changed. Then, inside
+# it: `make WERROR=1`, the unit tests, `acud --check-config -c etc/demo.conf`, and
+# the black-box suite (ACUD_ARCH_TESTS: `full` = all of tests/blackbox, `quick` =
+# the named subset below, `none`). Every run happens in a private mount namespace,
+# so no mount outlives it. Exits non-zero on any failure; never skips a stage.
+#
+# Environment:
+#   ACUD_ARCH_CACHE   root file systems (default /var/cache/acud-arch as root,
+#                     else ${XDG_CACHE_HOME:-~/.cache}/acud-arch)
+#   ACUD_ARCH_SUITE   Debian suite (default: trixie for arm64, bookworm for armhf)
+#   ACUD_ARCH_MIRROR  Debian mirror (default http://deb.debian.org/debian)
+#   ACUD_ARCH_TESTS   full | quick | none (unit tests only) | build (make all only:
+#                     make vmtest's libgpiod 2 acud) (default full)
+#   ACUD_ARCH_PYTEST  extra pytest arguments (e.g. "-k watch")
+#   ACUD_ARCH_DESELECT pytest -k expression of tests left out (default: the 100 Hz
+#                     pulse-timing tests, whose real-time bounds emulation breaks,
+#                     as `make valgrind` xfails them; empty runs them too)
+#   ACUD_ARCH_REFRESH 1: apt-get update and upgrade the cached root first
+#   ACUD_ARCH_BACKPORTS 1: libgpiod-dev from SUITE-backports (bookworm: libgpiod
+#                     2.1), in the root SUITE-backports-ARCH
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+arch=${ARCH:-${1:-}}
+tests=${ACUD_ARCH_TESTS:-full}
+mirror=${ACUD_ARCH_MIRROR:-http://deb.debian.org/debian}
+
+say() { echo "check-arch: $*" >&2; }
+die() { echo "check-arch: $*" >&2; exit 1; }
+
+case "$arch" in
+amd64) qarch=; suite=${ACUD_ARCH_SUITE:-trixie} ;;
+arm64) qarch=aarch64; suite=${ACUD_ARCH_SUITE:-trixie} ;;
+armhf) qarch=arm; suite=${ACUD_ARCH_SUITE:-bookworm} ;;
+*) die "ARCH must be amd64, arm64 or armhf (got '${arch}')" ;;
+esac
+case "$tests" in full | quick | none | build) ;; *) die "ACUD_ARCH_TESTS must be full, quick, none or build" ;; esac
+[ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot, binfmt_misc): run it with sudo"
+
+if [ "$(id -u)" = 0 ]; then
+	cache=${ACUD_ARCH_CACHE:-/var/cache/acud-arch}
+else
+	cache=${ACUD_ARCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/acud-arch}
+fi
+# ACUD_ARCH_BACKPORTS=1: libgpiod-dev from SUITE-backports (bookworm's 2.1), in
+# a root of its own so the plain one keeps the suite's libgpiod.
+bpo=${ACUD_ARCH_BACKPORTS:-0}
+name=$suite-$arch
+[ "$bpo" != 1 ] || name=$suite-backports-$arch
+root=$cache/$name
+src=/src/acud   # the checkout's copy, inside the root
+
+# What the build, the unit tests and the black-box suite use. systemd gives
+# systemd-analyze, -sysusers and -tmpfiles (test_systemd); mandoc and man-db
+# (test_man); faketime (test_storage); tmux (test_board).
+# procps: the unit's ExecReload=/bin/kill, which systemd-analyze verify checks.
+# dpkg-dev: dpkg-buildflags, which tells the Makefile whether time_t is 64-bit.
+PKGS="gcc make libc6-dev dpkg-dev pkg-config libevent-dev libjansson-dev libinih-dev libgpiod-dev
+python3 python3-pytest systemd procps mandoc man-db faketime tmux bash-completion"
+
+# The named subset (ACUD_ARCH_TESTS=quick): config loading (directory reading,
+# the EOVERFLOW of a 32-bit build without LFS), the protocol and the CLI, timers
+# and stimulation on the sim backend, persistence and restart arithmetic.
+QUICK="test_config.py test_protocol.py test_cli.py test_sessions.py test_stim.py
+test_persistence.py test_notify.py test_watch.py"
+
+t_start=$(date +%s)
+stamp() { echo $(($(date +%s) - t_start)); }
+
+# --- inside the private mount namespace ---------------------------------------
+if [ "${1:-}" = --inside ]; then
+	stage=$2
+	# The root a mount point of its own, as / is on a machine: `unshare --mount`
+	# (test_storage's reboot tests) cannot make / private otherwise.
+	mount --bind "$root" "$root"
+	mount -t proc proc "$root/proc"
+	if [ "$stage" = bootstrap ]; then
+		chroot "$root" /debootstrap/debootstrap --second-stage >&2
+		exit 0
+	fi
+	mount --rbind /sys "$root/sys"
+	mount --rbind /dev "$root/dev"
+	mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
+	mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
+	cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+	in_root() {
+		chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+			HOME=/root LANG=C.UTF-8 TERM=dumb DEBIAN_FRONTEND=noninteractive "$@"
+	}
+	case "$stage" in
+	packages)
+		# No service starts in the chroot.
+		printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"
+		chmod 0755 "$root/usr/sbin/policy-rc.d"
+		in_root apt-get update -q >&2
+		[ "${ACUD_ARCH_REFRESH:-0}" = 1 ] && in_root apt-get -y -q upgrade >&2
+		# shellcheck disable=SC2086
+		in_root apt-get install -y -q --no-install-recommends $PKGS >&2
+		if [ "$bpo" = 1 ]; then
+			echo "deb $mirror $suite-backports main" >"$root/etc/apt/sources.list.d/backports.list"
+			in_root apt-get update -q >&2
+			in_root apt-get install -y -q --no-install-recommends -t "$suite-backports" libgpiod-dev >&2
+			in_root apt-cache policy libgpiod-dev >&2
+		fi
+		in_root apt-get clean
+		;;
+	test)
+		shift 2
+		in_root bash -c "$*"
+		;;
+	esac
+	exit 0
+fi
+
+# --- host tools and binfmt_misc ---------------------------------------------------
+need=()
+command -v debootstrap >/dev/null || need+=(debootstrap)
+[ -z "$qarch" ] || [ -x /usr/bin/qemu-$qarch-static ] || need+=(qemu-user-static)
+command -v unshare >/dev/null || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+	say "installing ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -q --no-install-recommends "${need[@]}" >&2 ||
+		{ apt-get update >&2 && apt-get install -y -q --no-install-recommends "${need[@]}" >&2; } ||
+		die "apt-get install ${need[*]} failed"
+fi
+bf=/proc/sys/fs/binfmt_misc
+# amd64 (this host's own architecture, for libgpiod 2 and vmtest): no emulation.
+if [ -n "$qarch" ] && [ ! -e "$bf/qemu-$qarch" ]; then
+	[ -e "$bf/register" ] || mount -t binfmt_misc binfmt_misc "$bf" ||
+		die "cannot mount binfmt_misc on $bf"
+	if [ ! -e "$bf/qemu-$qarch" ]; then
+		conf=/usr/lib/binfmt.d/qemu-$qarch.conf
+		[ -f "$conf" ] || die "$conf missing (qemu-user-static)"
+		say "registering qemu-$qarch with binfmt_misc ($conf)"
+		# F: the interpreter is opened now, so it works inside the chroot too.
+		grep -v '^#' "$conf" > "$bf/register" || die "cannot register qemu-$qarch in binfmt_misc"
+	fi
+fi
+[ -z "$qarch" ] || grep -q '^enabled' "$bf/qemu-$qarch" || die "binfmt_misc: qemu-$qarch is registered but disabled"
+[ -z "$qarch" ] || grep -q '^flags: .*F' "$bf/qemu-$qarch" ||
+	die "binfmt_misc: qemu-$qarch lacks the F flag; a chroot cannot find its interpreter"
+
+# --- the root file system, cached -----------------------------------------------------
+mkdir -p "$cache"
+exec 9>"$cache/$name.lock"
+flock -w 1800 9 || die "cannot lock $cache/$name.lock"
+
+inside() { unshare --mount --propagation private "$0" --inside "$@"; }
+export ARCH=$arch ACUD_ARCH_CACHE=$cache ACUD_ARCH_SUITE=$suite ACUD_ARCH_BACKPORTS=$bpo
+
+if [ ! -f "$root/.acud-base" ]; then
+	say "debootstrap $suite $arch (minbase) into $root"
+	rm -rf "$root"
+	debootstrap --foreign --arch="$arch" --variant=minbase "$suite" "$root" "$mirror" >&2 ||
+		die "debootstrap --foreign $suite $arch failed"
+	say "second stage${qarch:+ under qemu-$qarch} ($(stamp) s)"
+	inside bootstrap || die "debootstrap --second-stage failed (see $root/debootstrap/debootstrap.log)"
+	touch "$root/.acud-base"
+	say "root file system ready ($(stamp) s)"
+fi
+want=$(echo $PKGS | tr ' ' '\n' | sort | tr '\n' ' ')
+[ "$bpo" != 1 ] || want="$want libgpiod-dev/$suite-backports"
+if [ "$(cat "$root/.acud-pkgs" 2>/dev/null)" != "$want" ] || [ "${ACUD_ARCH_REFRESH:-0}" = 1 ]; then
+	say "apt-get install in the $suite $arch root ($(stamp) s)"
+	inside packages || die "apt-get install in the $suite $arch root failed"
+	echo "$want" > "$root/.acud-pkgs"
+	say "packages ready ($(stamp) s)"
+fi
+
+# --- the checkout, copied in (its build tree stays between runs) -----------------------
+mkdir -p "$root$src"
+find "$root$src" -mindepth 1 -maxdepth 1 ! -name build -exec rm -rf {} +
+if git -C "$top" rev-parse --git-dir >/dev/null 2>&1; then
+	(cd "$top" && git ls-files -z --cached --others --exclude-standard |
+		xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
+		tar --null -T - -cf -) | tar -xf - -C "$root$src"
+else
+	(cd "$top" && tar --exclude=./build --exclude=./acud --exclude=./acuctl --exclude=./demo \
+		-cf - .) | tar -xf - -C "$root$src"
+fi
+
+# --- build and tests inside ------------------------------------------------------------
+case "$tests" in
+full) sel=tests/blackbox ;;
+quick) sel=$(for t in $QUICK; do printf 'tests/blackbox/%s ' "$t"; done) ;;
+none | build) sel= ;;
+esac
+deselect=${ACUD_ARCH_DESELECT-test_pulses_100hz}
+kexpr=
+[ -z "$deselect" ] || kexpr="-k 'not ($deselect)'"
+# Emulation is 5-20 times slower than the host: the timing bounds get the slack
+# `make valgrind` gives them, and the randomized and crash runs are shorter.
+envs="ACU_TOL=1.0 ACU_TIMER_SLACK=3 ACU_RESPONSE_BOUND=10 ACU_RANDOM_STEPS=300 \
+ACU_CRASH_CYCLES=20 ACU_CRASH_FULL_CYCLES=10 ACU_DAMAGE_STRIDE=25"
+script="set -e; cd $src
+echo \"check-arch: \$(uname -m) userland, \$(. /etc/os-release && echo \$PRETTY_NAME), \
+gcc \$(gcc -dumpfullversion), glibc \$(ldd --version | sed -n '1s/.* //p'), \
+libgpiod \$(pkg-config --modversion libgpiod), libevent \$(pkg-config --modversion libevent)\"
+t0=\$(date +%s)
+make -s WERROR=1 all
+echo \"check-arch: build \$((\$(date +%s) - t0)) s\"
+[ $tests != build ] || exit 0
+t0=\$(date +%s)
+make -s WERROR=1 unit
+echo \"check-arch: unit tests \$((\$(date +%s) - t0)) s\"
+./acud --check-config -c etc/demo.conf
+if [ -n '$sel' ]; then
+	t0=\$(date +%s); rc=0
+	env $envs python3 -m pytest -q -p no:cacheprovider -rfE --durations=15 $kexpr ${ACUD_ARCH_PYTEST:-} $sel || rc=\$?
+	echo \"check-arch: black-box suite ($tests) \$((\$(date +%s) - t0)) s\"
+	exit \$rc
+fi"
+say "$suite $arch: build and tests ($(stamp) s)"
+rc=0
+inside test "$script" || rc=$?
+say "$suite $arch: $([ $rc = 0 ] && echo passed || echo FAILED) in $(stamp) s"
+exit $rc
