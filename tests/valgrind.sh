@@ -41,7 +41,10 @@ export ACU_RESPONSE_BOUND=${ACU_RESPONSE_BOUND:-10}  # test_limits: the normal c
 export ACU_RANDOM_STEPS=${ACU_RANDOM_STEPS:-300}
 export ACU_CRASH_CYCLES=${ACU_CRASH_CYCLES:-20}
 export ACU_DAMAGE_STRIDE=${ACU_DAMAGE_STRIDE:-25}
-export VALGRIND_XFAIL=${VALGRIND_XFAIL:-test_pulses_100hz,test_slow_watcher_is_dropped_and_memory_bounded}
+# Also: valgrind delivers SIGBUS/SIGSYS itself and its epoll emulation trips a
+# libevent assertion under a storm of ignored signals (test_faults); RSS
+# bounds measure valgrind's own memory (test_watch).
+export VALGRIND_XFAIL=${VALGRIND_XFAIL:-test_pulses_100hz,test_slow_watcher_is_dropped_and_memory_bounded,test_stalled_watchers_together_hold_bounded_memory,test_f6_fault_signals_drive_outputs_off[SIGBUS],test_f6_fault_signals_drive_outputs_off[SIGSYS],test_f6_meaningless_signals_are_ignored}
 export PYTHONPATH="$REPO/tests${PYTHONPATH:+:$PYTHONPATH}"
 
 args=(-q -p no:cacheprovider -p acud_valgrind -rxX)
