@@ -18,6 +18,9 @@ LDFLAGS   ?=
 ifneq ($(filter check,$(MAKECMDGOALS)),)
 WERROR    ?= 1
 endif
+# Exported: the makes that tests run (test_install's `make install`) then build
+# with the same flags and do not rebuild the binaries under test.
+export WERROR
 WARN      := -std=gnu11 -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -Wshadow -Wformat=2 \
              -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
 # 32-bit builds (armhf): 64-bit file offsets and inode numbers always (readdir()
