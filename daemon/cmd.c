@@ -6,7 +6,7 @@
 #include "gpio.h"
 
 struct cmd {
-	const char *name;
+	enum acu_cmd id;               /* its name is acu_cmd_name(id): one table (util.c) */
 	enum acu_role role;
 	int read_only;                 /* changes nothing: its reply need not wait for a save */
 	const char *const *keys;       /* accepted besides id and cmd; NULL-terminated */
@@ -628,28 +628,28 @@ static const char *const k_sim[] = { "line", "level", NULL };
  * each connection's replies in order). */
 #define READ_ONLY 1
 static const struct cmd cmds[] = {
-	{ "status", ROLE_DESK, READ_ONLY, k_room, cmd_status },
-	{ "watch", ROLE_DESK, READ_ONLY, k_none, cmd_watch },
-	{ "profiles", ROLE_DESK, READ_ONLY, k_none, cmd_profiles },
-	{ "profile", ROLE_DESK, READ_ONLY, k_profile, cmd_profile },
-	{ "version", ROLE_DESK, READ_ONLY, k_none, cmd_version },
-	{ "start", ROLE_PRACTITIONER, 0, k_start, cmd_start },
-	{ "pause", ROLE_PRACTITIONER, 0, k_room, cmd_pause },
-	{ "resume", ROLE_PRACTITIONER, 0, k_room, cmd_resume },
-	{ "extend", ROLE_PRACTITIONER, 0, k_extend, cmd_extend },
-	{ "stop", ROLE_PRACTITIONER, 0, k_room, cmd_stop },
-	{ "finish", ROLE_PRACTITIONER, 0, k_finish, cmd_finish },
-	{ "checkin", ROLE_PRACTITIONER, 0, k_room, cmd_checkin },
-	{ "stim", ROLE_PRACTITIONER, 0, k_stim, cmd_stim },
-	{ "flag", ROLE_PRACTITIONER, 0, k_flag, cmd_flag },
-	{ "needles", ROLE_PRACTITIONER, 0, k_needles, cmd_needles },
-	{ "silence", ROLE_PRACTITIONER, 0, k_extend, cmd_silence },
-	{ "history", ROLE_PRACTITIONER, 0, k_history, cmd_history },
-	{ "reload", ROLE_TECHNICIAN, 0, k_none, cmd_reload },
+	{ CMD_STATUS, ROLE_DESK, READ_ONLY, k_room, cmd_status },
+	{ CMD_WATCH, ROLE_DESK, READ_ONLY, k_none, cmd_watch },
+	{ CMD_PROFILES, ROLE_DESK, READ_ONLY, k_none, cmd_profiles },
+	{ CMD_PROFILE, ROLE_DESK, READ_ONLY, k_profile, cmd_profile },
+	{ CMD_VERSION, ROLE_DESK, READ_ONLY, k_none, cmd_version },
+	{ CMD_START, ROLE_PRACTITIONER, 0, k_start, cmd_start },
+	{ CMD_PAUSE, ROLE_PRACTITIONER, 0, k_room, cmd_pause },
+	{ CMD_RESUME, ROLE_PRACTITIONER, 0, k_room, cmd_resume },
+	{ CMD_EXTEND, ROLE_PRACTITIONER, 0, k_extend, cmd_extend },
+	{ CMD_STOP, ROLE_PRACTITIONER, 0, k_room, cmd_stop },
+	{ CMD_FINISH, ROLE_PRACTITIONER, 0, k_finish, cmd_finish },
+	{ CMD_CHECKIN, ROLE_PRACTITIONER, 0, k_room, cmd_checkin },
+	{ CMD_STIM, ROLE_PRACTITIONER, 0, k_stim, cmd_stim },
+	{ CMD_FLAG, ROLE_PRACTITIONER, 0, k_flag, cmd_flag },
+	{ CMD_NEEDLES, ROLE_PRACTITIONER, 0, k_needles, cmd_needles },
+	{ CMD_SILENCE, ROLE_PRACTITIONER, 0, k_extend, cmd_silence },
+	{ CMD_HISTORY, ROLE_PRACTITIONER, 0, k_history, cmd_history },
+	{ CMD_RELOAD, ROLE_TECHNICIAN, 0, k_none, cmd_reload },
 	/* The simulated world changes; the edge it makes is handled and
 	 * committed like a real one, whose save this reply does not wait for
 	 * (a cut stands at once, S9). */
-	{ "sim-input", ROLE_TECHNICIAN, READ_ONLY, k_sim, cmd_sim_input },
+	{ CMD_SIM_INPUT, ROLE_TECHNICIAN, READ_ONLY, k_sim, cmd_sim_input },
 };
 
 static json_t *error_reply(json_t *id, const struct acu_err *err)
@@ -674,7 +674,7 @@ static int check_keys(json_t *req, const struct cmd *cmd, struct acu_err *err)
 		for (const char *const *k = cmd->keys; !known && *k; k++)
 			known = strcmp(key, *k) == 0;
 		if (!known)
-			return acu_fail(err, E_BAD_REQUEST, "%s: unknown key '%.40s'", cmd->name, key);
+			return acu_fail(err, E_BAD_REQUEST, "%s: unknown key '%.40s'", acu_cmd_name(cmd->id), key);
 	}
 	return 0;
 }
@@ -687,7 +687,7 @@ json_t *cmd_dispatch(struct acud *d, struct client *c, const char *line, size_t 
 	json_t *req, *id = NULL, *v, *reply = NULL;
 	const char *name;
 	enum acu_role role;
-	int changes = 0;
+	int changes = 0, k;
 
 	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!req) {
@@ -711,8 +711,9 @@ json_t *cmd_dispatch(struct acud *d, struct client *c, const char *line, size_t 
 		goto out;
 	}
 	name = json_string_value(v);
-	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-		if (strcmp(cmds[i].name, name) == 0)
+	k = acu_cmd_parse(name);
+	for (size_t i = 0; k >= 0 && i < sizeof cmds / sizeof cmds[0]; i++)
+		if ((int)cmds[i].id == k)
 			cmd = &cmds[i];
 	if (!cmd) {
 		acu_fail(&err, E_UNKNOWN_COMMAND, "unknown command '%.40s'", name);
@@ -720,7 +721,7 @@ json_t *cmd_dispatch(struct acud *d, struct client *c, const char *line, size_t 
 	}
 	role = client_role(d, c);
 	if (role < cmd->role) {
-		acu_fail(&err, E_FORBIDDEN, "%s needs the %s role; user %s has %s", cmd->name,
+		acu_fail(&err, E_FORBIDDEN, "%s needs the %s role; user %s has %s", acu_cmd_name(cmd->id),
 			 acu_role_name(cmd->role), client_user(c),
 			 role == ROLE_NONE ? "none" : acu_role_name(role));
 		goto out;
