@@ -494,13 +494,15 @@ int main(int argc, char **argv)
 		event_add(d->history_retry, &every);
 	}
 
-	d->server = server_open(d, err, sizeof err);
-	if (!d->server)
-		fatalx("%s", err);
+	/* Before the socket listens: a client may connect (and a supervisor send
+	 * SIGTERM) as soon as it does, and the signal must find its handler. */
 	for (int i = 0; signums[i]; i++) {
 		sigs[i] = evsignal_new(d->base, signums[i], signal_cb, d);
 		event_add(sigs[i], NULL);
 	}
+	d->server = server_open(d, err, sizeof err);
+	if (!d->server)
+		fatalx("%s", err);
 	wd_usec = notify_watchdog_usec();
 	if (wd_usec) {
 		struct timeval tv = { (time_t)(wd_usec / 2 / 1000000),

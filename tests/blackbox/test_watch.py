@@ -217,7 +217,11 @@ def test_stalled_watchers_together_hold_bounded_memory(daemon):
         print(f"VmHWM: {hwm_alone} kB alone, {hwm_base} kB with 300 watchers, "
               f"peak {hwm_peak} kB after 2,000 events (+{grown} kB); "
               f"status took at most {worst * 1000:.0f} ms")
-        assert grown < 8 * 1024, \
+        # A sanitizer build keeps freed memory in ASan's quarantine (16 MB in
+        # make check SANITIZE=1): that growth is not the daemon's.
+        with open(f"/proc/{d.pid}/maps") as f:
+            tooled = "libasan" in f.read()
+        assert grown < (8 + (48 if tooled else 0)) * 1024, \
             f"300 stalled watchers grew acud's peak RSS by {grown} kB (from {hwm_base} kB)"
         assert worst < 1.0, f"status took {worst:.2f}s with 300 stalled watchers"
         # The stalled watchers were dropped: each one's stream ends in EOF.
