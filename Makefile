@@ -138,6 +138,11 @@ unit: $(UNIT_BIN)
 # time is spent waiting for timers, not computing. Files that must not share
 # (pulse timing, throwaway users, one big history) each keep to one worker
 # (pytest.mark.xdist_group). TEST_JOBS=1 runs it in one process.
+# A sanitizer build runs every acud several times slower: one worker, so the
+# pulse-timing tests do not measure the other workers' load.
+ifeq ($(SANITIZE),1)
+TEST_JOBS ?= 1
+endif
 TEST_JOBS ?= 4
 XDIST      = $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadgroup)
 blackbox: acud acuctl
