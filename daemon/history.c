@@ -69,7 +69,7 @@ struct history {
 	int worker_started;
 	int quit;                      /* atomic too: a running query polls it */
 	int outstanding;               /* queries queued or running */
-	struct history_job *todo, *todo_tail, *done, *done_tail;
+	struct history_job *waiting, *waiting_tail, *done, *done_tail;
 	int efd;                       /* worker -> loop: queries finished */
 };
 
@@ -783,14 +783,14 @@ static void *worker(void *arg)
 		struct history_job *j;
 		uint64_t one = 1;
 
-		while (!h->todo && !h->quit)
+		while (!h->waiting && !h->quit)
 			pthread_cond_wait(&h->cv, &h->mu);
 		if (h->quit)
 			break;
-		j = h->todo;
-		h->todo = j->next;
-		if (!h->todo)
-			h->todo_tail = NULL;
+		j = h->waiting;
+		h->waiting = j->next;
+		if (!h->waiting)
+			h->waiting_tail = NULL;
 		pthread_mutex_unlock(&h->mu);
 
 		stop.cancelled = &j->cancelled;
@@ -858,11 +858,11 @@ struct history_job *history_query_start(struct history *h, const char *room, int
 		}
 		h->worker_started = 1;
 	}
-	if (h->todo_tail)
-		h->todo_tail->next = j;
+	if (h->waiting_tail)
+		h->waiting_tail->next = j;
 	else
-		h->todo = j;
-	h->todo_tail = j;
+		h->waiting = j;
+	h->waiting_tail = j;
 	h->outstanding++;
 	pthread_cond_broadcast(&h->cv);
 	pthread_mutex_unlock(&h->mu);
@@ -922,8 +922,8 @@ void history_query_stop(struct history *h)
 	list = h->done;
 	h->done = h->done_tail = NULL;
 	deliver(list);
-	list = h->todo;
-	h->todo = h->todo_tail = NULL;
+	list = h->waiting;
+	h->waiting = h->waiting_tail = NULL;
 	for (j = list; j; j = j->next)
 		acu_fail(&j->err, E_INTERNAL, "acud is shutting down");
 	deliver(list);
