@@ -259,17 +259,29 @@ say "initramfs $(($(stat -c %s "$work/initrd.gz") / 1024)) KiB; booting $kver un
 
 # --- boot ------------------------------------------------------------------------
 mkdir -p "$(dirname "$log")"
-tb=$(date +%s)
-set +e
-timeout -k 5 "$vm_timeout" qemu-system-x86_64 -accel tcg -m 512 -smp 2 -nodefaults -no-reboot \
-	-display none -serial stdio -monitor none \
-	-kernel "$kdir/vmlinuz" -initrd "$work/initrd.gz" \
-	-append "console=ttyS0 quiet loglevel=1 panic=-1 oops=panic" </dev/null 2>&1 |
-	tr -d '\r' | tee "$log" | grep --line-buffered -E '^(ok|not ok|#|vmtest:|[0-9]+ passed, [0-9]+ failed$)' |
-	grep --line-buffered -v -E '^[0-9]+ passed, [0-9]+ failed$'
-qrc=${PIPESTATUS[0]}
-set -e
-say "VM ran $(($(date +%s) - tb)) s (total $(($(date +%s) - t0)) s); console log: $log"
+# A kernel panic under TCG (seen once in CI: an int3 oops in sched_clock_cpu
+# while an -smp 2 guest without RDRAND waited for entropy) is the emulator's,
+# not a check's: boot once more, keep the first log and say so. A panic on the
+# second boot fails the run.
+for attempt in 1 2; do
+	tb=$(date +%s)
+	set +e
+	timeout -k 5 "$vm_timeout" qemu-system-x86_64 -accel tcg -cpu max -m 512 -smp 1 -nodefaults -no-reboot \
+		-display none -serial stdio -monitor none \
+		-kernel "$kdir/vmlinuz" -initrd "$work/initrd.gz" \
+		-append "console=ttyS0 quiet loglevel=1 panic=-1 oops=panic" </dev/null 2>&1 |
+		tr -d '\r' | tee "$log" | grep --line-buffered -E '^(ok|not ok|#|vmtest:|[0-9]+ passed, [0-9]+ failed$)' |
+		grep --line-buffered -v -E '^[0-9]+ passed, [0-9]+ failed$'
+	qrc=${PIPESTATUS[0]}
+	set -e
+	say "VM ran $(($(date +%s) - tb)) s (total $(($(date +%s) - t0)) s); console log: $log"
+	if [ $attempt = 1 ] && grep -q 'Kernel panic' "$log"; then
+		cp "$log" "$log.panic"
+		echo "# the kernel panicked (console log kept: $log.panic); booting once more"
+		continue
+	fi
+	break
+done
 
 # --- verdict -----------------------------------------------------------------------
 pass=$(grep -c '^ok [0-9]' "$log" || true)
