@@ -127,7 +127,7 @@ $(BUILD)/.variant: FORCE
 	 [ -f $@ ] || touch $@
 FORCE:
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(PURE_OBJ) tests/unit/unit.h
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(PURE_OBJ) tests/unit/unit.h tests/unit/fixture.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(PURE_OBJ) $(LDLIBS_ACU)
 

@@ -10,18 +10,8 @@
 
 void sb_add(struct sbuf *b, const char *s, size_t n)
 {
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		p = realloc(b->s, cap);
-		if (!p)
-			acuctl_die(RC_UNREACHABLE, "out of memory");
-		b->s = p;
-		b->cap = cap;
-	}
+	if (acu_grow(&b->s, &b->cap, b->len + n + 1, 256) < 0)
+		acuctl_die(RC_UNREACHABLE, "out of memory");
 	memcpy(b->s + b->len, s, n);
 	b->len += n;
 	b->s[b->len] = '\0';

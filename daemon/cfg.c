@@ -423,7 +423,8 @@ static int channel_item(struct parser *p, const char *key, const char *item, int
 	return 0;
 }
 
-static void cfg_defaults(struct acu_cfg *c)
+/* SPEC §5's defaults: what a config that sets nothing means. */
+void cfg_defaults(struct acu_cfg *c)
 {
 	snprintf(c->socket, sizeof c->socket, "%s", ACU_DEFAULT_SOCKET);
 	snprintf(c->state_dir, sizeof c->state_dir, "%s", ACU_DEFAULT_STATE_DIR);
@@ -450,6 +451,19 @@ static void cfg_defaults(struct acu_cfg *c)
 	snprintf(c->desk_group, sizeof c->desk_group, "acu-desk");
 	snprintf(c->practitioner_group, sizeof c->practitioner_group, "acu-practitioner");
 	snprintf(c->technician_group, sizeof c->technician_group, "acu-tech");
+}
+
+/* A profile section's defaults (SPEC §5): continuous 2 Hz, 200 µs. */
+void cfg_profile_defaults(struct acu_profile_cfg *pr)
+{
+	memset(pr, 0, sizeof *pr);
+	pr->mode = MODE_CONTINUOUS;
+	pr->frequency_hz = 2;
+	pr->alt_frequency_hz = 100;
+	pr->switch_s = 3;
+	pr->on_s = 5;
+	pr->off_s = 5;
+	pr->pulse_width_us = 200;
 }
 
 static int set_daemon(struct parser *p, int k, const char *key, const char *v)
@@ -848,16 +862,9 @@ static int new_profile(struct parser *p, const char *name)
 		 (void **)&p->prof_keys, sizeof *p->prof_keys) < 0)
 		return perr(p, p->lineno, "out of memory");
 	pr = &c->profiles[c->nprofiles];
-	memset(pr, 0, sizeof *pr);
 	memset(&p->prof_keys[c->nprofiles], 0, sizeof *p->prof_keys);
+	cfg_profile_defaults(pr);
 	scopy(pr->name, sizeof pr->name, name);
-	pr->mode = MODE_CONTINUOUS;
-	pr->frequency_hz = 2;
-	pr->alt_frequency_hz = 100;
-	pr->switch_s = 3;
-	pr->on_s = 5;
-	pr->off_s = 5;
-	pr->pulse_width_us = 200;
 	scopy(pr->file, sizeof pr->file, p->file);
 	pr->line = p->lineno;
 	p->cur = c->nprofiles++;

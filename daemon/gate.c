@@ -125,6 +125,27 @@ enum gate_fit gate_profile_fit(const struct acu_room_cfg *rc, const struct acu_p
 	return GATE_FITS;
 }
 
+void gate_channel_in(const struct gate_room_in *in, const struct sched_point *pt,
+		     unsigned chans, int unsupported, int c, struct gate_in *g)
+{
+	const struct acu_profile_cfg *p = in->profile;
+
+	*g = (struct gate_in){
+		.state = in->state,
+		.armed = in->armed && p && (chans & (1u << c)),
+		.schedule_on = pt->on,
+		.flags = in->flags,
+		.policy = in->policy,
+		.pregnancy_safe = p ? p->pregnancy_safe : 0,
+		.interlock_tripped = in->interlock_tripped,
+		.delivered_ns = in->delivered_ns[c],
+		.duration_ns = in->budget_ns,
+		.stim_max_ns = in->stim_max_ns,
+		.gpio_fault = in->gpio_fault,
+		.unsupported = unsupported,
+	};
+}
+
 void gate_plan(const struct gate_room_in *in, struct gate_plan *out)
 {
 	const struct acu_profile_cfg *p = in->profile;
@@ -141,21 +162,11 @@ void gate_plan(const struct gate_room_in *in, struct gate_plan *out)
 	for (int c = 0; c < ACU_MAX_CHANNELS; c++)
 		out->why[c] = GATE_NOT_ARMED;
 	for (int c = 0; c < in->room->nchannels && c < ACU_MAX_CHANNELS; c++) {
-		struct gate_in g = {
-			.state = in->state,
-			.armed = in->armed && p && (chans & (1u << c)),
-			.schedule_on = out->pt.on,
-			.flags = in->flags,
-			.policy = in->policy,
-			.pregnancy_safe = p ? p->pregnancy_safe : 0,
-			.interlock_tripped = in->interlock_tripped,
-			.delivered_ns = in->delivered_ns[c],
-			.duration_ns = in->budget_ns,
-			.stim_max_ns = in->stim_max_ns,
-			.gpio_fault = in->gpio_fault,
-			.unsupported = unsupported,
-		};
-		enum gate_why w = gate_decide(&g);
+		struct gate_in g;
+		enum gate_why w;
+
+		gate_channel_in(in, &out->pt, chans, unsupported, c, &g);
+		w = gate_decide(&g);
 
 		out->why[c] = w;
 		if (gate_why_disarms(w) && out->end == GATE_ON)

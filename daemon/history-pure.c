@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acud.h"
 #include "history.h"
 
 int64_t history_day(int64_t wall_ns)
@@ -140,18 +141,8 @@ char *history_gap_record(uint64_t dropped, int64_t from_ns, int64_t to_ns, size_
 /* Appends without checking max (the callers did). 0, or -1 out of memory. */
 static int queue_put(struct history_queue *q, const char *rec, size_t len, int64_t ts_ns)
 {
-	if (q->len + len > q->cap) {
-		size_t cap = q->cap ? q->cap : 4096;
-		char *t;
-
-		while (cap < q->len + len)
-			cap *= 2;
-		t = realloc(q->text, cap);
-		if (!t)
-			return -1;
-		q->text = t;
-		q->cap = cap;
-	}
+	if (acu_grow(&q->text, &q->cap, q->len + len, 4096) < 0)
+		return -1;
 	if (q->n == q->rec_cap) {
 		size_t cap = q->rec_cap ? q->rec_cap * 2 : 64;
 		struct history_rec *r = realloc(q->rec, cap * sizeof *r);

@@ -456,18 +456,7 @@ void history_add(struct acud *d, const char *room, json_t *e)
 	}
 	/* No writer thread (start-up, shut-down): gathered, and written at
 	 * history_flush, one sync for a change's records. */
-	if (h->batch_len + len + 1 > h->batch_cap) {
-		size_t cap = h->batch_cap ? h->batch_cap : 4096;
-		char *bigger;
-
-		while (cap < h->batch_len + len + 1)
-			cap *= 2;
-		bigger = realloc(h->batch, cap);
-		if (bigger) {
-			h->batch = bigger;
-			h->batch_cap = cap;
-		}
-	}
+	(void)acu_grow(&h->batch, &h->batch_cap, h->batch_len + len + 1, 4096);
 	if (h->batch_len + len + 1 <= h->batch_cap) {
 		memcpy(h->batch + h->batch_len, line, len + 1);
 		h->batch_len += len + 1;

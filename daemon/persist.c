@@ -159,21 +159,11 @@ uint64_t persist_history(struct persist *p, const char *line, size_t len)
 	uint64_t gen;
 
 	pthread_mutex_lock(&p->mu);
-	if (len && p->hist_len + len > p->hist_cap) {
-		size_t cap = p->hist_cap ? p->hist_cap : 4096;
-		char *bigger;
-
-		while (cap < p->hist_len + len)
-			cap *= 2;
-		bigger = realloc(p->hist, cap);
-		if (!bigger) {
-			gen = p->queued;
-			pthread_mutex_unlock(&p->mu);
-			log_errx("history: out of memory; a record is lost");
-			return gen;
-		}
-		p->hist = bigger;
-		p->hist_cap = cap;
+	if (len && acu_grow(&p->hist, &p->hist_cap, p->hist_len + len, 4096) < 0) {
+		gen = p->queued;
+		pthread_mutex_unlock(&p->mu);
+		log_errx("history: out of memory; a record is lost");
+		return gen;
 	}
 	if (len)
 		memcpy(p->hist + p->hist_len, line, len);

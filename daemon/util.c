@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -124,6 +125,25 @@ void acu_utf8_trim(char *s)
 		}
 		p += n;
 	}
+}
+
+int acu_grow(char **buf, size_t *cap, size_t need, size_t first)
+{
+	size_t n = *cap ? *cap : first;
+	char *p;
+
+	if (need <= *cap)
+		return 0;
+	while (n < need) {
+		if (n > SIZE_MAX / 2)
+			return -1;
+		n *= 2;
+	}
+	if (!(p = realloc(*buf, n)))
+		return -1;
+	*buf = p;
+	*cap = n;
+	return 0;
 }
 
 int acu_fail(struct acu_err *err, enum acu_errcode code, const char *fmt, ...)

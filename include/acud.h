@@ -139,6 +139,10 @@ int acu_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out);
 int acu_valid_ref(const char *s);
 int acu_utf8_valid(const char *s);
 void acu_utf8_trim(char *s);
+/* Makes *buf (of *cap bytes, first from `first`) hold at least need bytes,
+ * doubling; *buf and *cap are left as they were when memory runs out.
+ * 0, or -1 out of memory. */
+int acu_grow(char **buf, size_t *cap, size_t need, size_t first);
 /* RFC 3339 UTC with seconds, e.g. 2026-11-21T10:00:00Z, from wall ns. */
 void acu_rfc3339(int64_t wall_ns, char *buf, size_t len);
 /* Parses what acu_rfc3339 writes (and offsets like +01:00). */

@@ -89,6 +89,8 @@ struct acu_cfg {
  * writes "FILE:LINE: message" (or "FILE: message") into err. */
 struct acu_cfg *cfg_load(const char *path, char *err, size_t errlen);
 void cfg_free(struct acu_cfg *cfg);
+void cfg_defaults(struct acu_cfg *c);
+void cfg_profile_defaults(struct acu_profile_cfg *pr);
 
 const struct acu_room_cfg *cfg_room(const struct acu_cfg *cfg, const char *id);
 const struct acu_profile_cfg *cfg_profile(const struct acu_cfg *cfg, const char *name);

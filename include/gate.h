@@ -100,6 +100,11 @@ struct gate_plan {
 };
 
 void gate_plan(const struct gate_room_in *in, struct gate_plan *out);
+/* gate_decide's input for channel c of the room: what gate_plan asks it.
+ * chans: gate_profile_channels(); unsupported: armed on wiring the profile
+ * does not fit; pt: the schedule's point (armed only). */
+void gate_channel_in(const struct gate_room_in *in, const struct sched_point *pt,
+		     unsigned chans, int unsupported, int c, struct gate_in *g);
 
 /* S5: what one read of an interlock means. prior_tripped: its state after
  * the last read; level: 1 active, 0 clear, -1 the input could not be read;

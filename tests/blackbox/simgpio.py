@@ -34,6 +34,12 @@ pulse = !12
 alarm = !21
 """
 
+# STIM_ROOMS's lines by room, as the tests name them.
+R1_GATES = ("17", "27")
+R1_PULSES = ("22", "23")
+R1_ALARM = "5"
+R1_INTERLOCK = "6"           # !6: tripped at physical 0, clear at 1
+
 # Outputs of STIM_ROOMS (plus the heartbeat) with their inactive PHYSICAL level.
 STIM_OUTPUTS = {"17": 0, "27": 0, "22": 0, "23": 0, "5": 0,
                 "24": 0, "16": 0,
@@ -143,6 +149,14 @@ def start_ok(d, *a, **kw):
     rep = start(d, *a, **kw)
     assert rep.get("ok") is True, f"start refused: {rep!r}"
     return rep["room"]
+
+
+def start_armed(d, room="1", profile="p2", gates=R1_GATES):
+    """start --stim, then wait until each of the room's gates reads active."""
+    r = start_ok(d, room, profile, stim=True)
+    for ln in gates:
+        wait_state(state_path(d), ln, 1)
+    return r
 
 
 def stim(d, room, on):

@@ -30,17 +30,14 @@ import time
 import pytest
 
 from conftest import ACUD, alarm, err_code, run
-from simgpio import (HEARTBEAT, start, start_ok, stim, intervals, line_events, mono_ns, read_state, read_trace,
-                     state_path, stim_config, wait_for, wait_state)
+from simgpio import (HEARTBEAT, R1_ALARM, R1_GATES, R1_INTERLOCK, R1_PULSES, intervals,
+                     line_events, mono_ns, read_state, read_trace, start, start_armed, start_ok,
+                     state_path, stim, stim_config, wait_for, wait_state)
 
 # make check runs the suite in parallel: the files that measure pulse timing
 # share one worker, so they never measure each other.
 pytestmark = pytest.mark.xdist_group("timing")
 
-R1_GATES = ("17", "27")
-R1_PULSES = ("22", "23")
-R1_ALARM = "5"
-R1_INTERLOCK = "6"           # !6: tripped at physical 0, clear at 1
 TRIP, CLEAR = 0, 1
 
 
@@ -140,6 +137,17 @@ def fulldisk_daemon(make_daemon):
         disk.umount()
 
 
+
+def timed_while_full(d, disk, req):
+    """One request sent while the sim's disk is full (its line writes fail):
+    (reply, send time, reply time); the disk is emptied again whatever happens."""
+    disk.fill()
+    try:
+        with d.connect() as c:
+            return c.timed(req)
+    finally:
+        disk.empty()
+
 def test_f1_failed_gate_off_stops_heartbeat_and_shows_fault(fulldisk_daemon):
     """Finding 1: a `stim off` whose gate write fails. Both rooms are gate-only (no
     pulse edges that could fail first); room 2 keeps its gate on throughout."""
@@ -153,12 +161,7 @@ def test_f1_failed_gate_off_stops_heartbeat_and_shows_fault(fulldisk_daemon):
     wait_for(lambda: len(line_events(trace_of(d), HEARTBEAT, since=t_on)) >= 3, 3,
              "heartbeat toggling with gates on")
 
-    disk.fill()
-    try:
-        with d.connect() as c:
-            rep, t_send, t_reply = c.timed({"cmd": "stim", "room": "1", "on": False})
-    finally:
-        disk.empty()
+    rep, t_send, t_reply = timed_while_full(d, disk, {"cmd": "stim", "room": "1", "on": False})
     # S7: the command whose write failed is not acknowledged as done.
     assert err_code(rep) == "gpio-fault", rep
     tr = trace_of(d)
@@ -209,12 +212,7 @@ def test_f1_failed_gate_on_is_not_ok(fulldisk_daemon):
     start_ok(d, "2", "p2", stim=True)
     wait_state(sp, "24", 1)
     start_ok(d, "1", "p2")
-    disk.fill()
-    try:
-        with d.connect() as c:
-            rep, t_send, t_reply = c.timed({"cmd": "stim", "room": "1", "on": True})
-    finally:
-        disk.empty()
+    rep, t_send, t_reply = timed_while_full(d, disk, {"cmd": "stim", "room": "1", "on": True})
     assert err_code(rep) == "gpio-fault", rep
     tr = trace_of(d)
     # the gate-on was attempted, then the fault drove it off
@@ -241,9 +239,7 @@ def test_f2_interlock_blip_in_one_write_trips(stimd):
     """Finding 2: trip and clear in one write, before the loop reads the line."""
     d = stimd
     sp = state_path(d)
-    start_ok(d, "1", "p2", stim=True)
-    wait_state(sp, "17", 1)
-    wait_state(sp, "27", 1)
+    start_armed(d)
     t = mono_ns()
     reps = one_write(d, {"cmd": "sim-input", "line": R1_INTERLOCK, "level": TRIP},
                      {"cmd": "sim-input", "line": R1_INTERLOCK, "level": CLEAR},

@@ -52,11 +52,19 @@ def untouched(first, trace_before):
     assert first.status("2")["stim"]["on"] is True
 
 
-def test_second_daemon_on_same_state_dir_is_refused(make_daemon, tmpdir_short):
+def start_second(make_daemon, tmpdir_short, **same):
+    """A daemon with its gate on, then a second acud sharing `same` with it:
+    (the first, its trace before, the second's exit code and stderr)."""
     first = first_with_gate_on(make_daemon)
     trace0 = read_trace(os.path.join(first.dir, "trace"))
-    conf = second_config(first, tmpdir_short, same_socket=False, same_state_dir=True)
+    conf = second_config(first, tmpdir_short, **same)
     rc, out, err = run([ACUD, "-f", "-c", conf], cwd=tmpdir_short, timeout=10)
+    return first, trace0, rc, err
+
+
+def test_second_daemon_on_same_state_dir_is_refused(make_daemon, tmpdir_short):
+    first, trace0, rc, err = start_second(make_daemon, tmpdir_short, same_socket=False,
+                                          same_state_dir=True)
     assert rc != 0, f"a second acud on the same state_dir started: {err}"
     m = re.search(r"another acud holds (\S+) \(pid (\d+)\)", err)
     assert m, f"no clear message: {err!r}"
@@ -68,10 +76,8 @@ def test_second_daemon_on_same_state_dir_is_refused(make_daemon, tmpdir_short):
 
 
 def test_second_daemon_on_same_socket_touches_no_output(make_daemon, tmpdir_short):
-    first = first_with_gate_on(make_daemon)
-    trace0 = read_trace(os.path.join(first.dir, "trace"))
-    conf = second_config(first, tmpdir_short, same_socket=True, same_state_dir=False)
-    rc, out, err = run([ACUD, "-f", "-c", conf], cwd=tmpdir_short, timeout=10)
+    first, trace0, rc, err = start_second(make_daemon, tmpdir_short, same_socket=True,
+                                          same_state_dir=False)
     assert rc != 0, f"a second acud on the same socket started: {err}"
     assert "another acud is already listening" in err, err
     time.sleep(0.3)

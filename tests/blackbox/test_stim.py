@@ -17,18 +17,15 @@ import time
 import pytest
 
 from conftest import ACUD, alarm, err_code, parse_ts, run
-from simgpio import (HEARTBEAT, start, start_ok, stim, STIM_OUTPUTS, edges, intervals, line_events, mono_ns,
-                     pulse_stats, read_state, read_trace, state_path, stim_config, wait_for,
-                     wait_state)
+from simgpio import (HEARTBEAT, R1_ALARM, R1_GATES, R1_INTERLOCK, R1_PULSES, STIM_OUTPUTS,
+                     edges, intervals, line_events, mono_ns, pulse_stats, read_state,
+                     read_trace, start, start_armed, start_ok, state_path, stim, stim_config,
+                     wait_for, wait_state)
 
 # make check runs the suite in parallel: the files that measure pulse timing
 # share one worker, so they never measure each other.
 pytestmark = pytest.mark.xdist_group("timing")
 
-R1_GATES = ("17", "27")
-R1_PULSES = ("22", "23")
-R1_ALARM = "5"
-R1_INTERLOCK = "6"           # !6: tripped at physical 0
 R2_GATE = "24"
 R2_ALARM = "16"
 R3_GATE, R3_PULSE, R3_ALARM = "13", "12", "21"   # active-low
@@ -338,9 +335,7 @@ def test_S3_hard_contraindications(stimd, tmpdir_short):
         assert not no_active_after(tr, ln, 0), f"line {ln} went active for a hard flag"
 
     # pacemaker set mid-session while stimulating
-    start_ok(d, "1", "p2", stim=True)
-    wait_state(sp, "17", 1)
-    wait_state(sp, "27", 1)
+    start_armed(d)
     t_reply, rep = _check_off(d, lambda: d.request({"cmd": "flag", "room": "1",
                                                       "flags": ["pacemaker"]}))
     assert "pacemaker" in rep["room"]["flags"]
@@ -428,9 +423,7 @@ def sim_input(d, line, level):
 def test_S5_interlock(stimd):
     d = stimd
     sp = state_path(d)
-    start_ok(d, "1", "p2", stim=True)
-    wait_state(sp, "17", 1)
-    wait_state(sp, "27", 1)
+    start_armed(d)
     # !6 trips at physical 0
     sim_input(d, R1_INTERLOCK, 0)
     r = d.wait_room("1", lambda r: r["stim"]["armed"] is False, timeout=5,

@@ -8,11 +8,10 @@
 #include "acud.h"
 #include "cfg.h"
 #include "room.h"
+#include "fixture.h"
 #include "unit.h"
 
-#define SEC(x) ((int64_t)(x) * NS_PER_SEC)
 #define T0 SEC(1000)                                   /* mono at start */
-#define WALL_OFF INT64_C(1795082400000000000)          /* wall = mono + WALL_OFF */
 #define FL(f) (1u << (f))
 
 static const enum acu_flag hard_flags[] = { FL_PACEMAKER, FL_ICD, FL_IMPLANTED_DEVICE };
@@ -23,47 +22,15 @@ static struct acu_room_cfg room_gate_only;  /* 2 channels, no pulse lines */
 static struct acu_room_cfg room_pulsed;     /* 2 channels with pulse lines */
 static struct acu_room_cfg room_eight;      /* 8 channels with pulse lines */
 
-static struct acu_now at(int64_t mono)
-{
-	struct acu_now n = { mono, mono + WALL_OFF };
-	return n;
-}
+#define at fixture_at
 
 static void prof(int i, const char *name, enum acu_mode mode, int64_t duration_s,
 		 unsigned channels, int pregnancy_safe)
 {
-	struct acu_profile_cfg *p = &profiles[i];
-
-	memset(p, 0, sizeof *p);
-	snprintf(p->name, sizeof p->name, "%s", name);
-	p->mode = mode;
-	p->frequency_hz = 2;
-	p->alt_frequency_hz = 100;
-	p->switch_s = 3;
-	p->on_s = 5;
-	p->off_s = 5;
-	p->pulse_width_us = 200;
-	p->duration_s = duration_s;
-	p->channels = channels;
-	p->pregnancy_safe = pregnancy_safe;
+	fixture_profile(&profiles[i], name, mode, 0, duration_s, channels, pregnancy_safe);
 }
 
-static void room(struct acu_room_cfg *rc, const char *id, int nchannels, int pulses)
-{
-	memset(rc, 0, sizeof *rc);
-	snprintf(rc->id, sizeof rc->id, "%s", id);
-	snprintf(rc->name, sizeof rc->name, "Room %s", id);
-	rc->nchannels = nchannels;
-	for (int c = 0; c < nchannels; c++) {
-		rc->gate[c].set = 1;
-		rc->gate[c].offset = 10 + c;
-		if (pulses) {
-			rc->pulse[c].set = 1;
-			rc->pulse[c].offset = 30 + c;
-		}
-	}
-	rc->npulse = pulses ? nchannels : 0;
-}
+#define room fixture_room
 
 static void fixtures(void)
 {
@@ -81,23 +48,10 @@ static void fixtures(void)
 	room(&room_eight, "3", 8, 1);
 }
 
-/* The fields room.c reads, with the defaults of SPEC §5 and S4. */
+/* SPEC §5's defaults and S4's policies over this file's profiles. */
 static void cfg_init(struct acu_cfg *c)
 {
-	memset(c, 0, sizeof *c);
-	c->session_min = 300;
-	c->session_max = 3600;
-	c->stim_max = 1800;
-	c->require_needle_count = 1;
-	c->escalate_after = 300;
-	c->checkin_interval = 600;
-	for (int f = 0; f < FL__N; f++)
-		c->policy[f] = POLICY_WARN;
-	c->policy[FL_PREGNANCY] = POLICY_REFUSE;
-	c->policy[FL_EPILEPSY] = POLICY_REFUSE;
-	c->policy[FL_HEART_DISEASE] = POLICY_REFUSE;
-	c->nprofiles = NPROF;
-	c->profiles = profiles;
+	fixture_cfg(c, profiles, NPROF);
 }
 
 static void all_policies(struct acu_cfg *c, enum acu_policy p)

@@ -10,51 +10,44 @@
 #include "acud.h"
 #include "cfg.h"
 #include "room.h"
+#include "fixture.h"
 #include "unit.h"
 
-#define SEC(x) ((int64_t)(x) * NS_PER_SEC)
 #define T0 SEC(1000)
-#define WALL_OFF INT64_C(1795082400000000000)
 
 static struct acu_profile_cfg prof;
 static struct acu_room_cfg rc;
 static struct acu_cfg cfg;
 
-static struct acu_now at(int64_t mono)
-{
-	struct acu_now n = { mono, mono + WALL_OFF };
-	return n;
-}
+#define at fixture_at
 
+/* The room was disarmed by `kind`: blocked names it, its alarm is high. */
+#define CHECK_DISARMED_BY(r, kind, name)                                             \
+	do {                                                                         \
+		CHECK_EQ((r)->s.stim.armed, 0);                                      \
+		CHECK_STR((r)->s.stim.blocked, (name));                              \
+		CHECK((r)->alarm[kind].active);                                      \
+		CHECK_EQ((r)->alarm[kind].priority, PRIO_HIGH);                      \
+	} while (0)
+
+/* S7: a gpio-fault since `since`. */
+#define CHECK_GPIO_FAULT(r, since)                                                   \
+	do {                                                                         \
+		CHECK_EQ((r)->gpio_fault, 1);                                        \
+		CHECK_DISARMED_BY(r, AL_GPIO_FAULT, "gpio-fault");                   \
+		CHECK_EQ((r)->alarm[AL_GPIO_FAULT].since_mono, (since));             \
+	} while (0)
+
+/* Two channels with pulse lines and an interlock; needles not required. */
 static void fixtures(void)
 {
-	memset(&prof, 0, sizeof prof);
-	snprintf(prof.name, sizeof prof.name, "p2");
-	prof.mode = MODE_CONTINUOUS;
-	prof.frequency_hz = 2;
-	prof.pulse_width_us = 200;
-	prof.duration_s = 600;
-	memset(&rc, 0, sizeof rc);
-	snprintf(rc.id, sizeof rc.id, "1");
-	rc.nchannels = 2;
-	rc.npulse = 2;
-	for (int c = 0; c < 2; c++) {
-		rc.gate[c].set = rc.pulse[c].set = 1;
-		rc.gate[c].offset = 17 + c;
-		rc.pulse[c].offset = 22 + c;
-	}
+	fixture_profile(&prof, "p2", MODE_CONTINUOUS, 0, 600, 0, 0);
+	fixture_room(&rc, "1", 2, 1);
 	rc.interlock.set = 1;
 	rc.interlock.offset = 6;
-	memset(&cfg, 0, sizeof cfg);
+	fixture_cfg(&cfg, &prof, 1);
 	cfg.session_min = 60;
-	cfg.session_max = 3600;
-	cfg.stim_max = 1800;
-	cfg.escalate_after = 300;
-	cfg.checkin_interval = 600;
-	for (int f = 0; f < FL__N; f++)
-		cfg.policy[f] = POLICY_WARN;
-	cfg.nprofiles = 1;
-	cfg.profiles = &prof;
+	cfg.require_needle_count = 0;
 }
 
 /* A running session on profile p2, started at T0; armed when asked. */
@@ -89,11 +82,8 @@ static void test_trip_held(void)
 
 	running(&r, 1);
 	CHECK_EQ(room_interlock(&r, 1, 1, &n), ROOM_IL_TRIPPED);
-	CHECK_EQ(r.s.stim.armed, 0);
-	CHECK_STR(r.s.stim.blocked, "interlock");
+	CHECK_DISARMED_BY(&r, AL_INTERLOCK, "interlock");
 	CHECK_EQ(r.interlock_tripped, 1);
-	CHECK(r.alarm[AL_INTERLOCK].active);
-	CHECK_EQ(r.alarm[AL_INTERLOCK].priority, PRIO_HIGH);
 	CHECK_EQ(r.alarm[AL_INTERLOCK].since_mono, T0 + SEC(10));
 	CHECK_EQ(r.alarm[AL_INTERLOCK].since_wall, T0 + SEC(10) + WALL_OFF);
 	CHECK_EQ(r.gpio_fault, 0);
@@ -123,10 +113,7 @@ static void test_trip_blip(void)
 	/* Tripped and clear again before the read (two edges): it still trips. */
 	running(&r, 1);
 	CHECK_EQ(room_interlock(&r, 0, 2, &n), ROOM_IL_TRIPPED);
-	CHECK_EQ(r.s.stim.armed, 0);
-	CHECK_STR(r.s.stim.blocked, "interlock");
-	CHECK(r.alarm[AL_INTERLOCK].active);
-	CHECK_EQ(r.alarm[AL_INTERLOCK].priority, PRIO_HIGH);
+	CHECK_DISARMED_BY(&r, AL_INTERLOCK, "interlock");
 	CHECK_EQ(r.interlock_tripped, 0);
 	/* The line is clear now: a new, explicit stim on may arm again. */
 	CHECK_EQ(arm(&r, T0 + SEC(21), &e), 0);
@@ -172,14 +159,9 @@ static void test_unreadable(void)
 	/* S5: an input that cannot be read counts as tripped and raises gpio-fault. */
 	running(&r, 1);
 	CHECK_EQ(room_interlock(&r, -1, 0, &n), ROOM_IL_TRIPPED | ROOM_IL_UNREADABLE);
-	CHECK_EQ(r.s.stim.armed, 0);
+	CHECK_GPIO_FAULT(&r, T0 + SEC(30));
 	CHECK_EQ(r.interlock_tripped, 1);
-	CHECK_EQ(r.gpio_fault, 1);
 	CHECK(r.alarm[AL_INTERLOCK].active);
-	CHECK(r.alarm[AL_GPIO_FAULT].active);
-	CHECK_EQ(r.alarm[AL_GPIO_FAULT].priority, PRIO_HIGH);
-	CHECK_EQ(r.alarm[AL_GPIO_FAULT].since_mono, T0 + SEC(30));
-	CHECK_STR(r.s.stim.blocked, "gpio-fault");
 	/* Still unreadable: no news, still tripped. */
 	n = at(T0 + SEC(31));
 	CHECK_EQ(room_interlock(&r, -1, 0, &n), 0);
@@ -210,12 +192,7 @@ static void test_gpio_fault(void)
 
 	running(&r, 1);
 	room_gpio_fault(&r, &n);
-	CHECK_EQ(r.gpio_fault, 1);
-	CHECK_EQ(r.s.stim.armed, 0);
-	CHECK_STR(r.s.stim.blocked, "gpio-fault");
-	CHECK(r.alarm[AL_GPIO_FAULT].active);
-	CHECK_EQ(r.alarm[AL_GPIO_FAULT].priority, PRIO_HIGH);
-	CHECK_EQ(r.alarm[AL_GPIO_FAULT].since_mono, T0 + SEC(40));
+	CHECK_GPIO_FAULT(&r, T0 + SEC(40));
 	/* A second failure later keeps the first instant. */
 	n = at(T0 + SEC(50));
 	room_gpio_fault(&r, &n);

@@ -1,6 +1,9 @@
 /* Unit tests of the shared name tables (daemon/util.c): flags, commands and
- * error codes each have one table, which acud and acuctl both read. */
+ * error codes each have one table, which acud and acuctl both read; and
+ * acu_grow, the buffers' one way to grow. */
 #include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "acud.h"
@@ -35,8 +38,36 @@ static void test_flag_list(void)
 	CHECK_EQ(acu_flag_list(NULL, 0, ","), n - 7);
 }
 
+/* acu_grow: at least what is asked, doubling, and nothing lost on failure. */
+static void test_grow(void)
+{
+	char *b = NULL;
+	size_t cap = 0;
+
+	CHECK_EQ(acu_grow(&b, &cap, 0, 16), 0);
+	CHECK(b == NULL);
+	CHECK_EQ(cap, 0);
+	CHECK_EQ(acu_grow(&b, &cap, 1, 16), 0);
+	CHECK(b != NULL);
+	CHECK_EQ(cap, 16);
+	memcpy(b, "abcdefghijklmno", 16);
+	CHECK_EQ(acu_grow(&b, &cap, 16, 16), 0);
+	CHECK_EQ(cap, 16);
+	CHECK_EQ(acu_grow(&b, &cap, 17, 16), 0);
+	CHECK_EQ(cap, 32);
+	CHECK_STR(b, "abcdefghijklmno");
+	CHECK_EQ(acu_grow(&b, &cap, 100, 16), 0);
+	CHECK_EQ(cap, 128);
+	/* More than memory can hold: refused, the buffer as it was. */
+	CHECK_EQ(acu_grow(&b, &cap, SIZE_MAX, 16), -1);
+	CHECK_EQ(cap, 128);
+	CHECK_STR(b, "abcdefghijklmno");
+	free(b);
+}
+
 int main(void)
 {
+	test_grow();
 	test_round_trips();
 	test_flag_list();
 	return unit_report("test_names");

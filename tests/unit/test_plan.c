@@ -5,8 +5,8 @@
  * an argument, nothing sleeps.
  *
  * The oracles are written from SPEC §3 (S2-S5, S7) and do not call the
- * functions under test; gate_decide itself is checked exhaustively by
- * test_gate, sched_at by test_sched. */
+ * functions under test; gate_channel_in's result is checked field by field,
+ * gate_decide itself exhaustively by test_gate, sched_at by test_sched. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,9 +15,9 @@
 #include "cfg.h"
 #include "gate.h"
 #include "stimsched.h"
+#include "fixture.h"
 #include "unit.h"
 
-#define SEC(x) ((int64_t)(x) * NS_PER_SEC)
 #define T0 SEC(5000)
 #define FL(f) (1u << (f))
 
@@ -51,39 +51,16 @@ static struct acu_room_cfg rooms[NROOM];
 static void prof(int i, enum acu_mode mode, int64_t delay_s, int64_t duration_s,
 		 unsigned channels, int pregnancy_safe)
 {
-	struct acu_profile_cfg *p = &profiles[i];
-
-	memset(p, 0, sizeof *p);
-	snprintf(p->name, sizeof p->name, "%s", prof_names[i]);
-	p->mode = mode;
-	p->frequency_hz = 2;
-	p->alt_frequency_hz = 100;
-	p->switch_s = 3;
-	p->on_s = 5;
-	p->off_s = 5;
-	p->pulse_width_us = 200;
-	p->delay_s = delay_s;
-	p->duration_s = duration_s;
-	p->channels = channels;
-	p->pregnancy_safe = pregnancy_safe;
+	fixture_profile(&profiles[i], prof_names[i], mode, delay_s, duration_s, channels,
+			pregnancy_safe);
 }
 
 static void room(int i, int nchannels, int pulses)
 {
-	struct acu_room_cfg *rc = &rooms[i];
+	char id[8];
 
-	memset(rc, 0, sizeof *rc);
-	snprintf(rc->id, sizeof rc->id, "%d", i + 1);
-	rc->nchannels = nchannels;
-	rc->npulse = pulses ? nchannels : 0;
-	for (int c = 0; c < nchannels; c++) {
-		rc->gate[c].set = 1;
-		rc->gate[c].offset = 10 + c;
-		if (pulses) {
-			rc->pulse[c].set = 1;
-			rc->pulse[c].offset = 30 + c;
-		}
-	}
+	snprintf(id, sizeof id, "%d", i + 1);
+	fixture_room(&rooms[i], id, nchannels, pulses);
 }
 
 static void fixtures(void)
@@ -240,21 +217,21 @@ static void check_plan(const struct gate_room_in *in, const struct gate_plan *pl
 	if (in->armed && p)
 		sched_at(p, in->armed_at, in->now, &pt);
 	for (int c = 0; c < rc->nchannels; c++) {
-		struct gate_in g = {
-			.state = in->state,
-			.armed = in->armed && p && (chans & (1u << c)),
-			.schedule_on = pt.on,
-			.flags = in->flags,
-			.policy = in->policy,
-			.pregnancy_safe = p ? p->pregnancy_safe : 0,
-			.interlock_tripped = in->interlock_tripped,
-			.delivered_ns = in->delivered_ns[c],
-			.duration_ns = in->budget_ns,
-			.stim_max_ns = in->stim_max_ns,
-			.gpio_fault = in->gpio_fault,
-			.unsupported = unsupported,
-		};
-		enum gate_why w = gate_decide(&g);
+		struct gate_in g;
+		enum gate_why w;
+
+		/* The channel's input: the room's inputs as they are, armed only on
+		 * the profile's channels. */
+		gate_channel_in(in, &pt, chans, unsupported, c, &g);
+		CHECKC(g.armed == (in->armed && p && (chans & (1u << c))), ctx);
+		CHECKC(g.state == in->state && g.flags == in->flags && g.policy == in->policy, ctx);
+		CHECKC(g.schedule_on == pt.on && g.unsupported == unsupported, ctx);
+		CHECKC(g.pregnancy_safe == (p && p->pregnancy_safe), ctx);
+		CHECKC(g.interlock_tripped == in->interlock_tripped &&
+			       g.gpio_fault == in->gpio_fault, ctx);
+		CHECKC(g.delivered_ns == in->delivered_ns[c] && g.duration_ns == in->budget_ns &&
+			       g.stim_max_ns == in->stim_max_ns, ctx);
+		w = gate_decide(&g);
 
 		CHECKC(pl->why[c] == w, ctx);
 		if (oracle_disarms(w) && end == GATE_ON)

@@ -6,50 +6,27 @@
 #include "acud.h"
 #include "cfg.h"
 #include "room.h"
+#include "fixture.h"
 #include "unit.h"
 
-#define SEC(x) ((int64_t)(x) * NS_PER_SEC)
 #define T0 SEC(1000)                                   /* mono at the first start */
-#define WALL_OFF INT64_C(1795082400000000000)          /* wall = mono + WALL_OFF */
 
 static struct acu_profile_cfg profiles[2];
 static struct acu_room_cfg room1_cfg;
 
-static struct acu_now at(int64_t mono)
-{
-	struct acu_now n = { mono, mono + WALL_OFF };
-	return n;
-}
+#define at fixture_at
 
 static void fixtures(void)
 {
-	memset(profiles, 0, sizeof profiles);
-	strcpy(profiles[0].name, "lbp-2hz");
-	profiles[0].mode = MODE_CONTINUOUS;
-	profiles[0].frequency_hz = 2;
-	profiles[0].duration_s = 1200;
-	strcpy(profiles[1].name, "neck.dd");
-	profiles[1].mode = MODE_DENSE_DISPERSE;
-	profiles[1].frequency_hz = 2;
-	profiles[1].alt_frequency_hz = 100;
-	memset(&room1_cfg, 0, sizeof room1_cfg);
-	strcpy(room1_cfg.id, "1");
-	strcpy(room1_cfg.name, "Room 1");
-	room1_cfg.nchannels = 2;
+	fixture_profile(&profiles[0], "lbp-2hz", MODE_CONTINUOUS, 0, 1200, 0, 0);
+	fixture_profile(&profiles[1], "neck.dd", MODE_DENSE_DISPERSE, 0, 0, 0, 0);
+	fixture_room(&room1_cfg, "1", 2, 0);
 }
 
-/* The fields room.c reads, with the defaults of SPEC §5. */
+/* SPEC §5's defaults over this file's profiles. */
 static void cfg_init(struct acu_cfg *c)
 {
-	memset(c, 0, sizeof *c);
-	c->session_min = 300;
-	c->session_max = 3600;
-	c->stim_max = 1800;
-	c->require_needle_count = 1;
-	c->escalate_after = 300;
-	c->checkin_interval = 600;
-	c->nprofiles = 2;
-	c->profiles = profiles;
+	fixture_cfg(c, profiles, 2);
 }
 
 static struct acu_start req(int64_t duration_s, int needles)
