@@ -25,6 +25,7 @@
 #                     make vmtest's libgpiod 2 acud) | test paths, e.g.
 #                     tests/blackbox/test_lock.py (default full)
 #   ACUD_ARCH_PYTEST  extra pytest arguments (e.g. "-k watch")
+#   ACUD_ARCH_JOBS    pytest workers for the black-box suite (default 2)
 #   ACUD_ARCH_DESELECT pytest -k expression of tests left out (default: the 100 Hz
 #                     pulse-timing test, whose real-time bounds emulation breaks,
 #                     as `make valgrind` xfails it, and the two stuck-save tests,
@@ -73,7 +74,7 @@ src=/src/acud   # the checkout's copy, inside the root
 # e2fsprogs: mkfs.ext4 for test_stuck_save (not in trixie's minbase).
 # dpkg-dev: dpkg-buildflags, which tells the Makefile whether time_t is 64-bit.
 PKGS="gcc make libc6-dev dpkg-dev pkg-config libevent-dev libjansson-dev libinih-dev libgpiod-dev
-python3 python3-pytest systemd procps e2fsprogs mandoc man-db faketime tmux bash-completion"
+python3 python3-pytest python3-pytest-xdist systemd procps e2fsprogs mandoc man-db faketime tmux bash-completion"
 
 # The named subset (ACUD_ARCH_TESTS=quick): config loading (directory reading,
 # the EOVERFLOW of a 32-bit build without LFS), the protocol and the CLI, timers
@@ -206,6 +207,11 @@ none | build) sel= ;;
 *) sel=$tests ;;
 esac
 deselect=${ACUD_ARCH_DESELECT-test_pulses_100hz or save_is_stuck}
+# Two workers, with make check's groups (timing tests share one): emulation is
+# CPU-bound. ACUD_ARCH_JOBS=1: one process.
+jobs=${ACUD_ARCH_JOBS:-2}
+xdist=
+[ "$jobs" = 1 ] || xdist="-n $jobs --dist loadgroup"
 kexpr=
 [ -z "$deselect" ] || kexpr="-k 'not ($deselect)'"
 # Emulation is 5-20 times slower than the host: the timing bounds get the slack
@@ -229,7 +235,7 @@ echo \"check-arch: unit tests \$((\$(date +%s) - t0)) s\"
 ./acud --check-config -c etc/demo.conf
 if [ -n '$sel' ]; then
 	t0=\$(date +%s); rc=0
-	env $envs python3 -m pytest -q -p no:cacheprovider -rfE --durations=15 $kexpr ${ACUD_ARCH_PYTEST:-} $sel || rc=\$?
+	env $envs python3 -m pytest -q -p no:cacheprovider -rfE --durations=15 $xdist $kexpr ${ACUD_ARCH_PYTEST:-} $sel || rc=\$?
 	echo \"check-arch: black-box suite ($tests) \$((\$(date +%s) - t0)) s\"
 	exit \$rc
 fi"

@@ -1,6 +1,7 @@
 """watch (SPEC §6): the event stream, and a slow watcher that must not hold the
 daemon up or grow its memory."""
 
+import os
 import socket
 import threading
 import time
@@ -106,6 +107,9 @@ def test_slow_watcher_is_dropped_and_memory_bounded(daemon):
                     flags=["bleeding-disorder", "metal-implant"], profile="lbp-2hz")
     rss_start = d.rss_kb()
     max_rss = rss_start
+    # A stall, not a slow machine: emulation and valgrind scale it
+    # (ACU_RESPONSE_BOUND, as in test_limits).
+    bound = 60 * float(os.environ.get("ACU_RESPONSE_BOUND", "1.0"))
     t0 = time.monotonic()
     with d.connect(timeout=10) as c:
         for i in range(1000):
@@ -116,7 +120,7 @@ def test_slow_watcher_is_dropped_and_memory_bounded(daemon):
                 # Others are still served promptly on fresh connections.
                 assert d.request({"cmd": "version"}, timeout=10)["ok"] is True
                 max_rss = max(max_rss, d.rss_kb())
-            assert time.monotonic() - t0 < 60, "2,000 commands took over 60 s"
+            assert time.monotonic() - t0 < bound, f"2,000 commands took over {bound:.0f} s"
     max_rss = max(max_rss, d.rss_kb())
     assert max_rss < 50 * 1024, f"acud RSS grew to {max_rss} kB (start {rss_start} kB)"
     assert d.status("1")["state"] == "running"
