@@ -47,7 +47,11 @@ export ACU_DAMAGE_STRIDE=${ACU_DAMAGE_STRIDE:-25}
 export VALGRIND_XFAIL=${VALGRIND_XFAIL:-test_pulses_100hz,test_slow_watcher_is_dropped_and_memory_bounded,test_stalled_watchers_together_hold_bounded_memory,test_f6_fault_signals_drive_outputs_off[SIGBUS],test_f6_fault_signals_drive_outputs_off[SIGSYS],test_f6_meaningless_signals_are_ignored}
 export PYTHONPATH="$REPO/tests${PYTHONPATH:+:$PYTHONPATH}"
 
+# Two workers (pytest-xdist, the groups of make check): valgrind is CPU-bound
+# and serial, and this stage is CI's longest. VALGRIND_JOBS=1: one process.
+jobs=${VALGRIND_JOBS:-2}
 args=(-q -p no:cacheprovider -p acud_valgrind -rxX)
+[ "$jobs" != 1 ] && args+=(-n "$jobs" --dist loadgroup)
 [ -n "${VALGRIND_DESELECT:-}" ] && args+=(-k "not ($VALGRIND_DESELECT)")
 
 start=$(date +%s)
