@@ -231,26 +231,25 @@ void gpio_sync(struct gpio *g)
 		g->be->sync(g);
 }
 
-int gpio_all_off(struct gpio *g)
+/* Every output inactive, each tried whatever the others did. */
+static int all_off(struct gpio *g, int (*set)(struct gpio *, struct gpio_line *, int))
 {
 	int failed = 0;
 
 	if (!g)
 		return 0;
 	for (int i = 0; i < g->nlines; i++)
-		if (g->lines[i].dir == GPIO_OUT && gpio_set(g, &g->lines[i], 0) < 0)
+		if (g->lines[i].dir == GPIO_OUT && set(g, &g->lines[i], 0) < 0)
 			failed++;
 	return failed;
 }
 
+int gpio_all_off(struct gpio *g)
+{
+	return all_off(g, gpio_set);
+}
+
 int gpio_emergency_off(struct gpio *g)
 {
-	int failed = 0;
-
-	if (!g)
-		return 0;
-	for (int i = 0; i < g->nlines; i++)
-		if (g->lines[i].dir == GPIO_OUT && set_line(g, &g->lines[i], 0) < 0)
-			failed++;
-	return failed;
+	return all_off(g, set_line);
 }

@@ -113,6 +113,18 @@ static void reset_lines(void)
 	fail_next = 0;
 }
 
+/* Lines reset, the clock at T0, a table of nslots rooms with `in` handed
+ * over as room `room`. */
+static struct rtpulse *begin(int nslots, int room, const struct rtpulse_room *in)
+{
+	struct rtpulse *p = rtpulse_new(nslots, fake_clock, fake_set);
+
+	reset_lines();
+	clk = T0;
+	rtpulse_set(p, room, in);
+	return p;
+}
+
 /* Runs passes from the clock's now to `to`, always waking when asked. */
 static void run_until(struct rtpulse *p, int64_t to)
 {
@@ -133,13 +145,11 @@ static void run_until(struct rtpulse *p, int64_t to)
 static void test_on_time(void)
 {
 	struct acu_profile_cfg prof = profile(100);
-	struct rtpulse *p = rtpulse_new(1, fake_clock, fake_set);
 	struct rtpulse_room in = room_in(&prof, 3);
 	struct rtpulse_report rep;
+	struct rtpulse *p;
 
-	reset_lines();
-	clk = T0;
-	rtpulse_set(p, 0, &in);
+	p = begin(1, 0, &in);
 	/* Handed over: the first pulse is at the arming instant. */
 	CHECK_EQ(rtpulse_run(p), T0 + 200000);
 	CHECK_EQ(gpio_active(&pulse[0]), 1);
@@ -172,13 +182,11 @@ static void test_on_time(void)
 static void test_stall(void)
 {
 	struct acu_profile_cfg prof = profile(100);
-	struct rtpulse *p = rtpulse_new(1, fake_clock, fake_set);
 	struct rtpulse_room in = room_in(&prof, 1);
 	struct rtpulse_report rep;
+	struct rtpulse *p;
 
-	reset_lines();
-	clk = T0;
-	rtpulse_set(p, 0, &in);
+	p = begin(1, 0, &in);
 	run_until(p, T0 + MS(101));           /* pulses at 0..100 ms: 11 */
 	CHECK_EQ(rises(&pulse[0], T0, T0 + SEC(1)), 11);
 	clk = T0 + MS(165);                   /* woken 65 ms late for 110 */
@@ -212,13 +220,11 @@ static void test_stall(void)
 static void test_handover(void)
 {
 	struct acu_profile_cfg prof = profile(100);
-	struct rtpulse *p = rtpulse_new(2, fake_clock, fake_set);
 	struct rtpulse_room in = room_in(&prof, 3);
 	struct rtpulse_report rep;
+	struct rtpulse *p;
 
-	reset_lines();
-	clk = T0;
-	rtpulse_set(p, 1, &in);
+	p = begin(2, 1, &in);
 	rtpulse_run(p);
 	CHECK_EQ(gpio_active(&pulse[1]), 1);
 	/* Channel 2 taken out while its pulse is high; the other goes on. */
@@ -269,17 +275,14 @@ static void test_handover(void)
 static void test_cut(void)
 {
 	struct acu_profile_cfg prof = profile(2);
-	struct rtpulse *p = rtpulse_new(1, fake_clock, fake_set);
 	struct rtpulse_room in = room_in(&prof, 3);
 	struct rtpulse_report rep;
-	struct timespec ts = { 0, 0 };
+	struct rtpulse *p;
 	uint64_t v;
 
-	reset_lines();
-	clk = T0;
 	in.cut = 2;
 	in.cut_at = T0 + MS(1700);
-	rtpulse_set(p, 0, &in);
+	p = begin(1, 0, &in);
 	/* The next wake is the earlier of the next edge and the cut. */
 	CHECK_EQ(rtpulse_run(p), T0 + 200000);
 	run_until(p, T0 + MS(1700) - 1);
@@ -309,7 +312,6 @@ static void test_cut(void)
 	CHECK_EQ(gpio_active(&gate[0]), 1);
 	rtpulse_take(p, 0, &rep);
 	CHECK_EQ(rep.cut, 0);
-	(void)ts;
 	rtpulse_free(p);
 }
 
@@ -318,13 +320,11 @@ static void test_cut(void)
 static void test_fault(void)
 {
 	struct acu_profile_cfg prof = profile(100);
-	struct rtpulse *p = rtpulse_new(1, fake_clock, fake_set);
 	struct rtpulse_room in = room_in(&prof, 1);
 	struct rtpulse_report rep;
+	struct rtpulse *p;
 
-	reset_lines();
-	clk = T0;
-	rtpulse_set(p, 0, &in);
+	p = begin(1, 0, &in);
 	run_until(p, T0 + MS(15));
 	fail_next = 1;
 	run_until(p, T0 + MS(25));
