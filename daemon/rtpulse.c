@@ -219,7 +219,7 @@ static int64_t train_pass(struct rtpulse *p, struct slot *s, int64_t now)
 
 static int64_t pass(struct rtpulse *p)
 {
-	int64_t next = ACU_NEVER, now = p->clock();
+	int64_t next = ACU_NEVER, now;
 
 	for (int i = 0; i < p->nslots; i++) {
 		struct slot *s = &p->slots[i];
@@ -227,6 +227,9 @@ static int64_t pass(struct rtpulse *p)
 
 		if (!s->in.gpio || s->dead)
 			continue;
+		/* Read again for each room: the writes of the rooms before take time,
+		 * and whether a pulse is too late is decided on the time it is sent. */
+		now = p->clock();
 		if (s->in.cut && s->in.cut_at <= now)
 			cut(p, s, now);
 		if (s->dead)
