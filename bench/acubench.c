@@ -17,6 +17,10 @@
  *       P4: per trial and kind (stop, flag pacemaker, interlock sim-input):
  *       start with stimulation, then CLOCK_MONOTONIC just before send() of the
  *       cut-off request, then clean up. Prints "C KIND ROOM SEND_NS".
+ *   acubench hop SOCK TRIALS
+ *       P4's floor: TRIALS times a stop request to bench/hopref (which writes
+ *       one trace line per request), 3 ms apart as cutoff's are; prints
+ *       "H SEND_NS" per trial.
  *   acubench fanout SOCK NWATCH TRIALS WATCHREQ ACKMARK TRIGGER EVMARK
  *                   [STATUSREQ NSTATUS]
  *       P6: NWATCH watcher connections send WATCHREQ and wait for ACKMARK;
@@ -464,6 +468,25 @@ static int cmd_cutoff(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_hop(int argc, char **argv)
+{
+	struct line_conn *c = calloc(1, sizeof *c);
+	char reply[4096];
+	int trials;
+
+	if (argc != 4)
+		die("usage: hop SOCK TRIALS");
+	c->fd = dial(argv[2]);
+	trials = atoi(argv[3]);
+	for (int t = 0; t < trials; t++) {
+		usleep(3000);
+		if (!call(c, reply, sizeof reply, "{\"cmd\":\"stop\",\"room\":\"2\"}"))
+			die("hop: %s", reply);
+		printf("H %lld\n", (long long)t_sent);
+	}
+	return 0;
+}
+
 /* --- fanout (P6) ------------------------------------------------------------ */
 
 struct watcher {
@@ -621,7 +644,7 @@ int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2)
-		die("usage: acubench rr|expiry|cutoff|fanout ...");
+		die("usage: acubench rr|expiry|cutoff|hop|fanout ...");
 	if (strcmp(argv[1], "rr") == 0)
 		return cmd_rr(argc, argv);
 	if (strcmp(argv[1], "expiry") == 0)
@@ -630,5 +653,7 @@ int main(int argc, char **argv)
 		return cmd_cutoff(argc, argv);
 	if (strcmp(argv[1], "fanout") == 0)
 		return cmd_fanout(argc, argv);
+	if (strcmp(argv[1], "hop") == 0)
+		return cmd_hop(argc, argv);
 	die("unknown mode %s", argv[1]);
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""make bench: acud against redis and cyclictest, side by side (issue 5).
+"""make bench: acud against redis, cyclictest and floor programs, side by side
+(issues 5 and 19).
 
 Orchestration and trace analysis only; every request in a timed loop is sent by
 the C load generator (bench/acubench.c). Each acud figure is printed next to a
@@ -7,12 +8,15 @@ reference measured in the same run on the same machine, with the ratio and
 whether the target holds; bench/results.json gets every figure.
 
   P1 control plane   status of one room, 1 and 32 connections  vs redis-benchmark PING_INLINE
-  P2 expiry          gate-off lateness behind the deadline      vs cyclictest (concurrent, same s)
-                     and an fsync'd file replace in state_dir timed meanwhile
-  P3 pulse timing    8 channels at 100 Hz under P1's 32-conn load vs cyclictest (concurrent)
+  P2 expiry          gate-off lateness behind the deadline, under stress-ng (CPU and I/O
+                     on every core)                             vs cyclictest at the pulse
+                     thread's priority under the same load; an fsync'd replace timed meanwhile
+  P3 pulse timing    8 channels at 100 Hz under P1's 32-conn load and stress-ng
+                                                                vs cyclictest (same priority, same load)
   P4 cut-off         stop / flag pacemaker / interlock -> gate off (client send to trace)
-                     vs cyclictest (concurrent) and the redis PING round trip
-  P5 idle cost       wake-ups/s idle, peak RSS with 32 sessions vs redis-server in the same window
+                     vs bench/hopref: read one request from a Unix socket, write one line
+  P5 idle cost       wake-ups/s idle vs redis-server; peak RSS with 32 sessions vs
+                     bench/floor (acud's shared libraries, doing nothing)
   P6 scale           256 rooms, 1000 watchers: status-all p99, fan-out to all watchers
                      vs redis LRANGE_300 and redis PUBLISH to 1000 subscribers
 """
@@ -65,7 +69,7 @@ def log(msg):
 
 def ensure_tools():
     need = {"redis-server": "redis-server", "redis-benchmark": "redis-tools",
-            "cyclictest": "rt-tests"}
+            "cyclictest": "rt-tests", "stress-ng": "stress-ng"}
     missing = sorted({pkg for tool, pkg in need.items() if not shutil.which(tool)})
     if not missing:
         return
@@ -129,6 +133,9 @@ def machine_info(tmp, simdir):
     }
 
 
+RT_PRIO = 40  # --rt-prio: acud's realtime_priority, and cyclictest's
+
+
 def write_config(dirpath, simdir, nrooms, pulse_rooms, interlocks, log_level="info"):
     """The bench config. state_dir (state.json, fsync'd on every change, and the
     history) stays in the temporary directory on the ordinary filesystem; the sim
@@ -141,6 +148,7 @@ def write_config(dirpath, simdir, nrooms, pulse_rooms, interlocks, log_level="in
         "; acud benchmark config, written by bench/run.py",
         "[daemon]", "socket = run/acud.sock", "state_dir = state",
         "profiles_dir = profiles.d", f"log_level = {log_level}",
+        f"realtime_priority = {RT_PRIO}",
         "[gpio]", "backend = sim", f"sim_state = {simdir}/gpio-sim.state",
         f"sim_trace = {simdir}/trace", "heartbeat = 999",
         "[limits]", "session_min = 1s", "session_max = 4h", "stim_max = 60m",
@@ -172,16 +180,12 @@ def write_config(dirpath, simdir, nrooms, pulse_rooms, interlocks, log_level="in
 class Acud:
     """One acud on the sim backend in its own directory."""
 
-    rt_prio = 0  # --acud-fifo: run acud under SCHED_FIFO at this priority
-
     def __init__(self, binary, dirpath, simdir, conf):
         self.dir = dirpath
         self.sock = os.path.join(dirpath, "run", "acud.sock")
         self.trace = os.path.join(simdir, "trace")
         self.errlog = open(os.path.join(dirpath, "acud.log"), "w")
         argv = [binary, "-f", "-c", conf]
-        if Acud.rt_prio:
-            argv = ["chrt", "-f", str(Acud.rt_prio)] + argv
         self.proc = subprocess.Popen(argv, stderr=self.errlog, stdout=self.errlog)
         deadline = time.time() + 10
         while True:
@@ -331,9 +335,39 @@ class FsyncProbe(threading.Thread):
 
 
 def cyclictest_start(secs, max_us=20000):
-    # One thread, default priority (SCHED_OTHER), 1 ms interval, histogram in us.
-    return subprocess.Popen(["cyclictest", "-t1", f"-D{secs}s", f"-h{max_us}", "-q", "-i1000"],
+    # One thread at the pulse thread's SCHED_FIFO priority with its memory
+    # locked, as acud's: the kernel's wake-up latency there, the floor of any
+    # user-space pulse. 1 ms interval, histogram in us.
+    return subprocess.Popen(["cyclictest", "-t1", f"-p{RT_PRIO}", "-m", f"-D{secs}s",
+                             f"-h{max_us}", "-q", "-i1000"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+class Stress:
+    """stress-ng on every core: a CPU worker and an I/O (sync) worker each,
+    the load of P2 and P3, for at most secs (never longer than asked)."""
+
+    def __init__(self, secs, enabled=True):
+        n = os.cpu_count() or 1
+        self.argv = ["stress-ng", "--cpu", str(n), "--io", str(n), "--timeout", f"{secs}s",
+                     "--quiet"]
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL) if enabled else None
+        if enabled:
+            time.sleep(1)  # the workers running before anything is timed
+
+    def describe(self):
+        return " ".join(self.argv[:5]) if self.proc else "none"
+
+    def stop(self):
+        if not self.proc:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def cyclictest_result(proc):
@@ -482,13 +516,18 @@ def p1(args, acud, redis, res):
 
 def p2(args, acud, res):
     secs = args.p2_secs
-    log(f"P2: short sessions (1-2 s) in {len(P2_ROOMS)} rooms for {secs} s, cyclictest alongside")
-    ct = cyclictest_start(secs)
-    probe = FsyncProbe(acud.dir)
-    probe.start()
-    text = gen(args, "expiry", acud.sock, secs, 1, 2, "cont", *P2_ROOMS)
-    disk = probe.result()
-    cyc = cyclictest_result(ct)
+    log(f"P2: short sessions (1-2 s) in {len(P2_ROOMS)} rooms for {secs} s under stress-ng, "
+        "cyclictest alongside")
+    stress = Stress(secs + 5, args.stress)
+    try:
+        ct = cyclictest_start(secs)
+        probe = FsyncProbe(acud.dir)
+        probe.start()
+        text = gen(args, "expiry", acud.sock, secs, 1, 2, "cont", *P2_ROOMS)
+        disk = probe.result()
+        cyc = cyclictest_result(ct)
+    finally:
+        stress.stop()
     trace = Trace(acud.trace)
     late, late_hi, bad = [], [], 0
     for line in text.splitlines():
@@ -509,27 +548,31 @@ def p2(args, acud, res):
     res["P2"] = {"sessions": len(late), "unmatched": bad, "rooms": len(P2_ROOMS), "secs": secs,
                  "lateness": stats_us(late), "lateness_upper_bound": stats_us(late_hi),
                  "late_over_1ms": sum(1 for x in late if x > 1_000_000),
-                 "cyclictest": cyc, "state_dir_replace": disk}
+                 "cyclictest": cyc, "state_dir_replace": disk, "load": stress.describe()}
 
 
 def p3(args, acud, res):
     secs = args.p3_secs
     req = json.dumps({"cmd": "status", "room": str(P1_ROOM)}, separators=(",", ":"))
-    log(f"P3: 8 channels at 100 Hz for {secs} s under the 32-connection status load, "
-        "cyclictest alongside")
+    log(f"P3: 8 channels at 100 Hz for {secs} s under the 32-connection status load and "
+        "stress-ng, cyclictest alongside")
     starts = {}
     for i in PULSE_ROOMS:
         t = time.monotonic_ns()
         acud.conn.must(cmd="start", room=str(i), duration_s=3600, needles=1, profile="p100",
                        stim=True)
         starts[i] = t
-    ct = cyclictest_start(secs)
-    cs0 = ctx_split(acud.pid)
-    load = subprocess.Popen([args.gen, "rr", acud.sock, "32", str(secs), req],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lout, lerr = load.communicate(timeout=secs + 60)
-    cs1 = ctx_split(acud.pid)
-    cyc = cyclictest_result(ct)
+    stress = Stress(secs + 5, args.stress)
+    try:
+        ct = cyclictest_start(secs)
+        cs0 = ctx_split(acud.pid)
+        load = subprocess.Popen([args.gen, "rr", acud.sock, "32", str(secs), req],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lout, lerr = load.communicate(timeout=secs + 60)
+        cs1 = ctx_split(acud.pid)
+        cyc = cyclictest_result(ct)
+    finally:
+        stress.stop()
     # The daemon's own count of pulses it skipped (late by more than half a period).
     reported = 0
     for i in PULSE_ROOMS:
@@ -572,16 +615,13 @@ def p3(args, acud, res):
                  "deviation": stats_us(dev), "pulse_width": stats_us(width), "cyclictest": cyc,
                  # Involuntary switches: the loop, busy with the load, was preempted.
                  "acud_ctx_switches": {k: cs1[k] - cs0[k] for k in cs0},
-                 "load": json.loads(lout.strip().splitlines()[-1])}
+                 "load": json.loads(lout.strip().splitlines()[-1]), "stress": stress.describe()}
 
 
 def p4(args, acud, res):
     log("P4: cut-off latency: stop, flag pacemaker, interlock")
     rooms = [f"{i}:{ilock_line(i)}" for i in P4_ROOMS]
-    ct = cyclictest_start(600)
     text = gen(args, "cutoff", acud.sock, args.p4_trials, "cont", *rooms)
-    ct.send_signal(signal.SIGINT)  # cyclictest prints its histogram on SIGINT
-    cyc = cyclictest_result(ct)
     trace = Trace(acud.trace)
     lat = {"stop": [], "flag": [], "interlock": []}
     bad = 0
@@ -594,9 +634,35 @@ def p4(args, acud, res):
         lat[kind].append(off - int(send))
     res["P4"] = {k: stats_us(v) for k, v in lat.items()}
     res["P4"]["unmatched"] = bad
-    res["P4"]["cyclictest"] = cyc
+    res["P4"]["floor"] = hop_floor(args, acud, 3 * args.p4_trials)
     res["P4"]["note"] = ("CLOCK_MONOTONIC just before send() in the client to the gate-off "
-                         "trace line: includes the socket hop")
+                         "trace line: includes the socket hop; the floor is bench/hopref doing "
+                         "only that hop (read a request, write one trace line)")
+
+
+def hop_floor(args, acud, trials):
+    """The same hop with nothing behind it: bench/hopref, same client, same
+    trace file system, measured right after acud's trials."""
+    d = os.path.join(os.path.dirname(acud.dir), "hopref")
+    os.makedirs(d, exist_ok=True)
+    sock, trace = os.path.join(d, "hop.sock"), os.path.join(os.path.dirname(acud.trace), "hoptrace")
+    log(f"P4: floor: bench/hopref, {trials} requests")
+    proc = subprocess.Popen([args.hopref, sock, trace])
+    try:
+        deadline = time.time() + 10
+        while not os.path.exists(sock):
+            if proc.poll() is not None or time.time() > deadline:
+                sys.exit("bench: hopref did not start")
+            time.sleep(0.02)
+        sends = [int(l.split()[1]) for l in gen(args, "hop", sock, trials).splitlines()
+                 if l.startswith("H ")]
+    finally:
+        proc.terminate()
+        proc.wait()
+    wrote = [int(l.split()[0]) for l in open(trace) if l.strip()]
+    if len(wrote) != len(sends):
+        sys.exit(f"bench: hopref wrote {len(wrote)} lines for {len(sends)} requests")
+    return stats_us([w - s for s, w in zip(sends, wrote)])
 
 
 def p5(args, binary, tmp, redis, res):
@@ -634,12 +700,16 @@ def p5(args, binary, tmp, redis, res):
         acud.conn.must(cmd="stop", room=str(i))
         acud.conn.must(cmd="finish", room=str(i), removed=1)
     acud.stop()
-    # The floor: what any dynamically linked glibc process costs here.
-    floor = subprocess.Popen(["sleep", "30"])
-    time.sleep(0.3)
-    floor_hwm = proc_status(floor.pid, "VmHWM")
-    floor.kill()
-    floor.wait()
+    # The floors: a program linked against acud's shared libraries doing
+    # nothing (bench/floor), and any dynamically linked glibc process.
+    floors = {}
+    for name, argv in (("floor", [args.floor]), ("sleep", ["sleep", "30"])):
+        proc = subprocess.Popen(argv)
+        time.sleep(0.3)
+        floors[name] = proc_status(proc.pid, "VmHWM")
+        proc.kill()
+        proc.wait()
+    floor_hwm = floors["sleep"]
     res["P5"] = {
         "idle_secs": round(t1 - t0, 2),
         "acud_wakeups_per_s": round((a1 - a0) / (t1 - t0), 3),
@@ -648,6 +718,7 @@ def p5(args, binary, tmp, redis, res):
         "acud_rss_anon_kib": roll.get("Rss_Anon") or roll.get("Anonymous"),
         "acud_rss_file_kib": roll.get("Rss_File"),
         "acud_pss_kib": roll.get("Pss"), "sleep_vmhwm_kib": floor_hwm,
+        "floor_vmhwm_kib": floors["floor"],
         "acud_rss_by_mapping_kib": dict(sorted(maps.items(), key=lambda kv: -kv[1])[:12]),
         "redis_vmhwm_kib": proc_status(redis.pid, "VmHWM"),
     }
@@ -720,9 +791,10 @@ def rows_of(res):
         p, c = res["P2"], res["P2"]["cyclictest"]
         l = p["lateness"]
         ratio = l["p99_us"] / c["p99_us"] if l["n"] and c["p99_us"] else None
-        row("P2", f"expiry lateness p50 / p99 / max ({l['n']} sessions)",
+        row("P2", f"expiry lateness p50 / p99 / max ({l['n']} sessions), stress-ng",
             f"{fmt_us(l['p50_us'])} / {fmt_us(l['p99_us'])} / {fmt_us(l['max_us'])}",
-            f"{fmt_us(c['p50_us'])} / {fmt_us(c['p99_us'])} / {fmt_us(c['max_us'])} (cyclictest)",
+            f"{fmt_us(c['p50_us'])} / {fmt_us(c['p99_us'])} / {fmt_us(c['max_us'])} "
+            f"(cyclictest -p {RT_PRIO}, same load)",
             ratio, "p99 <= 2x cyclictest", ratio is not None and ratio <= 2.0 and not p["unmatched"])
         d = p["state_dir_replace"]
         row("P2", f"  sessions late > 1 ms; fsync'd replace in state_dir",
@@ -732,9 +804,10 @@ def rows_of(res):
         p, c = res["P3"], res["P3"]["cyclictest"]
         d = p["deviation"]
         ratio = d["p99_us"] / c["p99_us"] if d["n"] and c["p99_us"] else None
-        row("P3", f"pulse deviation p50 / p99 / max ({d['n']} pulses)",
+        row("P3", f"pulse deviation p50 / p99 / max ({d['n']} pulses), stress-ng",
             f"{fmt_us(d['p50_us'])} / {fmt_us(d['p99_us'])} / {fmt_us(d['max_us'])}",
-            f"{fmt_us(c['p50_us'])} / {fmt_us(c['p99_us'])} / {fmt_us(c['max_us'])} (cyclictest)",
+            f"{fmt_us(c['p50_us'])} / {fmt_us(c['p99_us'])} / {fmt_us(c['max_us'])} "
+            f"(cyclictest -p {RT_PRIO}, same load)",
             ratio, "p99 <= 1.5x cyclictest", ratio is not None and ratio <= 1.5)
         row("P3", "missed pulses (trace; acud's own count)",
             f"{p['missed']} of {p['expected']} ({p['missed_reported_by_acud']})",
@@ -745,14 +818,14 @@ def rows_of(res):
             f"{p['load']['rps']:.0f}/s, p99 {fmt_us(p['load']['p99_us'])}; "
             f"{cs.get('nonvoluntary', 0) / p['secs']:.0f}/s", "")
     if "P4" in res:
-        c = res["P4"]["cyclictest"]
+        f = res["P4"]["floor"]
         for k, name in (("stop", "stop"), ("flag", "flag pacemaker"), ("interlock", "interlock sim-input")):
             l = res["P4"][k]
+            ratio = l["p99_us"] / f["p99_us"] if l["n"] and f["n"] and f["p99_us"] else None
             row("P4", f"cut-off, {name}: p50 / p99 (incl. socket hop)",
                 f"{fmt_us(l['p50_us'])} / {fmt_us(l['p99_us'])}",
-                f"{fmt_us(c['p50_us'])} / {fmt_us(c['p99_us'])} (cyclictest, concurrent)",
-                l["p99_us"] / c["p99_us"] if l["n"] and c["p99_us"] else None, "p99 <= 200 us",
-                l["n"] > 0 and l["p99_us"] <= 200)
+                f"{fmt_us(f['p50_us'])} / {fmt_us(f['p99_us'])} (hopref: the same hop alone)",
+                ratio, "p99 <= 1.5x floor", ratio is not None and ratio <= 1.5)
         if "P1" in res:
             ref = res["P1"]["c1"]["redis_benchmark"]
             row("P4", "  socket round trip for scale", "",
@@ -762,10 +835,11 @@ def rows_of(res):
         row("P5", f"idle wake-ups/s over {p['idle_secs']:.0f} s", f"{p['acud_wakeups_per_s']:.2f}",
             f"{p['redis_wakeups_per_s']:.2f} (redis-server idle)", None, "0",
             p["acud_wakeups_per_s"] == 0)
-        hwm = p["acud_vmhwm_kib"]
+        hwm, fl = p["acud_vmhwm_kib"], p["floor_vmhwm_kib"]
         row("P5", f"peak RSS (VmHWM), {NROOMS} sessions", f"{hwm / 1024:.2f} MiB",
-            f"{p['redis_vmhwm_kib'] / 1024:.2f} MiB (redis-server)",
-            hwm / p["redis_vmhwm_kib"], "<= 2 MiB", hwm <= 2048)
+            f"{fl / 1024:.2f} MiB (floor: acud's libraries, doing nothing)",
+            hwm / fl, "<= 1.3x floor", hwm <= 1.3 * fl)
+        row("P5", "  redis-server for scale", "", f"{p['redis_vmhwm_kib'] / 1024:.2f} MiB")
         row("P5", "  of which private (anon) / Pss", f"{(p['acud_rss_anon_kib'] or 0) / 1024:.2f} / "
             f"{(p['acud_pss_kib'] or 0) / 1024:.2f} MiB",
             f"{p['sleep_vmhwm_kib'] / 1024:.2f} MiB (/bin/sleep: glibc floor)")
@@ -798,7 +872,9 @@ def table(rows, machine):
              f"{machine['memory']}, {machine['os']}, Linux {machine['kernel']}, "
              f"state_dir on {machine['state_dir_fs']}, sim state/trace on {machine['sim_dir_fs']}; "
              f"load {' '.join(machine['loadavg_at_start'])} at start, "
-             f"{' '.join(machine['loadavg_at_end'])} at end; CPU steal {machine['cpu_steal_pct']}%",
+             f"{' '.join(machine['loadavg_at_end'])} at end; CPU steal {machine['cpu_steal_pct']}%; "
+             f"P2 and P3 under {machine['stress']}; pulse thread and cyclictest at "
+             f"SCHED_FIFO {RT_PRIO}",
              "| " + " | ".join(h.ljust(w[i]) for i, h in enumerate(head)) + " |",
              "|" + "|".join("-" * (w[i] + 2) for i in range(len(head))) + "|"]
     for b in body:
@@ -806,10 +882,21 @@ def table(rows, machine):
     return "\n".join(lines)
 
 
+def set_rt_prio(prio):
+    global RT_PRIO
+    RT_PRIO = prio
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--acud", required=True)
     ap.add_argument("--gen", required=True)
+    ap.add_argument("--hopref", required=True, help="P4's floor program (bench/hopref.c)")
+    ap.add_argument("--floor", required=True, help="P5's floor program (bench/floor.c)")
+    ap.add_argument("--rt-prio", type=int, default=RT_PRIO,
+                    help="acud's realtime_priority and cyclictest's priority (default 40)")
+    ap.add_argument("--no-stress", dest="stress", action="store_false",
+                    help="P2 and P3 without stress-ng (a comparison, not the targets' load)")
     ap.add_argument("--out", default=os.path.join(HERE, "results.json"))
     ap.add_argument("--only", default="P1,P2,P3,P4,P5,P6")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directories")
@@ -817,8 +904,6 @@ def main():
     ap.add_argument("--sim-dir", default=None,
                     help="parent directory for the sim backend's state and trace files "
                          "(default: /dev/shm when it is tmpfs, else the temporary directory)")
-    ap.add_argument("--acud-fifo", type=int, default=0, metavar="PRIO",
-                    help="run acud under SCHED_FIFO at PRIO (an experiment; default: SCHED_OTHER)")
     ap.add_argument("--p1-secs", type=int, default=4)
     ap.add_argument("--p2-secs", type=int, default=30)
     ap.add_argument("--p3-secs", type=int, default=30)
@@ -830,8 +915,10 @@ def main():
     args = ap.parse_args()
     args.acud = os.path.abspath(args.acud)
     args.gen = os.path.abspath(args.gen)
+    args.hopref = os.path.abspath(args.hopref)
+    args.floor = os.path.abspath(args.floor)
+    set_rt_prio(args.rt_prio)
     only = set(args.only.split(","))
-    Acud.rt_prio = args.acud_fifo
     ensure_tools()
     tmp = tempfile.mkdtemp(prefix="acud-bench-", dir=args.tmp)
     simparent = args.sim_dir
@@ -839,6 +926,8 @@ def main():
         simparent = "/dev/shm" if fstype("/dev/shm") == "tmpfs" else tmp
     args.simdir = tempfile.mkdtemp(prefix="acud-bench-sim-", dir=simparent)
     machine = machine_info(tmp, args.simdir)
+    n = os.cpu_count() or 1
+    machine["stress"] = f"stress-ng --cpu {n} --io {n}" if args.stress else "no stress-ng"
     started = time.monotonic()
     cpu0 = cpu_times()
     res = {}

@@ -37,8 +37,10 @@ static const char *const sect_names[S__N] = {
 	"", "daemon", "gpio", "limits", "safety", "alarm", "access", "history", "room", "profile",
 };
 
-enum { K_SOCKET, K_STATE_DIR, K_PROFILES_DIR, K_LOG_LEVEL };
-static const char *const daemon_keys[] = { "socket", "state_dir", "profiles_dir", "log_level", NULL };
+enum { K_SOCKET, K_STATE_DIR, K_PROFILES_DIR, K_LOG_LEVEL, K_REALTIME_PRIORITY };
+static const char *const daemon_keys[] = {
+	"socket", "state_dir", "profiles_dir", "log_level", "realtime_priority", NULL,
+};
 
 enum { K_BACKEND, K_CHIP, K_ACTIVE_LOW, K_HEARTBEAT, K_HEARTBEAT_HZ, K_SIM_STATE, K_SIM_TRACE };
 static const char *const gpio_keys[] = {
@@ -55,8 +57,9 @@ static const char *const safety_keys[] = {
 	"metal-implant", NULL,
 };
 
-enum { K_ESCALATE_AFTER, K_CHECKIN_INTERVAL };
-static const char *const alarm_keys[] = { "escalate_after", "checkin_interval", NULL };
+enum { K_ESCALATE_AFTER, K_CHECKIN_INTERVAL, K_TIMING_SHARE };
+static const char *const alarm_keys[] = { "escalate_after", "checkin_interval", "timing_share",
+					  NULL };
 
 enum { K_DESK_GROUP, K_PRACTITIONER_GROUP, K_TECHNICIAN_GROUP, K_SOCKET_GROUP };
 static const char *const access_keys[] = {
@@ -448,6 +451,8 @@ void cfg_defaults(struct acu_cfg *c)
 	c->policy[FL_HEART_DISEASE] = POLICY_REFUSE;
 	c->escalate_after = 5 * 60;
 	c->checkin_interval = 10 * 60;
+	c->rt_priority = ACU_RT_PRIORITY_DEFAULT;
+	c->timing_share_ppm = ACU_TIMING_SHARE_DEFAULT_PPM;
 	snprintf(c->desk_group, sizeof c->desk_group, "acu-desk");
 	snprintf(c->practitioner_group, sizeof c->practitioner_group, "acu-practitioner");
 	snprintf(c->technician_group, sizeof c->technician_group, "acu-tech");
@@ -490,6 +495,8 @@ static int set_daemon(struct parser *p, int k, const char *key, const char *v)
 		}
 		return perr(p, p->lineno,
 			    "%s: '%s' is not a log level (err, warning, notice, info, debug)", key, v);
+	case K_REALTIME_PRIORITY:
+		return get_int(p, key, v, 0, 99, &c->rt_priority);
 	}
 	return 0;
 }
@@ -565,6 +572,12 @@ static int set_alarm(struct parser *p, int k, const char *key, const char *v)
 
 	if (k == K_ESCALATE_AFTER)
 		return get_dur(p, key, v, 0, 24 * 3600, &c->escalate_after);
+	if (k == K_TIMING_SHARE) {
+		if (acu_parse_share(v, &c->timing_share_ppm) < 0)
+			return perr(p, p->lineno, "%s: '%s' is not a share from 0%% to 100%% (e.g. "
+				    "1%%, 0.5%%)", key, v);
+		return 0;
+	}
 	return get_dur(p, key, v, 0, 24 * 3600, &c->checkin_interval);
 }
 

@@ -119,7 +119,22 @@ static struct gpio *gpio_new(const struct acu_cfg *cfg, char *err, size_t errlen
 		free(g);
 		return NULL;
 	}
+	{
+		pthread_mutexattr_t a;
+
+		pthread_mutexattr_init(&a);
+		pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT);
+		pthread_mutex_init(&g->lock, &a);
+		pthread_mutexattr_destroy(&a);
+	}
 	return g;
+}
+
+static void gpio_free(struct gpio *g)
+{
+	pthread_mutex_destroy(&g->lock);
+	free(g->lines);
+	free(g);
 }
 
 int gpio_check_names(const struct acu_cfg *cfg, char *err, size_t errlen)
@@ -136,8 +151,7 @@ int gpio_check_names(const struct acu_cfg *cfg, char *err, size_t errlen)
 		return 1;
 	rc = check_aliases(g, cfg, err, errlen);
 	g->be->close(g);
-	free(g->lines);
-	free(g);
+	gpio_free(g);
 	return rc;
 }
 
@@ -149,8 +163,7 @@ struct gpio *gpio_open(const struct acu_cfg *cfg, char *err, size_t errlen)
 		return NULL;
 	if (check_aliases(g, cfg, err, errlen) < 0) {
 		g->be->close(g);
-		free(g->lines);
-		free(g);
+		gpio_free(g);
 		return NULL;
 	}
 	for (int i = 0; i < g->nlines; i++) {
@@ -174,22 +187,28 @@ void gpio_close(struct gpio *g)
 		return;
 	gpio_all_off(g);
 	g->be->close(g);
-	free(g->lines);
-	free(g);
+	gpio_free(g);
+}
+
+static int set_line(struct gpio *g, struct gpio_line *l, int active)
+{
+	/* Unknown after a failure: whatever is decided next is written again. */
+	int rc = g->be->set(g, l, active ^ l->spec.active_low);
+
+	__atomic_store_n(&l->active, rc < 0 ? -1 : active, __ATOMIC_RELAXED);
+	return rc < 0 ? -1 : 0;
 }
 
 int gpio_set(struct gpio *g, struct gpio_line *l, int active)
 {
-	active = !!active;
+	int rc;
+
 	if (!l || l->dir != GPIO_OUT)
 		return -1;
-	if (g->be->set(g, l, active ^ l->spec.active_low) < 0) {
-		/* Unknown now: whatever is decided next is written again. */
-		l->active = -1;
-		return -1;
-	}
-	l->active = active;
-	return 0;
+	pthread_mutex_lock(&g->lock);
+	rc = set_line(g, l, !!active);
+	pthread_mutex_unlock(&g->lock);
+	return rc;
 }
 
 int gpio_read(struct gpio *g, struct gpio_line *l, int *edges)
@@ -212,14 +231,25 @@ void gpio_sync(struct gpio *g)
 		g->be->sync(g);
 }
 
-int gpio_all_off(struct gpio *g)
+/* Every output inactive, each tried whatever the others did. */
+static int all_off(struct gpio *g, int (*set)(struct gpio *, struct gpio_line *, int))
 {
 	int failed = 0;
 
 	if (!g)
 		return 0;
 	for (int i = 0; i < g->nlines; i++)
-		if (g->lines[i].dir == GPIO_OUT && gpio_set(g, &g->lines[i], 0) < 0)
+		if (g->lines[i].dir == GPIO_OUT && set(g, &g->lines[i], 0) < 0)
 			failed++;
 	return failed;
+}
+
+int gpio_all_off(struct gpio *g)
+{
+	return all_off(g, gpio_set);
+}
+
+int gpio_emergency_off(struct gpio *g)
+{
+	return all_off(g, set_line);
 }

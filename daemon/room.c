@@ -487,12 +487,35 @@ void room_gpio_fault(struct acu_room *r, const struct acu_now *now)
 	room_alarm_raise(r, AL_GPIO_FAULT, PRIO_HIGH, now);
 }
 
-void room_pulses_late(struct acu_room *r, int64_t n, const struct acu_now *now)
+int room_timing_exceeded(int64_t sent, int64_t missed, int64_t share_ppm)
 {
+	if (missed <= 0)
+		return 0;
+	if (sent < 0)
+		sent = 0;
+	/* missed / (sent + missed) > share, in integers: both sides stay far
+	 * below 2^63 for any session (pulses at 200 Hz for 4 h: 2.9e6). */
+	return missed * 1000000 > share_ppm * (sent + missed);
+}
+
+void room_pulses_late(struct acu_room *r, int64_t n, const int64_t *missed, int64_t share_ppm,
+		      const struct acu_now *now)
+{
+	int over = 0;
+
 	if (n <= 0)
 		return;
 	r->s.stim.missed += n;
-	room_alarm_raise(r, AL_TIMING, PRIO_LOW, now);
+	for (int c = 0; c < r->cfg->nchannels && c < ACU_MAX_CHANNELS; c++) {
+		struct acu_channel *ch = &r->s.stim.ch[c];
+
+		if (missed[c] <= 0)
+			continue;
+		ch->missed += missed[c];
+		over |= room_timing_exceeded(ch->pulses, ch->missed, share_ppm);
+	}
+	if (over)
+		room_alarm_raise(r, AL_TIMING, PRIO_LOW, now);
 }
 
 int room_stim_on(struct acu_room *r, const struct acu_cfg *cfg, const struct acu_now *now,

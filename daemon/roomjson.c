@@ -91,10 +91,11 @@ static json_t *stim_json(const struct acu_room *r, const struct room_time *t)
 		const struct acu_channel *ch = &st->ch[c];
 
 		any_on |= ch->on;
-		json_array_append_new(chans, json_pack("{s:i,s:b,s:I,s:I}", "channel", c + 1,
+		json_array_append_new(chans, json_pack("{s:i,s:b,s:I,s:I,s:I}", "channel", c + 1,
 						       "on", ch->on,
 						       "delivered_s", (json_int_t)t->delivered_s[c],
-						       "pulses", (json_int_t)ch->pulses));
+						       "pulses", (json_int_t)ch->pulses,
+						       "missed_pulses", (json_int_t)ch->missed));
 	}
 	return json_pack("{s:b,s:b,s:o,s:o,s:b,s:I}", "armed", st->armed, "on", any_on,
 			 "channels", chans, "blocked", str_or_null(st->blocked),

@@ -11,7 +11,9 @@
 #include "daemon.h"
 #include "gate.h"
 #include "gpio.h"
+#include "rtpulse.h"
 #include "stimsched.h"
+#include "train.h"
 
 struct room_rt {
 	struct acud *d;
@@ -22,11 +24,11 @@ struct room_rt {
 	struct event *input_ev;        /* interlock edges */
 	struct gpio_line *gate[ACU_MAX_CHANNELS], *pulse[ACU_MAX_CHANNELS];
 	struct gpio_line *alarm, *interlock;
-	int pulse_high;
-	int64_t rise;                  /* ideal time of the pulse in progress or next */
-	int64_t rise_actual;           /* when the pulse in progress went high */
-	int64_t pulse_from;            /* next pulse is the first at or after this */
-	int64_t pulse_origin;          /* armed_at the pulse train belongs to */
+	struct train tr;               /* the loop's own train (no pulse thread) */
+	/* With the pulse thread: what it did that no change has taken in yet,
+	 * and what the cut handed to it is for. */
+	struct rtpulse_report rep;
+	const char *cut_cause;
 };
 
 /* The shell's part of room r: kept beside the rooms, not in them. */
@@ -115,24 +117,38 @@ static void heartbeat_update(struct acud *d)
 
 /* S7: every gate and pulse line of the room driven off, each attempted
  * whatever the others did; a channel that was on is reported off. */
+static void rt_publish(struct acud *d, struct acu_room *r, unsigned keep, int plan_cut,
+		       const struct acu_now *now);
+static void rt_sync(struct acud *d);
+
+/* A gate went off at `at` (now, or when the pulse thread cut it): counted
+ * off, its time delivered, and reported with its cause. */
+static void gate_went_off(struct acud *d, struct acu_room *r, int c, int64_t at,
+			  const char *cause)
+{
+	struct acu_channel *ch = &r->s.stim.ch[c];
+
+	ch->on = 0;
+	ch->delivered_ns += at - ch->on_since;
+	d->gates_on--;
+	emit_gate(d, r, c, 0, cause);
+}
+
 static void room_outputs_off(struct acud *d, struct acu_room *r, const struct acu_now *now)
 {
 	struct room_rt *rt = rt_of(d, r);
 
+	/* The pulse thread lets go of the room before its lines are driven. */
+	if (d->rtpulse)
+		rt_publish(d, r, 0, 0, now);
 	for (int c = 0; c < r->cfg->nchannels; c++) {
-		struct acu_channel *ch = &r->s.stim.ch[c];
-
 		if (rt->pulse[c])
 			gpio_set(d->gpio, rt->pulse[c], 0);
 		gpio_set(d->gpio, rt->gate[c], 0);
-		if (ch->on) {
-			ch->delivered_ns += now->mono - ch->on_since;
-			ch->on = 0;
-			d->gates_on--;
-			emit_gate(d, r, c, 0, "gpio-fault");
-		}
+		if (r->s.stim.ch[c].on)
+			gate_went_off(d, r, c, now->mono, "gpio-fault");
 	}
-	rt->pulse_high = 0;
+	rt->tr.high = 0;
 }
 
 /* S7: a failed write raises the fault (room.c), tries every output of the
@@ -226,78 +242,113 @@ static int any_pulse_channel_on(const struct acu_room *r)
 	return 0;
 }
 
-static void pulse_lines(struct acud *d, struct acu_room *r, int high, const struct acu_now *now)
+/* The loop's own pulse lines; -1 when a write failed (the fault is raised). */
+static int pulse_lines(struct acud *d, struct acu_room *r, int high, const struct acu_now *now)
 {
 	struct room_rt *rt = rt_of(d, r);
 
 	for (int c = 0; c < r->cfg->npulse; c++) {
 		if (high && !r->s.stim.ch[c].on)
 			continue;
-		if (rt->pulse[c]->active == high)
+		if (gpio_active(rt->pulse[c]) == high)
 			continue;
 		if (gpio_set(d->gpio, rt->pulse[c], high) < 0) {
 			stim_fault(d, r, now);
-			return;
+			return -1;
 		}
 		if (high)
 			r->s.stim.ch[c].pulses++;
 	}
-	rt->pulse_high = high;
+	return 0;
 }
 
 static void pulse_schedule(struct acud *d, struct acu_room *r, const struct acu_now *now)
 {
 	struct room_rt *rt = rt_of(d, r);
 	const struct acu_profile_cfg *p = room_profile(d, r);
+	int64_t rise;
 
+	if (d->rtpulse) {
+		rt_publish(d, r, ~0u, 1, now);
+		return;
+	}
 	if (!p || !any_pulse_channel_on(r)) {
 		event_del(rt->pulse_ev);
-		if (rt->pulse_high)
-			pulse_lines(d, r, 0, now);
+		if (rt->tr.high && pulse_lines(d, r, 0, now) == 0)
+			train_stop(&rt->tr);
 		return;
 	}
-	if (rt->pulse_high || evtimer_pending(rt->pulse_ev, NULL))
+	if (rt->tr.high || evtimer_pending(rt->pulse_ev, NULL))
 		return;
-	if (rt->pulse_origin != r->s.stim.armed_at) {
-		rt->pulse_origin = r->s.stim.armed_at;
-		rt->pulse_from = r->s.stim.armed_at;
-	}
-	rt->rise = sched_next_pulse(p, r->s.stim.armed_at, rt->pulse_from);
-	if (rt->rise == ACU_NEVER)
-		return;
-	add_at(rt->pulse_ev, rt->rise);
+	rise = train_next(&rt->tr, p, r->s.stim.armed_at);
+	if (rise != ACU_NEVER)
+		add_at(rt->pulse_ev, rise);
 }
 
 /* The hot path: a snapshot for the rare fault only when a write fails. */
-static void pulse_edge(struct acud *d, struct acu_room *r, int high, const struct acu_now *now)
+static int pulse_edge(struct acud *d, struct acu_room *r, int high, const struct acu_now *now)
 {
 	struct acu_room before;
+	int rc;
 
 	if (r->gpio_fault)
-		return;
+		return -1;
 	memcpy(&before, r, sizeof before);
-	pulse_lines(d, r, high, now);
+	rc = pulse_lines(d, r, high, now);
 	commit_fault(d, r, &before, now);
+	return rc;
 }
 
-/* Pulses that could not be sent on time are counted and raise the timing
- * alarm (SPEC §4), committed like any change; then the train goes on. */
-static void pulses_late(struct acud *d, struct acu_room *r, int64_t n, const struct acu_now *now)
+/* Pulses that could not be sent on time (n for the room, missed[c] for each
+ * channel that was pulsing) are counted; a channel past [alarm] timing_share
+ * raises the timing alarm (SPEC §4), committed like any change. The train
+ * goes on either way. */
+static int late_count(struct acud *d, struct acu_room *r, int64_t n, const int64_t *missed,
+		      const struct acu_now *now)
+{
+	json_t *rec, *chans;
+	int was = r->alarm[AL_TIMING].active;
+
+	room_pulses_late(r, n, missed, d->cfg->timing_share_ppm, now);
+	if (was || !r->alarm[AL_TIMING].active)
+		return 0;
+	chans = json_array();
+	for (int c = 0; c < r->cfg->npulse; c++)
+		json_array_append_new(chans, json_pack("{s:i,s:I,s:I}", "channel", c + 1, "pulses",
+						       (json_int_t)r->s.stim.ch[c].pulses, "missed",
+						       (json_int_t)r->s.stim.ch[c].missed));
+	rec = json_pack("{s:s,s:I,s:I,s:o}", "type", "timing", "late", (json_int_t)n,
+			"missed_pulses", (json_int_t)r->s.stim.missed, "channels", chans);
+	history_add(d, r->cfg->id, rec);
+	log_notice("room %s: %lld pulse%s late, %lld this session: timing alarm", r->cfg->id,
+		   (long long)n, n == 1 ? "" : "s", (long long)r->s.stim.missed);
+	return 1;
+}
+
+static void pulses_late(struct acud *d, struct acu_room *r, int64_t n, const int64_t *missed,
+			const struct acu_now *now)
 {
 	struct acu_room before;
 	char msg[256];
 
 	memcpy(&before, r, sizeof before);
-	room_pulses_late(r, n, now);
-	if (before.alarm[AL_TIMING].active) {
+	if (!late_count(d, r, n, missed, now)) {
 		pulse_schedule(d, r, now);
 		return;
 	}
-	if (commit_change(d, r, &before, now, json_pack("{s:s,s:I}", "type", "timing", "late",
-						      (json_int_t)n), "timing", msg, sizeof msg) < 0)
+	if (commit_change(d, r, &before, now, NULL, "timing", msg, sizeof msg) < 0)
 		log_errx("%s", msg);
-	log_notice("room %s: %lld pulse%s late (the event loop was held up)", r->cfg->id,
-		   (long long)n, n == 1 ? "" : "s");
+}
+
+/* Late pulses of the loop's own train: every channel pulsing missed them. */
+static void loop_late(struct acud *d, struct acu_room *r, int64_t n, const struct acu_now *now)
+{
+	int64_t missed[ACU_MAX_CHANNELS] = { 0 };
+
+	for (int c = 0; c < r->cfg->npulse; c++)
+		if (r->s.stim.ch[c].on)
+			missed[c] = n;
+	pulses_late(d, r, n, missed, now);
 }
 
 static void pulse_cb(evutil_socket_t fd, short what, void *arg)
@@ -307,50 +358,38 @@ static void pulse_cb(evutil_socket_t fd, short what, void *arg)
 	struct acu_room *r = rt_room(rt);
 	const struct acu_profile_cfg *p = room_profile(d, r);
 	struct acu_now now = acu_now();
-	struct sched_point pt;
-	int64_t half;
+	int64_t late;
 
 	(void)fd;
 	(void)what;
 	if (!p || !any_pulse_channel_on(r)) {
-		if (rt->pulse_high)
-			pulse_lines(d, r, 0, &now);
+		if (rt->tr.high && pulse_lines(d, r, 0, &now) == 0)
+			train_stop(&rt->tr);
 		return;
 	}
-	sched_at(p, r->s.stim.armed_at, rt->rise, &pt);
-	half = NS_PER_SEC / (2 * pt.freq_hz);
-	if (!rt->pulse_high) {
-		if (now.mono < rt->rise) { /* woke early: wait out the rest */
-			add_at(rt->pulse_ev, rt->rise);
+	switch (train_due(&rt->tr, p, now.mono, &late)) {
+	case TRAIN_WAIT: /* woke early: wait out the rest */
+		add_at(rt->pulse_ev, train_wake(&rt->tr));
+		return;
+	case TRAIN_SKIP:
+		/* The loop was held up: every pulse due up to now is missed. */
+		loop_late(d, r, late, &now);
+		return;
+	case TRAIN_RISE:
+		if (pulse_edge(d, r, 1, &now) == 0)
+			add_at(rt->pulse_ev, train_rose(&rt->tr, p, acu_mono_now()));
+		return;
+	case TRAIN_FALL:
+		/* Ended at the loop's first chance (timers run before clients). */
+		if (pulse_edge(d, r, 0, &now) < 0)
 			return;
-		}
-		/* Late by more than half a period (the loop was held up): that
-		 * pulse is missed, never fired in a burst to catch up. */
-		if (now.mono - rt->rise > half) {
-			/* Every pulse due from this one up to now is skipped. */
-			int64_t n = sched_count_pulses(p, r->s.stim.armed_at, rt->rise, now.mono);
-
-			rt->pulse_from = now.mono;
-			pulses_late(d, r, n, &now);
-			return;
-		}
-		pulse_edge(d, r, 1, &now);
-		rt->rise_actual = acu_mono_now();
-		/* The width counts from when the line actually went high, so a
-		 * late rise never makes a pulse shorter than pulse_width_us. */
-		if (rt->pulse_high)
-			add_at(rt->pulse_ev, rt->rise_actual + (int64_t)p->pulse_width_us * 1000);
+		late = train_fell(&rt->tr, p, now.mono);
+		if (late)
+			loop_late(d, r, late, &now);
+		else
+			pulse_schedule(d, r, &now);
 		return;
 	}
-	/* Ended at the loop's first chance (timers run before clients). A pulse
-	 * a stall held high past half its period was not the profile's pulse:
-	 * it counts as late, like the ones the stall skipped. */
-	pulse_edge(d, r, 0, &now);
-	rt->pulse_from = rt->rise + 1;
-	if (now.mono - rt->rise_actual > half)
-		pulses_late(d, r, 1, &now);
-	else
-		pulse_schedule(d, r, &now);
 }
 
 /* --- interlock input ------------------------------------------------------ */
@@ -446,6 +485,10 @@ void stim_inputs_poll(struct acud *d)
 	struct pollfd pfd[ACU_MAX_ROOMS];
 	int idx[ACU_MAX_ROOMS], n = 0;
 
+	/* And what the pulse thread did (a cut, pulses to count), taken in. */
+	if (d->rtpulse)
+		rt_sync(d);
+
 	for (int i = 0; i < d->nrooms && n < ACU_MAX_ROOMS; i++) {
 		const struct room_rt *rt = rt_of(d, &d->rooms[i]);
 
@@ -516,6 +559,183 @@ static int plan_turns_on(const struct acu_room *r, const struct gate_plan *plan)
 	return 0;
 }
 
+/* --- the pulse thread ------------------------------------------------------ */
+
+/* The gates a room's next cut drives off, and when: the first instant, of the
+ * plan's next change and the session's end, at which the pure core (room_tick,
+ * then gate_plan, on a copy of the room) turns off a gate that is on now. */
+static void cut_plan(struct acud *d, const struct acu_room *r, const struct acu_now *now,
+		     struct rtpulse_room *in, const char **cause)
+{
+	struct gate_plan pl;
+	int64_t at[2];
+	unsigned on = 0;
+
+	in->cut = 0;
+	in->cut_at = ACU_NEVER;
+	for (int c = 0; c < r->cfg->nchannels; c++)
+		if (r->s.stim.ch[c].on)
+			on |= 1u << c;
+	if (!on || r->s.state != ST_RUNNING)
+		return;
+	plan_of(d, r, now, &pl);
+	at[0] = pl.next < r->s.end ? pl.next : r->s.end;
+	at[1] = pl.next < r->s.end ? r->s.end : pl.next;
+	for (int k = 0; k < 2 && at[k] != ACU_NEVER; k++) {
+		struct acu_now then = { at[k], now->wall + (at[k] - now->mono) };
+		struct acu_room tmp;
+		unsigned m = 0;
+		int first = -1;
+
+		memcpy(&tmp, r, sizeof tmp);
+		room_tick(&tmp, d->cfg, &then);
+		plan_of(d, &tmp, &then, &pl);
+		for (int c = 0; c < r->cfg->nchannels; c++) {
+			if ((on & (1u << c)) && pl.why[c] != GATE_ON) {
+				m |= 1u << c;
+				if (first < 0)
+					first = c;
+			}
+		}
+		if (!m)
+			continue;
+		in->cut = m;
+		in->cut_at = at[k];
+		*cause = tmp.s.state != ST_RUNNING ? "expiry" : gate_off_cause(pl.why[first], "schedule");
+		return;
+	}
+}
+
+/* Hands the room to the pulse thread: its lines, its train on the channels
+ * that are on and in keep, and (plan_cut) its next cut. */
+static void rt_publish(struct acud *d, struct acu_room *r, unsigned keep, int plan_cut,
+		       const struct acu_now *now)
+{
+	struct room_rt *rt = rt_of(d, r);
+	struct rtpulse_room in;
+
+	if (!rt)
+		return;
+	memset(&in, 0, sizeof in);
+	in.gpio = d->gpio;
+	in.ngate = r->cfg->nchannels;
+	in.npulse = r->cfg->npulse;
+	memcpy(in.gate, rt->gate, sizeof in.gate);
+	memcpy(in.pulse, rt->pulse, sizeof in.pulse);
+	in.profile = room_profile(d, r);
+	in.armed_at = r->s.stim.armed_at;
+	for (int c = 0; c < r->cfg->npulse; c++)
+		if (r->s.stim.ch[c].on && (keep & (1u << c)))
+			in.pulse_on |= 1u << c;
+	in.cut_at = ACU_NEVER;
+	if (plan_cut)
+		cut_plan(d, r, now, &in, &rt->cut_cause);
+	rtpulse_set(d->rtpulse, rt->index, &in);
+}
+
+#define RT_ALARM 1                     /* the timing alarm was raised */
+#define RT_CUT 2                       /* a cut waits to be taken in */
+#define RT_FAULT 4
+
+/* What the thread did in the room: pulses counted, late ones counted (and
+ * the timing alarm); a cut or a fault is kept in rt->rep for stim_apply. */
+static int rt_take(struct acud *d, struct acu_room *r, const struct acu_now *now)
+{
+	struct room_rt *rt = rt_of(d, r);
+	struct rtpulse_report rep;
+	int what = 0;
+
+	if (!rt || !rtpulse_take(d->rtpulse, rt->index, &rep))
+		return 0;
+	for (int c = 0; c < r->cfg->npulse; c++)
+		r->s.stim.ch[c].pulses += rep.pulses[c];
+	if (rep.late && late_count(d, r, rep.late, rep.missed, now))
+		what |= RT_ALARM;
+	if (rep.cut) {
+		if (!rt->rep.cut || rep.cut_at < rt->rep.cut_at)
+			rt->rep.cut_at = rep.cut_at;
+		rt->rep.cut |= rep.cut;
+	}
+	rt->rep.fault |= rep.fault;
+	return what | (rt->rep.cut ? RT_CUT : 0) | (rt->rep.fault ? RT_FAULT : 0);
+}
+
+/* Everything the thread did, taken in: before each request (so a status
+ * counts every pulse sent) and when it says a report waits. A cut or a
+ * fault is committed at once, like the change it is; expiry first, for
+ * every room whose deadline passed. */
+static void rt_sync(struct acud *d)
+{
+	struct acu_now now = acu_now();
+	int cuts = 0;
+	char msg[256];
+
+	for (int i = 0; i < d->nrooms; i++) {
+		struct acu_room *r = &d->rooms[i], before;
+		int what;
+
+		if (!rtpulse_pending(d->rtpulse, i))
+			continue;
+		memcpy(&before, r, sizeof before);
+		what = rt_take(d, r, &now);
+		if (what & RT_CUT)
+			cuts = 1;
+		else if ((what & (RT_ALARM | RT_FAULT)) &&
+			 commit_change(d, r, &before, &now, NULL, what & RT_FAULT ? "gpio-fault" :
+				       "timing", msg, sizeof msg) < 0)
+			log_errx("%s", msg);
+	}
+	if (!cuts)
+		return;
+	commit_deadlines(d);
+	for (int i = 0; i < d->nrooms; i++) {
+		struct acu_room *r = &d->rooms[i], before;
+		struct room_rt *rt = rt_of(d, r);
+
+		if (!rt || !(rt->rep.cut || rt->rep.fault))
+			continue;
+		memcpy(&before, r, sizeof before);
+		if (commit_change(d, r, &before, &now, NULL, rt->rep.fault ? "gpio-fault" :
+				  rt->cut_cause ? rt->cut_cause : "schedule", msg, sizeof msg) < 0)
+			log_errx("%s", msg);
+	}
+}
+
+static void rt_report_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct acud *d = arg;
+
+	(void)fd;
+	(void)what;
+	rtpulse_ack(d->rtpulse);
+	rt_sync(d);
+}
+
+/* Inside a change: the thread's latest taken in first. A fault it met is
+ * raised (it drove the room's lines off already); the gates it cut are off
+ * since then (off_at). Returns those gates. */
+static unsigned rt_absorb(struct acud *d, struct acu_room *r, const struct acu_now *now,
+			  int64_t *off_at)
+{
+	struct room_rt *rt = rt_of(d, r);
+	unsigned cut;
+
+	rt_take(d, r, now);
+	if (rt->rep.fault && !r->gpio_fault) {
+		errno = EIO;
+		stim_fault(d, r, now);
+	}
+	rt->rep.fault = 0;
+	cut = rt->rep.cut;
+	for (int c = 0; c < r->cfg->nchannels; c++)
+		if (cut & (1u << c))
+			off_at[c] = rt->rep.cut_at;
+	rt->rep.cut = 0;
+	return cut;
+}
+
+/* --- applying the plan ---------------------------------------------------------- */
+
 /* Writes what gate_plan() decides. Nothing here returns early: whatever a
  * write did, the room's schedule, alarm line and the heartbeat are brought
  * up to date. */
@@ -524,11 +744,26 @@ int stim_apply(struct acud *d, struct acu_room *r, const struct acu_now *now, co
 	struct room_rt *rt = rt_of(d, r);
 	struct acu_stim *st = &r->s.stim;
 	struct gate_plan plan;
+	int64_t off_at[ACU_MAX_CHANNELS];
+	unsigned cut = 0, keep = 0;
 	int changed = 0, failed = 0, il = 0;
 
 	if (!rt)
 		return 0;
+	for (int c = 0; c < ACU_MAX_CHANNELS; c++)
+		off_at[c] = now->mono;
+	if (d->rtpulse)
+		cut = rt_absorb(d, r, now, off_at);
 	plan_of(d, r, now, &plan);
+	/* A cut the thread made that the plan no longer wants (a change came
+	 * in between the plan it was made from and its instant): reported as
+	 * the cut it was; the plan turns the gate on again below. */
+	for (int c = 0; c < r->cfg->nchannels; c++) {
+		if (!(cut & (1u << c)) || !st->ch[c].on || plan.why[c] != GATE_ON)
+			continue;
+		gate_went_off(d, r, c, off_at[c], rt->cut_cause ? rt->cut_cause : "schedule");
+		changed = 1;
+	}
 	/* S5: no gate goes on without a fresh read of the interlock. */
 	if (rt->interlock && plan_turns_on(r, &plan)) {
 		il = interlock_in_change(d, r, now);
@@ -536,6 +771,13 @@ int stim_apply(struct acud *d, struct acu_room *r, const struct acu_now *now, co
 			plan_of(d, r, now, &plan);
 		if (il & ROOM_IL_TRIPPED)
 			cause = "interlock";
+	}
+	/* No pulse on a channel whose gate goes off. */
+	if (d->rtpulse) {
+		for (int c = 0; c < r->cfg->nchannels; c++)
+			if (plan.why[c] == GATE_ON)
+				keep |= 1u << c;
+		rt_publish(d, r, keep, 0, now);
 	}
 	/* S6: every gate that must be off goes off before anything goes on; a
 	 * line whose last write failed is written again. */
@@ -545,17 +787,16 @@ int stim_apply(struct acud *d, struct acu_room *r, const struct acu_now *now, co
 
 		if (plan.why[c] == GATE_ON)
 			continue;
-		if (rt->pulse[c] && rt->pulse[c]->active != 0 && gpio_set(d->gpio, rt->pulse[c], 0) < 0)
+		if (rt->pulse[c] && gpio_active(rt->pulse[c]) != 0 &&
+		    gpio_set(d->gpio, rt->pulse[c], 0) < 0)
 			failed = 1;
-		if ((ch->on || rt->gate[c]->active != 0) && gpio_set(d->gpio, rt->gate[c], 0) < 0)
+		if ((ch->on || gpio_active(rt->gate[c]) != 0) && gpio_set(d->gpio, rt->gate[c], 0) < 0)
 			failed = bad = 1;
 		if (!ch->on)
 			continue;
-		ch->on = 0;
-		ch->delivered_ns += now->mono - ch->on_since;
-		d->gates_on--;
 		changed = 1;
-		emit_gate(d, r, c, 0, bad ? "gpio-fault" : gate_off_cause(plan.why[c], cause));
+		gate_went_off(d, r, c, off_at[c],
+			      bad ? "gpio-fault" : gate_off_cause(plan.why[c], cause));
 	}
 	for (int c = 0; c < r->cfg->nchannels && !failed; c++) {
 		struct acu_channel *ch = &st->ch[c];
@@ -673,6 +914,43 @@ static void rooms_detach(struct acud *d)
 	rt_array_free(d);
 }
 
+/* The pulse thread, once per process, at [daemon] realtime_priority; where
+ * the system does not allow it, pulses and cut-offs stay on the event loop,
+ * said once. */
+static void rt_start(struct acud *d)
+{
+	static int tried;
+	char why[256], warn[256];
+	int prio = d->cfg->rt_priority;
+
+	if (tried)
+		return;
+	tried = 1;
+	if (prio == 0) {
+		log_info("realtime_priority = 0: pulses and cut-offs on the event loop");
+		return;
+	}
+	d->rtpulse = rtpulse_new(d->nrooms, NULL, gpio_set);
+	if (!d->rtpulse)
+		fatalx("out of memory");
+	if (rtpulse_start(d->rtpulse, prio, why, sizeof why, warn, sizeof warn) < 0) {
+		log_warnx("real-time pulse thread not permitted (%s): pulses and cut-offs on the "
+			  "event loop, where load can delay them (grant LimitRTPRIO=%d or "
+			  "CAP_SYS_NICE)", why, prio);
+		rtpulse_free(d->rtpulse);
+		d->rtpulse = NULL;
+		return;
+	}
+	if (warn[0])
+		log_warnx("real-time pulse thread: %s: its memory may be paged out (raise "
+			  "LimitMEMLOCK=)", warn);
+	d->rtpulse_ev = event_new(d->base, rtpulse_fd(d->rtpulse), EV_READ | EV_PERSIST,
+				  rt_report_cb, d);
+	event_priority_set(d->rtpulse_ev, ACU_PRIO_TIME);
+	event_add(d->rtpulse_ev, NULL);
+	log_info("pulses and cut-offs on a real-time thread (SCHED_FIFO priority %d)", prio);
+}
+
 int stim_open(struct acud *d, char *err, size_t errlen)
 {
 	struct acu_now now = acu_now();
@@ -680,6 +958,9 @@ int stim_open(struct acud *d, char *err, size_t errlen)
 	d->gpio = gpio_open(d->cfg, err, errlen);
 	if (!d->gpio)
 		return -1;
+	rt_start(d);
+	if (d->rtpulse)
+		rtpulse_reset(d->rtpulse, d->nrooms);
 	d->heartbeat = evtimer_new(d->base, heartbeat_cb, d);
 	event_priority_set(d->heartbeat, ACU_PRIO_TIME);
 	d->gates_on = 0;
@@ -697,6 +978,12 @@ void stim_close(struct acud *d)
 {
 	if (!d->gpio)
 		return;
+	/* The thread stops before the lines are driven and released. */
+	if (d->rtpulse_ev)
+		event_free(d->rtpulse_ev);
+	d->rtpulse_ev = NULL;
+	rtpulse_free(d->rtpulse);
+	d->rtpulse = NULL;
 	if (gpio_all_off(d->gpio))
 		log_errx("stop: some outputs could not be driven inactive");
 	rooms_detach(d);
@@ -708,11 +995,11 @@ void stim_close(struct acud *d)
 	d->gates_on = 0;
 }
 
-/* The fatal path: no allocation, no event loop, only the writes. */
+/* The fatal path: no allocation, no event loop, no lock, only the writes. */
 void stim_emergency_off(struct acud *d)
 {
 	if (d->gpio)
-		gpio_all_off(d->gpio);
+		gpio_emergency_off(d->gpio);
 }
 
 /* Same lines, same polarity, same backend: the GPIO requests can be kept. */
@@ -756,20 +1043,22 @@ int stim_reload(struct acud *d, const struct acu_cfg *old_cfg, struct acu_room *
 	struct acu_now now = acu_now();
 
 	if (same_lines(old_cfg, d->cfg)) {
-		/* Same lines, same rooms in the same order. */
-		int64_t origin[ACU_MAX_ROOMS] = { 0 }, from[ACU_MAX_ROOMS] = { 0 };
+		/* Same lines, same rooms in the same order (the pulse thread's
+		 * table with them, by index). */
+		struct room_rt *keep = xcalloc((size_t)old_nrooms + 1, sizeof *keep);
 
 		/* d->room_rt is still the old rooms', by their old index. */
 		for (int i = 0; i < old_nrooms; i++) {
 			struct room_rt *rt = i < d->room_rt_n ? d->room_rt[i] : NULL;
 
-			origin[i] = rt ? rt->pulse_origin : 0;
-			from[i] = rt ? rt->pulse_from : 0;
+			if (!rt)
+				continue;
+			keep[i] = *rt;
 			/* A pulse in flight ends now, and the train goes on after it. */
-			if (rt && rt->pulse_high) {
+			if (rt->tr.high) {
 				for (int c = 0; c < old_rooms[i].cfg->npulse; c++)
 					gpio_set(d->gpio, rt->pulse[c], 0);
-				from[i] = rt->rise + 1;
+				train_stop(&keep[i].tr);
 			}
 		}
 		rt_array_free(d);
@@ -778,9 +1067,13 @@ int stim_reload(struct acud *d, const struct acu_cfg *old_cfg, struct acu_room *
 			struct acu_room *r = &d->rooms[i];
 
 			/* The pulse train keeps its phase: not re-based at the arming
-			 * (which would count every pulse since as missed). */
-			d->room_rt[i]->pulse_origin = origin[i];
-			d->room_rt[i]->pulse_from = from[i];
+			 * (which would count every pulse since as missed); what the
+			 * thread did is still to be taken in. */
+			if (i < old_nrooms) {
+				d->room_rt[i]->tr = keep[i].tr;
+				d->room_rt[i]->rep = keep[i].rep;
+				d->room_rt[i]->cut_cause = keep[i].cut_cause;
+			}
 			/* Re-checked against the new config: a fresh read of the
 			 * interlock (a GPIO fault the reload cleared comes back if
 			 * the input still cannot be read); stim_apply disarms what
@@ -788,10 +1081,13 @@ int stim_reload(struct acud *d, const struct acu_cfg *old_cfg, struct acu_room *
 			interlock_log(r, interlock_in_change(d, r, &now));
 			stim_apply(d, r, &now, "reload");
 		}
+		free(keep);
 		return 0;
 	}
 	/* Rewired: nothing is armed (checked), so every output can go off and
-	 * every line be requested again. */
+	 * every line be requested again; the pulse thread lets go of them first. */
+	if (d->rtpulse)
+		rtpulse_reset(d->rtpulse, d->nrooms);
 	rt_array_free(d);
 	if (d->heartbeat)
 		event_free(d->heartbeat);

@@ -175,6 +175,39 @@ int acu_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
 	return 0;
 }
 
+int acu_parse_share(const char *s, int64_t *ppm)
+{
+	int64_t whole = 0, frac = 0;
+	int ndig = 0, nfrac = 0;
+
+	if (!s)
+		return -1;
+	for (; isdigit((unsigned char)*s); s++, ndig++)
+		if (ndig < 4)
+			whole = whole * 10 + (*s - '0');
+	if (ndig == 0 || ndig > 3)
+		return -1;
+	if (*s == '.') {
+		for (s++; isdigit((unsigned char)*s); s++, nfrac++)
+			if (nfrac < 4)
+				frac = frac * 10 + (*s - '0');
+		if (nfrac == 0 || nfrac > 4)
+			return -1;
+	}
+	for (int i = nfrac; i < 4; i++)
+		frac *= 10;
+	if (*s == '%')
+		s++;
+	if (*s)
+		return -1;
+	/* percent with 4 decimals = ppm */
+	whole = whole * 10000 + frac;
+	if (whole > 1000000)
+		return -1;
+	*ppm = whole;
+	return 0;
+}
+
 /* Accepts a sequence of NUMBER[UNIT] with units h, m, s in that order (a bare
  * number means seconds and must stand alone); caps at 10 days so nothing overflows. */
 int acu_parse_duration(const char *s, int64_t *seconds)

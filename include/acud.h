@@ -22,6 +22,8 @@
 #define ACU_SILENCE_DEFAULT_S 120
 #define ACU_SILENCE_MAX_S 600
 #define ACU_STIM_MAX_LIMIT_S 3600 /* SPEC: stim_max never above 60m */
+#define ACU_RT_PRIORITY_DEFAULT 40 /* the pulse thread's SCHED_FIFO priority */
+#define ACU_TIMING_SHARE_DEFAULT_PPM 10000 /* 1 % of a channel's pulses missed */
 
 #define NS_PER_SEC INT64_C(1000000000)
 #define NS_PER_MS INT64_C(1000000)
@@ -135,6 +137,9 @@ int acu_cmd_parse(const char *s); /* -1 when unknown */
 int acu_parse_duration(const char *s, int64_t *seconds);
 /* Plain decimal integer within [lo, hi]; -1 otherwise. */
 int acu_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out);
+/* A share from 0 to 100 percent, "1%", "0.25%" or "2" (percent), at most 4
+ * decimals, in parts per million; -1 otherwise. */
+int acu_parse_share(const char *s, int64_t *ppm);
 /* 1 to 32 of [A-Za-z0-9._-]: patient references and room ids. */
 int acu_valid_ref(const char *s);
 int acu_utf8_valid(const char *s);

@@ -56,6 +56,7 @@ struct acu_cfg {
 	char state_dir[PATH_MAX];
 	char profiles_dir[PATH_MAX];
 	int log_level;                 /* syslog priority: LOG_ERR..LOG_DEBUG */
+	int rt_priority;               /* the pulse thread's SCHED_FIFO priority; 0: none */
 	/* [gpio] */
 	enum acu_backend backend;
 	char chip[64];
@@ -71,6 +72,7 @@ struct acu_cfg {
 	enum acu_policy policy[FL__N]; /* only the soft flags are meaningful */
 	/* [alarm], seconds */
 	int64_t escalate_after, checkin_interval;
+	int64_t timing_share_ppm;      /* a channel missing more of its pulses: timing alarm */
 	/* [access] */
 	char desk_group[ACU_NAME_MAX + 1];
 	char practitioner_group[ACU_NAME_MAX + 1];

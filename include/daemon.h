@@ -19,6 +19,7 @@ struct event;
 struct client;
 struct gpio;
 struct persist;
+struct rtpulse;
 
 /* Event priorities: what keeps time (pulses, gates, deadlines, interlocks)
  * runs before clients. */
@@ -54,6 +55,8 @@ struct acud {
 	struct persist *persist;       /* the writer thread; NULL: write in place */
 	struct event *persist_ev;
 	struct gpio *gpio;
+	struct rtpulse *rtpulse;       /* rtpulse.h: NULL: pulses on the event loop */
+	struct event *rtpulse_ev;      /* the pulse thread has a report */
 	struct event *heartbeat;
 	int gates_on;                  /* gates active across all rooms */
 	struct room_rt **room_rt;      /* stim.c: each room's timers and lines, by index */

@@ -5,6 +5,7 @@
 #ifndef ACU_GPIO_H
 #define ACU_GPIO_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include "cfg.h"
 
@@ -14,7 +15,8 @@ struct gpio_line {
 	struct acu_line spec;          /* as configured */
 	enum gpio_dir dir;
 	int active;                    /* last logical level written or read; -1 after a
-					* failed write: unknown, written again */
+					* failed write: unknown, written again. Written
+					* by the pulse thread too: read it with gpio_active */
 	void *priv;                    /* backend's handle */
 	int fd;                        /* inputs: readable when an edge may be pending */
 	char consumer[64];             /* what holds it, for gpioinfo: acud:ROOM:gate1 */
@@ -46,6 +48,10 @@ struct gpio {
 	int nlines;
 	struct gpio_line *lines;
 	void *priv;
+	/* Writes come from the event loop and the pulse thread (rtpulse.c): one
+	 * at a time (the sim backend rewrites one file for every line), with
+	 * priority inheritance so a loop holding it is never left behind. */
+	pthread_mutex_t lock;
 };
 
 extern const struct gpio_backend gpio_backend_gpiod;
@@ -71,6 +77,14 @@ int gpio_read(struct gpio *g, struct gpio_line *l, int *edges);
 void gpio_sync(struct gpio *g);
 /* Drives every output inactive; returns the number of failed writes. */
 int gpio_all_off(struct gpio *g);
+/* The same without the lock, for the fatal paths (a signal handler may have
+ * interrupted a write that holds it). */
+int gpio_emergency_off(struct gpio *g);
+/* The last logical level of a line that another thread may write. */
+static inline int gpio_active(const struct gpio_line *l)
+{
+	return __atomic_load_n(&l->active, __ATOMIC_RELAXED);
+}
 
 /* Simulated backend only: changes an input's physical level, delivered through
  * the line's fd like a real edge; level -1 makes the input unreadable (a

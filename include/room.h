@@ -20,6 +20,7 @@ struct acu_channel {
 	int64_t delivered_ns;          /* stimulation delivered this session */
 	int64_t on_since;              /* mono ns when the gate went on */
 	int64_t pulses;                /* pulses driven this session */
+	int64_t missed;                /* pulses due this session that were not sent on time */
 };
 
 struct acu_stim {
@@ -135,8 +136,14 @@ int room_interlock(struct acu_room *r, int level, int edges, const struct acu_no
  * reload or restart, disarmed, high gpio-fault alarm. */
 void room_gpio_fault(struct acu_room *r, const struct acu_now *now);
 /* Pulses that could not be sent on time (skipped, or one held high by a
- * stall): counted, and the low timing alarm (SPEC §4). */
-void room_pulses_late(struct acu_room *r, int64_t n, const struct acu_now *now);
+ * stall): n for the room, missed[c] for each channel that was pulsing. Counted;
+ * the low timing alarm (SPEC §4) once a channel has missed more than
+ * share_ppm (parts per million) of its pulses this session. */
+void room_pulses_late(struct acu_room *r, int64_t n, const int64_t *missed, int64_t share_ppm,
+		      const struct acu_now *now);
+/* Whether a channel that sent `sent` pulses and missed `missed` has missed
+ * more than share_ppm of them (0: any missed pulse is too many). */
+int room_timing_exceeded(int64_t sent, int64_t missed, int64_t share_ppm);
 
 /* Seconds for the room object: remaining rounds up, overdue rounds down. */
 int64_t room_remaining_s(const struct acu_room *r, int64_t mono);

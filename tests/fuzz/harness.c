@@ -172,6 +172,8 @@ static const char conf_head[] =
 	"state_dir = .\n"
 	"profiles_dir = profiles.d\n"
 	"log_level = err\n"
+	/* The loop's own pulses: a real-time thread would make runs differ. */
+	"realtime_priority = 0\n"
 	"[gpio]\n"
 	"backend = sim\n"
 	"heartbeat = 26\n"

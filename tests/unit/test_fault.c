@@ -219,20 +219,30 @@ static void test_timing(void)
 	struct acu_room r;
 	struct acu_now n = at(T0 + SEC(60));
 	struct acu_err e;
+	int64_t none[ACU_MAX_CHANNELS] = { 0 }, three[ACU_MAX_CHANNELS] = { 3 };
+	int64_t one[ACU_MAX_CHANNELS] = { 1 }, two[ACU_MAX_CHANNELS] = { 2, 2 };
 
 	running(&r, 1);
-	room_pulses_late(&r, 0, &n);
+	room_pulses_late(&r, 0, none, 0, &n);
 	CHECK(!r.alarm[AL_TIMING].active);
 	CHECK_EQ(r.s.stim.missed, 0);
-	room_pulses_late(&r, 3, &n);
+	/* 3 missed of 100 sent: under a 5 % share, counted without an alarm. */
+	r.s.stim.ch[0].pulses = 100;
+	room_pulses_late(&r, 3, three, 50000, &n);
+	CHECK(!r.alarm[AL_TIMING].active);
+	CHECK_EQ(r.s.stim.missed, 3);
+	CHECK_EQ(r.s.stim.ch[0].missed, 3);
+	/* 6 of 106 is over 5 %: the low timing alarm. */
+	room_pulses_late(&r, 3, three, 50000, &n);
 	CHECK(r.alarm[AL_TIMING].active);
 	CHECK_EQ(r.alarm[AL_TIMING].priority, PRIO_LOW);
-	CHECK_EQ(r.s.stim.missed, 3);
+	CHECK_EQ(r.s.stim.missed, 6);
+	CHECK_EQ(r.s.stim.ch[0].missed, 6);
 	/* Still armed: late pulses are a timing alarm, not a stop cause. */
 	CHECK_EQ(r.s.stim.armed, 1);
 	n = at(T0 + SEC(61));
-	room_pulses_late(&r, 1, &n);
-	CHECK_EQ(r.s.stim.missed, 4);
+	room_pulses_late(&r, 1, one, 50000, &n);
+	CHECK_EQ(r.s.stim.missed, 7);
 	CHECK_EQ(r.alarm[AL_TIMING].since_mono, T0 + SEC(60));
 	/* Other disarming does not clear it; stim off does. */
 	room_stim_off(&r, "interlock");
@@ -241,14 +251,39 @@ static void test_timing(void)
 	CHECK(!r.alarm[AL_TIMING].active);
 	CHECK_EQ(r.s.stim.armed, 0);
 	CHECK_STR(r.s.stim.blocked, "stim-off");
-	/* ... and so does finish. */
+	/* ... and so does finish. A share of 0: any missed pulse raises it. */
 	running(&r, 1);
-	room_pulses_late(&r, 2, &n);
+	room_pulses_late(&r, 2, two, 0, &n);
+	CHECK(r.alarm[AL_TIMING].active);
 	CHECK_EQ(room_stop(&r, &cfg, &n, &e), 0);
 	CHECK(r.alarm[AL_TIMING].active);
 	CHECK_EQ(room_finish(&r, 4, NULL, &n, &e), 0);
 	CHECK(!r.alarm[AL_TIMING].active);
 	CHECK_STR(acu_alarm_name(AL_TIMING), "timing");
+}
+
+/* The share decision over every combination of a small grid, against the
+ * same comparison done in floating point. */
+static void test_timing_share(void)
+{
+	static const int64_t sent[] = { 0, 1, 9, 99, 100, 999, 1000000 };
+	static const int64_t missed[] = { -1, 0, 1, 2, 10, 1000 };
+	static const int64_t share[] = { 0, 1, 10000, 100000, 500000, 999999, 1000000 };
+
+	for (size_t i = 0; i < sizeof sent / sizeof sent[0]; i++)
+		for (size_t j = 0; j < sizeof missed / sizeof missed[0]; j++)
+			for (size_t k = 0; k < sizeof share / sizeof share[0]; k++) {
+				int64_t s = sent[i], m = missed[j], q = share[k];
+				int want = m > 0 && (double)m / (double)(s + m) > (double)q / 1e6;
+
+				CHECK_EQ(room_timing_exceeded(s, m, q), want);
+			}
+	/* The edges: exactly the share is not over it; 100 % never raises. */
+	CHECK_EQ(room_timing_exceeded(99, 1, 10000), 0);
+	CHECK_EQ(room_timing_exceeded(98, 1, 10000), 1);
+	CHECK_EQ(room_timing_exceeded(0, 5, 1000000), 0);
+	CHECK_EQ(room_timing_exceeded(0, 1, 0), 1);
+	CHECK_EQ(room_timing_exceeded(-5, 1, 999999), 1);
 }
 
 static void test_settle(void)
@@ -277,6 +312,7 @@ int main(void)
 	test_unreadable();
 	test_gpio_fault();
 	test_timing();
+	test_timing_share();
 	test_settle();
 	return unit_report("test_fault");
 }

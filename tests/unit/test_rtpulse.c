@@ -1,0 +1,402 @@
+/* Unit tests of the hand-over between the event loop and the pulse path
+ * (daemon/rtpulse.c over daemon/train.c): the loop hands a room over, passes
+ * are made at an injected clock, and every line write is recorded; no
+ * sleeping, no thread. `test_rtpulse threads` adds a run with the real thread
+ * (for TSan: see mk/rt.mk), which checks only what timing cannot change. */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "acud.h"
+#include "cfg.h"
+#include "gpio.h"
+#include "rtpulse.h"
+#include "train.h"
+#include "unit.h"
+
+#define MS(x) ((int64_t)(x) * NS_PER_MS)
+#define SEC(x) ((int64_t)(x) * NS_PER_SEC)
+#define T0 (SEC(5000) + 777)
+
+static int64_t clk;
+static int64_t fake_clock(void)
+{
+	return clk;
+}
+
+/* The lines of one room with two channels, and every write to them. */
+static struct gpio_line gate[2], pulse[2];
+struct write {
+	int64_t t;
+	const struct gpio_line *l;
+	int level;
+};
+static struct write writes[4096];
+static int nwrites, fail_next;
+
+static int fake_set(struct gpio *g, struct gpio_line *l, int active)
+{
+	(void)g;
+	if (fail_next) {
+		fail_next = 0;
+		l->active = -1;
+		return -1;
+	}
+	if (nwrites < (int)(sizeof writes / sizeof writes[0]))
+		writes[nwrites++] = (struct write){ clk, l, active };
+	__atomic_store_n(&l->active, active, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static int rises(const struct gpio_line *l, int64_t from, int64_t to)
+{
+	int n = 0;
+
+	for (int i = 0; i < nwrites; i++)
+		if (writes[i].l == l && writes[i].level == 1 && writes[i].t >= from &&
+		    writes[i].t < to)
+			n++;
+	return n;
+}
+
+static const struct write *last_write(const struct gpio_line *l)
+{
+	for (int i = nwrites - 1; i >= 0; i--)
+		if (writes[i].l == l)
+			return &writes[i];
+	return NULL;
+}
+
+static struct acu_profile_cfg profile(int hz)
+{
+	struct acu_profile_cfg p;
+
+	memset(&p, 0, sizeof p);
+	p.mode = MODE_CONTINUOUS;
+	p.frequency_hz = hz;
+	p.pulse_width_us = 200;
+	return p;
+}
+
+static struct gpio fake_gpio;
+
+static struct rtpulse_room room_in(const struct acu_profile_cfg *p, unsigned on)
+{
+	struct rtpulse_room in;
+
+	memset(&in, 0, sizeof in);
+	in.gpio = &fake_gpio;
+	in.ngate = in.npulse = 2;
+	in.gate[0] = &gate[0];
+	in.gate[1] = &gate[1];
+	in.pulse[0] = &pulse[0];
+	in.pulse[1] = &pulse[1];
+	in.profile = p;
+	in.armed_at = T0;
+	in.pulse_on = on;
+	in.cut_at = ACU_NEVER;
+	return in;
+}
+
+static void reset_lines(void)
+{
+	memset(gate, 0, sizeof gate);
+	memset(pulse, 0, sizeof pulse);
+	for (int c = 0; c < 2; c++) {
+		gate[c].dir = pulse[c].dir = GPIO_OUT;
+		gate[c].active = 1; /* the loop turned the gates on */
+	}
+	nwrites = 0;
+	fail_next = 0;
+}
+
+/* Lines reset, the clock at T0, a table of nslots rooms with `in` handed
+ * over as room `room`. */
+static struct rtpulse *begin(int nslots, int room, const struct rtpulse_room *in)
+{
+	struct rtpulse *p = rtpulse_new(nslots, fake_clock, fake_set);
+
+	reset_lines();
+	clk = T0;
+	rtpulse_set(p, room, in);
+	return p;
+}
+
+/* Runs passes from the clock's now to `to`, always waking when asked. */
+static void run_until(struct rtpulse *p, int64_t to)
+{
+	for (int guard = 0; guard < 100000; guard++) {
+		int64_t next = rtpulse_run(p);
+
+		if (next == ACU_NEVER || next > to) {
+			clk = to;
+			return;
+		}
+		clk = next > clk ? next : clk;
+	}
+	CHECK(!"run_until: too many passes");
+}
+
+/* A 100 Hz train on time: a pulse every 10 ms on both channels, 200 us wide,
+ * each counted; nothing is reported that would wake the loop. */
+static void test_on_time(void)
+{
+	struct acu_profile_cfg prof = profile(100);
+	struct rtpulse_room in = room_in(&prof, 3);
+	struct rtpulse_report rep;
+	struct rtpulse *p;
+
+	p = begin(1, 0, &in);
+	/* Handed over: the first pulse is at the arming instant. */
+	CHECK_EQ(rtpulse_run(p), T0 + 200000);
+	CHECK_EQ(gpio_active(&pulse[0]), 1);
+	CHECK_EQ(gpio_active(&pulse[1]), 1);
+	run_until(p, T0 + SEC(1) - 1);
+	CHECK_EQ(rises(&pulse[0], T0, T0 + SEC(1)), 100);
+	CHECK_EQ(rises(&pulse[1], T0, T0 + SEC(1)), 100);
+	for (int i = 0; i < nwrites; i++) {
+		int64_t k = (writes[i].t - T0) % MS(10);
+
+		CHECK(writes[i].level == 1 ? k == 0 : k == 200000);
+	}
+	CHECK(!rtpulse_pending(p, 1));
+	CHECK(rtpulse_pending(p, 0));
+	CHECK_EQ(rtpulse_take(p, 0, &rep), 1);
+	CHECK_EQ(rep.pulses[0], 100);
+	CHECK_EQ(rep.pulses[1], 100);
+	CHECK_EQ(rep.late, 0);
+	CHECK_EQ(rep.cut, 0);
+	CHECK(!rtpulse_pending(p, 0));
+	CHECK_EQ(rtpulse_take(p, 0, &rep), 0);
+	/* Nothing told the loop's fd: pulses alone never wake it. */
+	CHECK_EQ(nwrites, 400);
+	rtpulse_free(p);
+}
+
+/* A stall (the pass comes 55 ms late): those pulses are skipped and counted,
+ * never sent in a burst; the train goes on on its grid. A pulse held high
+ * past half a period is counted late too. */
+static void test_stall(void)
+{
+	struct acu_profile_cfg prof = profile(100);
+	struct rtpulse_room in = room_in(&prof, 1);
+	struct rtpulse_report rep;
+	struct rtpulse *p;
+
+	p = begin(1, 0, &in);
+	run_until(p, T0 + MS(101));           /* pulses at 0..100 ms: 11 */
+	CHECK_EQ(rises(&pulse[0], T0, T0 + SEC(1)), 11);
+	clk = T0 + MS(165);                   /* woken 65 ms late for 110 */
+	rtpulse_run(p);
+	rtpulse_take(p, 0, &rep);
+	CHECK_EQ(rep.late, 6);                /* 110, 120 ... 160 */
+	CHECK_EQ(rep.missed[0], 6);
+	CHECK_EQ(rep.missed[1], 0);           /* channel 2 was not pulsing */
+	CHECK_EQ(rises(&pulse[0], T0 + MS(101), T0 + MS(170)), 0);
+	run_until(p, T0 + MS(200) - 1);
+	/* 170, 180, 190, each on the grid */
+	CHECK_EQ(rises(&pulse[0], T0 + MS(165), T0 + MS(200)), 3);
+	CHECK_EQ(last_write(&pulse[0])->t, T0 + MS(190) + 200000);
+	/* Held high: risen at 200 ms, the pass for its fall comes at 207 ms. */
+	clk = T0 + MS(200);
+	rtpulse_run(p);
+	CHECK_EQ(gpio_active(&pulse[0]), 1);
+	rtpulse_take(p, 0, &rep);
+	clk = T0 + MS(207);
+	rtpulse_run(p);
+	CHECK_EQ(gpio_active(&pulse[0]), 0);
+	rtpulse_take(p, 0, &rep);
+	CHECK_EQ(rep.late, 1);
+	CHECK_EQ(rep.missed[0], 1);
+	rtpulse_free(p);
+}
+
+/* The loop's hand-overs: a channel taken out stops at once (a pulse in
+ * progress ends at the next pass, and none starts on it); a train stopped
+ * keeps its phase for the same arming; a new arming starts at its instant. */
+static void test_handover(void)
+{
+	struct acu_profile_cfg prof = profile(100);
+	struct rtpulse_room in = room_in(&prof, 3);
+	struct rtpulse_report rep;
+	struct rtpulse *p;
+
+	p = begin(2, 1, &in);
+	rtpulse_run(p);
+	CHECK_EQ(gpio_active(&pulse[1]), 1);
+	/* Channel 2 taken out while its pulse is high; the other goes on. */
+	in.pulse_on = 1;
+	clk = T0 + 100000;
+	rtpulse_set(p, 1, &in);
+	run_until(p, T0 + MS(50) - 1);
+	CHECK_EQ(rises(&pulse[1], T0 + 1, T0 + SEC(1)), 0);
+	CHECK_EQ(rises(&pulse[0], T0, T0 + MS(50)), 5);
+	CHECK_EQ(gpio_active(&pulse[1]), 0);
+	/* Stopped (no channel on) while a pulse is high, then on again for
+	 * the same arming before the next is due: that pulse ends, none is
+	 * sent while stopped, and the grid is the same. */
+	clk = T0 + MS(50) + 100000;
+	rtpulse_run(p);
+	CHECK_EQ(gpio_active(&pulse[0]), 1);
+	in.pulse_on = 0;
+	rtpulse_set(p, 1, &in);
+	run_until(p, T0 + MS(58));
+	CHECK_EQ(gpio_active(&pulse[0]), 0);
+	CHECK_EQ(last_write(&pulse[0])->t, T0 + MS(50) + 100000);
+	in.pulse_on = 1;
+	rtpulse_set(p, 1, &in);
+	run_until(p, T0 + MS(131));
+	CHECK_EQ(rises(&pulse[0], T0 + MS(51), T0 + MS(131)), 8); /* 60 ... 130 */
+	CHECK_EQ(rises(&pulse[0], T0 + MS(60), T0 + MS(60) + 1), 1);
+	/* A new arming 3.5 ms later: the train starts there. */
+	in.armed_at = T0 + MS(133) + 500000;
+	clk = T0 + MS(132);
+	rtpulse_set(p, 1, &in);
+	run_until(p, T0 + MS(150));
+	CHECK_EQ(rises(&pulse[0], in.armed_at, in.armed_at + 1), 1);
+	CHECK_EQ(rises(&pulse[0], T0 + MS(131), T0 + MS(150)), 2);
+	rtpulse_take(p, 1, &rep);
+	CHECK_EQ(rep.late, 0);
+	/* No profile: nothing more. */
+	in.profile = NULL;
+	rtpulse_set(p, 1, &in);
+	CHECK_EQ(rtpulse_run(p), ACU_NEVER);
+	CHECK_EQ(gpio_active(&pulse[0]), 0);
+	rtpulse_free(p);
+}
+
+/* A cut the loop planned: at its instant, and not before, the gates named go
+ * off (their pulse lines first) and pulses stop on them; it is reported with
+ * its instant, and the loop is told (the fd). A cut replaced before its
+ * instant never happens. */
+static void test_cut(void)
+{
+	struct acu_profile_cfg prof = profile(2);
+	struct rtpulse_room in = room_in(&prof, 3);
+	struct rtpulse_report rep;
+	struct rtpulse *p;
+	uint64_t v;
+
+	in.cut = 2;
+	in.cut_at = T0 + MS(1700);
+	p = begin(1, 0, &in);
+	/* The next wake is the earlier of the next edge and the cut. */
+	CHECK_EQ(rtpulse_run(p), T0 + 200000);
+	run_until(p, T0 + MS(1700) - 1);
+	CHECK_EQ(gpio_active(&gate[1]), 1);
+	CHECK_EQ(rises(&pulse[1], T0, T0 + SEC(2)), 4); /* 0, 0.5, 1, 1.5 s */
+	clk = T0 + MS(1700);
+	rtpulse_run(p);
+	CHECK_EQ(gpio_active(&gate[1]), 0);
+	CHECK_EQ(gpio_active(&gate[0]), 1);
+	CHECK_EQ(last_write(&gate[1])->t, T0 + MS(1700));
+	rtpulse_take(p, 0, &rep);
+	CHECK_EQ(rep.cut, 2);
+	CHECK_EQ(rep.cut_at, T0 + MS(1700));
+	CHECK(read(rtpulse_fd(p), &v, sizeof v) == sizeof v);
+	run_until(p, T0 + MS(2100));
+	CHECK_EQ(rises(&pulse[1], T0 + MS(1700), T0 + SEC(3)), 0);
+	CHECK_EQ(rises(&pulse[0], T0 + MS(1700), T0 + SEC(3)), 1); /* 2 s */
+	/* Replaced before its instant (a change came in): nothing cut. */
+	in.cut = 1;
+	in.cut_at = T0 + MS(2300);
+	rtpulse_set(p, 0, &in);
+	in.cut = 0;
+	in.cut_at = ACU_NEVER;
+	clk = T0 + MS(2200);
+	rtpulse_set(p, 0, &in);
+	run_until(p, T0 + MS(2400));
+	CHECK_EQ(gpio_active(&gate[0]), 1);
+	rtpulse_take(p, 0, &rep);
+	CHECK_EQ(rep.cut, 0);
+	rtpulse_free(p);
+}
+
+/* S7: a write that fails stops the room: its lines driven off, a fault
+ * reported, nothing more until the loop hands the room over again. */
+static void test_fault(void)
+{
+	struct acu_profile_cfg prof = profile(100);
+	struct rtpulse_room in = room_in(&prof, 1);
+	struct rtpulse_report rep;
+	struct rtpulse *p;
+
+	p = begin(1, 0, &in);
+	run_until(p, T0 + MS(15));
+	fail_next = 1;
+	run_until(p, T0 + MS(25));
+	CHECK_EQ(gpio_active(&gate[0]), 0);
+	CHECK_EQ(gpio_active(&gate[1]), 0);
+	rtpulse_take(p, 0, &rep);
+	CHECK_EQ(rep.fault, 1);
+	CHECK_EQ(rtpulse_run(p), ACU_NEVER);
+	/* Handed over again (the loop drove what the fault decided). */
+	gate[0].active = 1;
+	rtpulse_set(p, 0, &in);
+	CHECK(rtpulse_run(p) != ACU_NEVER);
+	/* A reset lets go of every room. */
+	rtpulse_reset(p, 3);
+	CHECK_EQ(rtpulse_run(p), ACU_NEVER);
+	rtpulse_free(p);
+}
+
+/* The real thread at an ordinary priority and the loop handing over and
+ * taking back at once: for TSan. What is checked cannot depend on timing. */
+static int64_t real_clock(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+}
+
+static int real_set(struct gpio *g, struct gpio_line *l, int active)
+{
+	(void)g;
+	__atomic_store_n(&l->active, active, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static void test_threads(void)
+{
+	struct acu_profile_cfg prof = profile(200);
+	struct rtpulse *p = rtpulse_new(4, real_clock, real_set);
+	struct rtpulse_report rep;
+	char why[256], warn[256];
+	int64_t sent = 0, end;
+
+	reset_lines();
+	CHECK_EQ(rtpulse_start(p, 0, why, sizeof why, warn, sizeof warn), 0);
+	end = real_clock() + MS(300);
+	for (int i = 0; real_clock() < end; i++) {
+		struct rtpulse_room in = room_in(&prof, 1 + (unsigned)(i & 1) * 2);
+
+		in.armed_at = real_clock();
+		in.cut = (unsigned)(i % 3 == 0);
+		in.cut_at = in.armed_at + MS(1);
+		rtpulse_set(p, i % 4, &in);
+		for (int r = 0; r < 4; r++)
+			if (rtpulse_take(p, r, &rep))
+				sent += rep.pulses[0];
+		rtpulse_ack(p);
+		nanosleep(&(struct timespec){ 0, 200000 }, NULL);
+	}
+	rtpulse_reset(p, 2);
+	rtpulse_free(p);
+	CHECK(sent > 0);
+}
+
+int main(int argc, char **argv)
+{
+	test_on_time();
+	test_stall();
+	test_handover();
+	test_cut();
+	test_fault();
+	if (argc > 1 && strcmp(argv[1], "threads") == 0)
+		test_threads();
+	return unit_report("test_rtpulse");
+}
