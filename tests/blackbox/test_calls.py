@@ -78,6 +78,13 @@ def history(d, room=None, kind=None, limit=200):
     return [r for r in recs if kind is None or r.get("type") == kind]
 
 
+def records(d, room, kind, n=1, timeout=6.0):
+    """The history records of that kind once there are at least n (history
+    is written by acud's writer thread: a query may come before it)."""
+    return wait_for(lambda: (lambda rs: rs if len(rs) >= n else None)(history(d, room, kind)),
+                    timeout=timeout, what=f"{n} {kind} records in room {room}'s history")
+
+
 def call_alarm(d, room):
     return alarm(d.status(room), "call")
 
@@ -109,10 +116,9 @@ def test_call_raises_without_session_and_shows_everywhere(cd):
     row = [ln for ln in out.splitlines() if ln.startswith("1 ")][0]
     assert "call 0:0" in row, out
     # The history has the press and the alarm.
-    recs = history(d, "1")
-    assert any(r.get("type") == "call" and r.get("new") is True for r in recs), recs
-    assert any(r.get("type") == "alarm" and r.get("kind") == "call"
-               and r.get("change") == "raised" for r in recs), recs
+    assert records(d, "1", "call")[0]["new"] is True
+    assert any(r.get("kind") == "call" and r.get("change") == "raised"
+               for r in records(d, "1", "alarm")), history(d, "1")
     # A second call while one is active changes nothing.
     since = a["since"]
     sim(d, CALL1, REST1)
@@ -152,10 +158,10 @@ def test_presence_acknowledges_call_and_new_call_is_new_alarm(cd):
     sim(d, CALL1, REST1)
     press(d, PRESENCE1, 1, 0)
     d.wait_room("1", lambda r: alarm(r, "call") is None, what="call answered")
-    recs = history(d, "1", "presence")
-    assert recs and recs[-1]["call"] is True and recs[-1]["checkin"] is False, recs
-    cleared = [r for r in history(d, "1", "alarm") if r.get("kind") == "call"
-               and r.get("change") == "cleared"]
+    recs = records(d, "1", "presence")
+    assert recs[-1]["call"] is True and recs[-1]["checkin"] is False, recs
+    cleared = wait_for(lambda: [r for r in history(d, "1", "alarm") if r.get("kind") == "call"
+                                and r.get("change") == "cleared"], what="cleared record")
     assert len(cleared) == 1
     # A new call after an acknowledged one is a new alarm.
     time.sleep(1.1)
@@ -193,7 +199,7 @@ def test_unanswered_call_survives_restart(make_daemon):
 
 
 def test_lamp_rates_and_silence_keeps_lamp(make_daemon):
-    d = make_daemon(conf_text=conf(call_escalate_after="4s"))
+    d = make_daemon(conf_text=conf(call_escalate_after="3s"))
     trace = os.path.join(d.dir, "trace")
     t0 = mono_ns()
     sim(d, CALL1, PRESS1)
@@ -206,7 +212,7 @@ def test_lamp_rates_and_silence_keeps_lamp(make_daemon):
     assert a is not None and a["silenced_until"] is not None
     wait_for(lambda: call_alarm(d, "1")["priority"] == "high", timeout=8, what="escalation")
     t_high = mono_ns()
-    time.sleep(2.1)
+    time.sleep(1.9)
     tr = read_trace(trace)
     on = [(s, e) for s, e in intervals(tr, LAMP1, 1, since=t0) if e is not None]
     medium = [(e - s) / 1e9 for s, e in on if e < t_high - 300_000_000]
@@ -254,7 +260,7 @@ def test_bounce_burst_is_one_call(make_daemon):
     pipelined(d, [{"cmd": "sim-input", "line": CALL2, "level": lv} for lv in (1, 0, 1, 0, 1)])
     d.wait_room("2", lambda r: alarm(r, "call"), what="call after bounce")
     time.sleep(0.3)
-    assert len(history(d, "2", "call")) == 1, history(d, "2", "call")
+    assert len(records(d, "2", "call")) == 1, history(d, "2", "call")
     # A burst within one read (a level list), then released after bouncing.
     d.ok({"cmd": "checkin", "room": "2"})
     pipelined(d, [{"cmd": "sim-input", "line": CALL2, "level": [0, 1, 0, 1, 0]}])
@@ -262,7 +268,7 @@ def test_bounce_burst_is_one_call(make_daemon):
     d.ok({"cmd": "sim-input", "line": CALL2, "level": [1, 0, 1]})
     d.wait_room("2", lambda r: alarm(r, "call"), what="second call")
     time.sleep(0.3)
-    assert len(history(d, "2", "call")) == 2
+    assert len(records(d, "2", "call", 2)) == 2
     # The debounce is acud's own on the simulated backend.
     rep = d.ok({"cmd": "lines"})
     call = [l for l in rep["lines"] if l["room"] == "2" and l["function"] == "call"][0]
@@ -279,7 +285,7 @@ def test_presence_clears_checkin_and_records_a_checkin(make_daemon):
     assert r["checkins"] == before + 1
     # As `acuctl checkin` does: the interval restarts from the press.
     assert parse_ts(r["checkin_due_at"]) - time.time() > 0
-    recs = history(d, "1", "presence")
+    recs = records(d, "1", "presence")
     assert recs[-1]["checkin"] is True and recs[-1]["call"] is False
     # A presence with nothing due still registers the visit as a check-in.
     press(d, PRESENCE1, 1, 0)
@@ -307,7 +313,7 @@ def test_presence_never_clears_other_alarms(make_daemon):
     for k in after:
         assert after[k] == before[k], (k, before[k], after[k])
     assert r["state"] == "due"
-    rec = history(d, "1", "presence")[-1]
+    rec = records(d, "1", "presence")[-1]
     assert rec["call"] is True and rec["checkin"] is False
 
 
@@ -385,8 +391,8 @@ def test_lamp_test(cd):
     assert all(e is not None for _, e in on), "the lamp stayed on after the test"
     # Never a gate.
     assert [x for x in read_trace(trace) if x[1] in ("17", "24", "13") and x[0] > t0] == []
-    recs = history(d, "1", "command")
-    assert any(r.get("cmd") == "test" and r.get("output") == "alarm" for r in recs), recs
+    wait_for(lambda: any(r.get("cmd") == "test" and r.get("output") == "alarm"
+                         for r in history(d, "1", "command")), what="test in the history")
     # Refused: a gate or pulse line, a room without an alarm line, a duration
     # out of range, a room with a session, a room with an alarm.
     assert err_code(d.request({"cmd": "test", "room": "1", "output": "gate"})) == "bad-request"
@@ -402,8 +408,8 @@ def test_lamp_test(cd):
     d.wait_room("2", lambda r: alarm(r, "call"), what="call")
     assert err_code(d.request({"cmd": "test", "room": "2", "output": "alarm"})) \
         == "invalid-state"
-    refusals = [r for r in history(d, None, "refusal") if r.get("cmd") == "test"]
-    assert len(refusals) >= 5, refusals
+    wait_for(lambda: len([r for r in history(d, None, "refusal") if r.get("cmd") == "test"])
+             >= 5, what="5 test refusals in the history")
 
 
 def test_real_alarm_ends_a_lamp_test(cd):
