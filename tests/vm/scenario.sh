@@ -423,7 +423,10 @@ check "lines lists every configured line (10 here, the heartbeat too)" \
 	'[ "$(grep -c "\"consumer\":\"acud:" $W/lines)" = 10 ]'
 # Who debounces: the kernel with libgpiod 2 (the v2 uAPI's debounce), acud
 # with libgpiod 1.6.
-if ls /lib/*/libgpiod.so.3* /usr/lib/*/libgpiod.so.3* >/dev/null 2>&1; then by=kernel; else by=acud; fi
+by=acud
+for f in /lib/*/libgpiod.so.3* /usr/lib/*/libgpiod.so.3* /lib64/libgpiod.so.3* /usr/lib64/libgpiod.so.3*; do
+	[ -e "$f" ] && by=kernel
+done
 check "the call line is debounced 20 ms by the $by" \
 	'echo "$callobj" | grep -q "\"debounce\":{\"ms\":20,\"by\":\"$by\"}"'
 call_alarm() { ctl --json status $1 | grep -o '"kind":"call","priority":"[a-z]*"' | cut -d'"' -f8; }
@@ -444,12 +447,16 @@ sleep 0.5
 pull 9 down # the cord pulled out: the circuit opens and calls
 check "the call cord opened (r1-call reads 0) raises room 1's call alarm, medium, no session" \
 	'wait_call 1 medium 30 && [ "$(state_of 1)" = idle ]'
+t1=$(cut -d' ' -f1 /proc/uptime)
 sample 2 50 0.05
-diag "alarm line over 2.5 s: $Z low, $O high, $X changes"
+el=$(echo "$t1 $(cut -d' ' -f1 /proc/uptime)" | awk '{ printf "%.1f", $2 - $1 }')
+diag "alarm line over $el s: $Z low, $O high, $X changes"
+# Medium: a change a second (high would be four).
 check "and flashes the room's alarm line (medium, 0.5 Hz), the gate untouched" \
-	'[ $X -ge 1 ] && [ $X -le 4 ] && [ "$(v 0)" = 0 ]'
+	'[ $X -ge 1 ] && awk "BEGIN { exit !($X <= $el + 2) }" && [ "$(v 0)" = 0 ]'
 pull 9 up
-pull 10 up # the presence button pressed ...
+pull 10 up # the presence button pressed, held longer than the debounce ...
+sleep 0.2
 pull 10 down # ... and released
 check "a presence press answers the call" 'wait_call 1 none 30'
 check "and is in the history" \
