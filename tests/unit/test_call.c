@@ -7,32 +7,26 @@
 #include "acud.h"
 #include "cfg.h"
 #include "debounce.h"
+#include "fixture.h"
 #include "room.h"
 #include "unit.h"
 
 #define MS(x) ((int64_t)(x) * NS_PER_MS)
-#define SEC(x) ((int64_t)(x) * NS_PER_SEC)
 #define P MS(20)
 #define T0 SEC(1000)
-#define WALL_OFF INT64_C(1795082400000000000)
 
 static struct acu_room_cfg room_cfg;
 
 static struct acu_now at(int64_t mono)
 {
-	struct acu_now n = { mono, mono + WALL_OFF };
-	return n;
+	return fixture_at(mono);
 }
 
+/* The config's defaults: call_escalate_after 2m, checkin_interval 10m,
+ * session_min 5m. */
 static void cfg_init(struct acu_cfg *c)
 {
-	memset(c, 0, sizeof *c);
-	c->session_min = 60;
-	c->session_max = 3600;
-	c->stim_max = 1800;
-	c->escalate_after = 300;
-	c->checkin_interval = 600;
-	c->call_escalate_after = 120;
+	fixture_cfg(c, NULL, 0);
 }
 
 /* ---- debounce ----------------------------------------------------------- */
@@ -385,11 +379,20 @@ static void test_lamp_test(void)
 	CHECK_EQ(room_lamp_test(0, 0), PRIO_NONE);
 }
 
+/* SPEC §5 and §11's defaults for the new keys. */
+static void test_defaults(void)
+{
+	struct acu_cfg c;
+
+	cfg_init(&c);
+	CHECK_EQ(c.call_escalate_after, 120);
+	CHECK_EQ(c.debounce_ms, 20);
+}
+
 int main(void)
 {
-	strcpy(room_cfg.id, "1");
-	strcpy(room_cfg.name, "Room 1");
-	room_cfg.nchannels = 1;
+	fixture_room(&room_cfg, "1", 1, 0);
+	test_defaults();
 	test_debounce_press();
 	test_debounce_bounce();
 	test_debounce_short_and_zero();
