@@ -420,7 +420,7 @@ def test_real_alarm_ends_a_lamp_test(cd):
     sim(d, CALL1, PRESS1)
     d.wait_room("1", lambda r: alarm(r, "call"), what="call")
     t = mono_ns()
-    time.sleep(2.2)
+    time.sleep(1.3)
     # Medium now (1 s on, 1 s off), no more 2 Hz test flashing.
     on = [(s, e) for s, e in intervals(read_trace(trace), LAMP1, 1, since=t) if e]
     assert on and all((e - s) / 1e9 > 0.9 for s, e in on), on
