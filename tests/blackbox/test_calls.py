@@ -137,16 +137,16 @@ def test_call_escalates_after_configured_time(cd):
     d = cd
     with d.connect() as w:
         w.request({"cmd": "watch"})
+        t_before = time.monotonic()
         sim(d, CALL2, 1)
         ev = w.recv_until(lambda m: m.get("event") == "alarm" and m.get("kind") == "call")
         assert ev["change"] == "raised" and ev["priority"] == "medium" and ev["room"] == "2"
-        t_raised = time.monotonic()
         ev = w.recv_until(lambda m: m.get("event") == "alarm" and m.get("kind") == "call",
                           timeout=10)
-        waited = time.monotonic() - t_raised
+        waited = time.monotonic() - t_before
     assert ev["change"] == "escalated" and ev["priority"] == "high", ev
-    # call_escalate_after = 2s; never earlier.
-    assert waited >= 1.9, waited
+    # call_escalate_after = 2s after the call, which came after t_before: never earlier.
+    assert waited >= 2.0, waited
     assert call_alarm(d, "2")["priority"] == "high"
     assert d.status("2")["alarm_level"] == "high"
 
@@ -177,7 +177,8 @@ def test_presence_acknowledges_call_and_new_call_is_new_alarm(cd):
 
 
 def test_unanswered_call_survives_restart(make_daemon):
-    d = make_daemon(conf_text=conf(call_escalate_after="3s"))
+    d = make_daemon(conf_text=conf(call_escalate_after="4s"))
+    t_before = time.monotonic()
     sim(d, CALL2, 1)
     a = alarm(d.wait_room("2", lambda r: alarm(r, "call"), what="call"), "call")
     assert d.stop() == 0
@@ -185,7 +186,9 @@ def test_unanswered_call_survives_restart(make_daemon):
     # The line still reads active after the restart, which changes nothing.
     b = call_alarm(d, "2")
     assert b is not None, "the call was forgotten by the restart"
-    assert b["since"] == a["since"] and b["priority"] == "medium"
+    assert b["since"] == a["since"]
+    if time.monotonic() - t_before < 3.5:  # a restart slower than that (valgrind) escalated it
+        assert b["priority"] == "medium"
     # It still escalates on its original time.
     d.wait_room("2", lambda r: (alarm(r, "call") or {}).get("priority") == "high",
                 timeout=8, what="escalated after restart")
@@ -278,13 +281,13 @@ def test_bounce_burst_is_one_call(make_daemon):
 def test_presence_clears_checkin_and_records_a_checkin(make_daemon):
     d = make_daemon(conf_text=conf(checkin_interval="1s"))
     d.start_session("1", duration_s=600, needles=4)
-    d.wait_room("1", lambda r: alarm(r, "checkin"), what="checkin alarm")
-    before = d.status("1")["checkins"]
+    due = d.wait_room("1", lambda r: alarm(r, "checkin"), what="checkin alarm")
+    before = due["checkins"]
     press(d, PRESENCE1, 1, 0)
     r = d.wait_room("1", lambda r: alarm(r, "checkin") is None, what="checkin cleared")
     assert r["checkins"] == before + 1
     # As `acuctl checkin` does: the interval restarts from the press.
-    assert parse_ts(r["checkin_due_at"]) - time.time() > 0
+    assert parse_ts(r["checkin_due_at"]) > parse_ts(due["checkin_due_at"])
     recs = records(d, "1", "presence")
     assert recs[-1]["checkin"] is True and recs[-1]["call"] is False
     # A presence with nothing due still registers the visit as a check-in.
