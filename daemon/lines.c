@@ -33,6 +33,7 @@ json_t *lines_list(struct acud *d)
 	for (int i = 0; g && i < g->nlines; i++) {
 		const struct gpio_line *l = &g->lines[i];
 		json_t *o = line_json(d, l);
+		int level = gpio_active(l); /* the pulse thread writes pulse lines */
 
 		json_object_set_new(o, "chip", json_string(d->cfg->chip));
 		json_object_set_new(o, "direction", json_string(l->dir == GPIO_OUT ? "output" : "input"));
@@ -40,9 +41,9 @@ json_t *lines_list(struct acud *d)
 				    json_string(l->spec.active_low ? "active-low" : "active-high"));
 		/* Outputs: as last written (null after a failed write); inputs:
 		 * as last read, which every request brings up to date first. */
-		json_object_set_new(o, "level", level_json(l->active));
-		json_object_set_new(o, "physical", l->active < 0 ? json_null() :
-				    json_integer(l->active ^ l->spec.active_low));
+		json_object_set_new(o, "level", level_json(level));
+		json_object_set_new(o, "physical", level < 0 ? json_null() :
+				    json_integer(level ^ l->spec.active_low));
 		if (l->debounce_us > 0)
 			json_object_set_new(o, "debounce", json_pack("{s:i,s:s}", "ms",
 					    l->debounce_us / 1000, "by",
