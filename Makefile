@@ -67,7 +67,7 @@ DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/daemon/gpio-backend.o
 UTIL_OBJ   := $(BUILD)/daemon/util.o
 CLI_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
 # The pure modules: no I/O, no event loop; what the C unit tests link.
-PURE_OBJ   := $(patsubst %,$(BUILD)/daemon/%.o,util room gate sched train cfg restart history-pure)
+PURE_OBJ   := $(patsubst %,$(BUILD)/daemon/%.o,util room gate sched train cfg restart history-pure debounce)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 

@@ -113,6 +113,17 @@ static const struct arg_spec a_sim_input[] = {
 	{ NULL },
 };
 
+static const struct arg_spec o_lines[] = {
+	{ "--watch", .key = "watch", .kind = ARG_SWITCH }, { NULL },
+};
+static const struct arg_spec a_test[] = {
+	{ "ROOM", .key = "room", .kind = ARG_ROOM },
+	{ "OUTPUT", .key = "output", .kind = ARG_TEXT, .hints = "alarm" },
+	{ "DURATION", .key = "duration_s", .kind = ARG_DURATION, .flags = ARG_OPTIONAL,
+	  .hints = "3s 6s 10s" },
+	{ NULL },
+};
+
 static int run_help(const struct command *cmd, struct args *a)
 {
 	(void)cmd;
@@ -148,6 +159,10 @@ const struct command acuctl_commands[] = {
 	{ CMD_VERSION, "versions, and your user and role", NULL, NULL, render_version },
 	{ CMD_SIM_INPUT, "simulated GPIO: set an input line to 0 or 1", a_sim_input, NULL,
 	  render_sim_input },
+	{ CMD_LINES, "every GPIO line and its level; --watch: input edges live", NULL, o_lines,
+	  render_lines, lines_run },
+	{ CMD_TEST, "run a room's alarm lamp/buzzer through its patterns", a_test, NULL,
+	  render_test },
 	{ CMD__N, "show this help", .run = run_help },
 	{ CMD__N, NULL }, /* the end */
 };

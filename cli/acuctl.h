@@ -7,7 +7,8 @@
  *   sbuf.c    growing strings, and text made safe and fitted for a terminal
  *   render.c  replies for a person: the status table, details, profiles, history
  *   term.c    the terminal: size, alternate screen, signals
- *   board.c   `acuctl watch`: the live board on a terminal, JSON lines otherwise */
+ *   board.c   `acuctl watch`: the live board on a terminal, JSON lines otherwise
+ *   lines.c   `acuctl lines [--watch]` and `acuctl test`: the technician's wiring check */
 #ifndef ACUCTL_H
 #define ACUCTL_H
 
@@ -193,6 +194,11 @@ void render_history(json_t *reply);
 void render_reload(json_t *reply);
 void render_version(json_t *reply);
 void render_sim_input(json_t *reply);
+
+/* --- lines.c: the technician's `lines` and `test` --- */
+void render_lines(json_t *reply);
+void render_test(json_t *reply);
+int lines_run(const struct command *cmd, struct args *a);
 
 /* --- term.c --- */
 void term_restore(void);

@@ -97,6 +97,7 @@ static void offer_value(const struct arg_spec *s, const char *cur)
 	case ARG_DELTA:
 		offer_list("+1 -1", cur);
 		break;
+	case ARG_TEXT: /* a fixed word (test's OUTPUT), when it has hints */
 	case ARG_DURATION:
 	case ARG_SINCE:
 		offer_list(s->hints, cur);

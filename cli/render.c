@@ -310,6 +310,17 @@ static void alarm_labels(struct alarm_cell *c, json_t *room)
 		char *label = c->label[c->n];
 
 		snprintf(label, sizeof c->label[0], "%s", kind ? kind : "?");
+		/* How long a patient has been calling: its age, from since. */
+		if (kind && strcmp(kind, "call") == 0) {
+			const char *since = jstr(al[i], "since");
+			int64_t t;
+			char age[16];
+
+			if (since && acu_parse_rfc3339(since, &t) == 0) {
+				mmss((acu_now().wall - t) / NS_PER_SEC, age, sizeof age);
+				snprintf(label, sizeof c->label[0], "call %s", age);
+			}
+		}
 		if (prio_rank(prio) == 3)
 			for (char *p = label; *p; p++)
 				if (*p >= 'a' && *p <= 'z')

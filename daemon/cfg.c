@@ -42,9 +42,13 @@ static const char *const daemon_keys[] = {
 	"socket", "state_dir", "profiles_dir", "log_level", "realtime_priority", NULL,
 };
 
-enum { K_BACKEND, K_CHIP, K_ACTIVE_LOW, K_HEARTBEAT, K_HEARTBEAT_HZ, K_SIM_STATE, K_SIM_TRACE };
+enum {
+	K_BACKEND, K_CHIP, K_ACTIVE_LOW, K_HEARTBEAT, K_HEARTBEAT_HZ, K_SIM_STATE, K_SIM_TRACE,
+	K_DEBOUNCE_MS,
+};
 static const char *const gpio_keys[] = {
-	"backend", "chip", "active_low", "heartbeat", "heartbeat_hz", "sim_state", "sim_trace", NULL,
+	"backend", "chip", "active_low", "heartbeat", "heartbeat_hz", "sim_state", "sim_trace",
+	"debounce_ms", NULL,
 };
 
 enum { K_SESSION_MIN, K_SESSION_MAX, K_STIM_MAX };
@@ -57,9 +61,10 @@ static const char *const safety_keys[] = {
 	"metal-implant", NULL,
 };
 
-enum { K_ESCALATE_AFTER, K_CHECKIN_INTERVAL, K_TIMING_SHARE };
-static const char *const alarm_keys[] = { "escalate_after", "checkin_interval", "timing_share",
-					  NULL };
+enum { K_ESCALATE_AFTER, K_CHECKIN_INTERVAL, K_TIMING_SHARE, K_CALL_ESCALATE_AFTER };
+static const char *const alarm_keys[] = {
+	"escalate_after", "checkin_interval", "timing_share", "call_escalate_after", NULL,
+};
 
 enum { K_DESK_GROUP, K_PRACTITIONER_GROUP, K_TECHNICIAN_GROUP, K_SOCKET_GROUP };
 static const char *const access_keys[] = {
@@ -69,8 +74,10 @@ static const char *const access_keys[] = {
 enum { K_KEEP };
 static const char *const history_keys[] = { "keep", NULL };
 
-enum { K_NAME, K_GATE, K_PULSE, K_ALARM, K_AUDIBLE, K_INTERLOCK };
-static const char *const room_keys[] = { "name", "gate", "pulse", "alarm", "audible", "interlock", NULL };
+enum { K_NAME, K_GATE, K_PULSE, K_ALARM, K_AUDIBLE, K_INTERLOCK, K_CALL, K_PRESENCE };
+static const char *const room_keys[] = {
+	"name", "gate", "pulse", "alarm", "audible", "interlock", "call", "presence", NULL,
+};
 
 enum {
 	K_DESCRIPTION, K_MODE, K_FREQUENCY_HZ, K_ALT_FREQUENCY_HZ, K_SWITCH_S, K_ON_S, K_OFF_S,
@@ -453,6 +460,8 @@ void cfg_defaults(struct acu_cfg *c)
 	c->checkin_interval = 10 * 60;
 	c->rt_priority = ACU_RT_PRIORITY_DEFAULT;
 	c->timing_share_ppm = ACU_TIMING_SHARE_DEFAULT_PPM;
+	c->call_escalate_after = 2 * 60;
+	c->debounce_ms = 20;
 	snprintf(c->desk_group, sizeof c->desk_group, "acu-desk");
 	snprintf(c->practitioner_group, sizeof c->practitioner_group, "acu-practitioner");
 	snprintf(c->technician_group, sizeof c->technician_group, "acu-tech");
@@ -530,6 +539,8 @@ static int set_gpio(struct parser *p, int k, const char *key, const char *v)
 			return 0;
 		}
 		return get_path(p, key, v, c->sim_trace, sizeof c->sim_trace);
+	case K_DEBOUNCE_MS:
+		return get_int(p, key, v, 0, 1000, &c->debounce_ms);
 	}
 	return 0;
 }
@@ -578,6 +589,8 @@ static int set_alarm(struct parser *p, int k, const char *key, const char *v)
 				    "1%%, 0.5%%)", key, v);
 		return 0;
 	}
+	if (k == K_CALL_ESCALATE_AFTER)
+		return get_dur(p, key, v, 0, 24 * 3600, &c->call_escalate_after);
 	return get_dur(p, key, v, 0, 24 * 3600, &c->checkin_interval);
 }
 
@@ -665,6 +678,10 @@ static int set_room(struct parser *p, int k, const char *key, const char *v)
 	case K_INTERLOCK:
 		snprintf(ll.what + strlen(ll.what), sizeof ll.what - strlen(ll.what), " interlock");
 		return get_line(p, key, v, ll.what, &r->interlock);
+	case K_CALL:
+	case K_PRESENCE:
+		snprintf(ll.what + strlen(ll.what), sizeof ll.what - strlen(ll.what), " %s", key);
+		return get_line(p, key, v, ll.what, k == K_CALL ? &r->call : &r->presence);
 	}
 	return 0;
 }
@@ -850,6 +867,8 @@ static int new_room(struct parser *p, const char *id)
 	r->line = p->lineno;
 	r->alarm.offset = -1;
 	r->interlock.offset = -1;
+	r->call.offset = -1;
+	r->presence.offset = -1;
 	p->cur = c->nrooms++;
 	return 0;
 }
@@ -1153,6 +1172,8 @@ static int check_main(struct parser *p, const char *path)
 			r->pulse[j].active_low ^= c->active_low;
 		r->alarm.active_low ^= c->active_low;
 		r->interlock.active_low ^= c->active_low;
+		r->call.active_low ^= c->active_low;
+		r->presence.active_low ^= c->active_low;
 	}
 	if (!p->single[S_GPIO].line[K_SIM_STATE]) {
 		int n = snprintf(c->sim_state, sizeof c->sim_state, "%s/gpio-sim.state", c->state_dir);
@@ -1323,7 +1344,8 @@ int cfg_room_same_wiring(const struct acu_room_cfg *a, const struct acu_room_cfg
 	for (int i = 0; i < a->npulse; i++)
 		if (!same_line(&a->pulse[i], &b->pulse[i]))
 			return 0;
-	return same_line(&a->alarm, &b->alarm) && same_line(&a->interlock, &b->interlock);
+	return same_line(&a->alarm, &b->alarm) && same_line(&a->interlock, &b->interlock) &&
+	       same_line(&a->call, &b->call) && same_line(&a->presence, &b->presence);
 }
 
 const char *cfg_mode_name(enum acu_mode m)

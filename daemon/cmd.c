@@ -611,6 +611,72 @@ static json_t *cmd_sim_input(struct acud *d, struct client *c, json_t *req, stru
 	return json_pack("{s:s,s:i}", "line", name, "level", levels[n - 1]);
 }
 
+/* SPEC §11: every configured line; with watch, the connection then streams
+ * each input edge. */
+static json_t *cmd_lines(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
+{
+	int watch = 0;
+
+	if (req_bool(req, "watch", 0, &watch, err) < 0)
+		return NULL;
+	if (watch)
+		client_set_watching_lines(c);
+	return json_pack("{s:o,s:b}", "lines", lines_list(d), "watching", watch);
+}
+
+/* SPEC §11: the room's alarm line through its patterns. Only the alarm line:
+ * no test ever drives a gate or a pulse line. Refused while the room has a
+ * session or an alarm, which the test would hide. */
+#define TEST_DEFAULT_S 6
+#define TEST_MIN_S 3
+#define TEST_MAX_S 10
+static json_t *cmd_test(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
+{
+	struct acu_room *r = req_room(d, req, err);
+	struct acu_now now = acu_now();
+	const char *output = NULL;
+	int64_t s = TEST_DEFAULT_S;
+	char until[40];
+
+	if (!r)
+		return NULL;
+	if (req_str(req, "output", 1, &output, err) < 0 ||
+	    req_int(req, "duration_s", 0, TEST_MIN_S, TEST_MAX_S, &s, err) < 0)
+		goto refused;
+	if (strcmp(output, "alarm") != 0) {
+		acu_fail(err, E_BAD_REQUEST, "output: only 'alarm' can be tested (never a gate or "
+			 "a pulse line)");
+		goto refused;
+	}
+	if (!r->cfg->alarm.set) {
+		acu_fail(err, E_UNSUPPORTED, "room %s has no alarm line", r->cfg->id);
+		goto refused;
+	}
+	if (r->s.state != ST_IDLE) {
+		acu_fail(err, E_INVALID_STATE, "room %s has a session (%s): no test while a patient "
+			 "may be there", r->cfg->id, acu_state_name(r->s.state));
+		goto refused;
+	}
+	if (room_alarm_level(r) != PRIO_NONE) {
+		acu_fail(err, E_INVALID_STATE, "room %s has an active alarm: a test would hide it",
+			 r->cfg->id);
+		goto refused;
+	}
+	if (stim_lamp_test(d, r, s * NS_PER_SEC, &now) < 0) {
+		acu_fail(err, E_INTERNAL, "room %s: its alarm line is not open", r->cfg->id);
+		goto refused;
+	}
+	history_add(d, r->cfg->id, command_record(c, "test", req));
+	log_notice("room %s: alarm line test for %llds by %s", r->cfg->id, (long long)s,
+		   client_user(c));
+	acu_rfc3339(now.wall + s * NS_PER_SEC, until, sizeof until);
+	return json_pack("{s:s,s:s,s:I,s:s}", "room", r->cfg->id, "output", "alarm", "duration_s",
+			 (json_int_t)s, "until", until);
+refused:
+	refusal(d, c, r, "test", err);
+	return NULL;
+}
+
 static const char *const k_none[] = { NULL };
 static const char *const k_room[] = { "room", NULL };
 static const char *const k_start[] = { "room", "duration_s", "needles", "patient", "profile",
@@ -623,6 +689,8 @@ static const char *const k_needles[] = { "room", "delta", NULL };
 static const char *const k_profile[] = { "name", NULL };
 static const char *const k_history[] = { "room", "since", "limit", NULL };
 static const char *const k_sim[] = { "line", "level", NULL };
+static const char *const k_lines[] = { "watch", NULL };
+static const char *const k_test[] = { "room", "output", "duration_s", NULL };
 
 /* READ_ONLY: answered at once even while a save is stuck (server.c keeps
  * each connection's replies in order). */
@@ -650,6 +718,9 @@ static const struct cmd cmds[] = {
 	 * committed like a real one, whose save this reply does not wait for
 	 * (a cut stands at once, S9). */
 	{ CMD_SIM_INPUT, ROLE_TECHNICIAN, READ_ONLY, k_sim, cmd_sim_input },
+	{ CMD_LINES, ROLE_TECHNICIAN, READ_ONLY, k_lines, cmd_lines },
+	/* Changes no room: only the lamp, for a few seconds. */
+	{ CMD_TEST, ROLE_TECHNICIAN, READ_ONLY, k_test, cmd_test },
 };
 
 static json_t *error_reply(json_t *id, const struct acu_err *err)

@@ -16,12 +16,6 @@
 #include "daemon.h"
 #include "gpio.h"
 
-/* The kernel's debounce of inputs, in microseconds: none. The interlock is
- * latched (S5): every edge counts however short the pulse, and a debounce
- * period would swallow an opening shorter than itself. A [gpio] key would be
- * the place to set one for room buttons; there is none yet. */
-#define GD2_DEBOUNCE_US 0
-
 /* Edges read at a time; more are read in further passes. */
 #define GD2_EVENTS 16
 
@@ -135,8 +129,11 @@ static int gd2_offset(struct gpio *g, const struct acu_line *spec)
 }
 
 /* NULL when the request fails, errno set. */
+/* bias: outputs, pulled toward their inactive level. debounce: inputs, the
+ * kernel's debounce of l->debounce_us (room buttons only: the interlock is
+ * latched, S5, and a debounce would swallow an opening shorter than itself). */
 static struct gpiod_line_request *gd2_request_one(struct gpio *g, struct gpio_line *l,
-						  unsigned int offset, int bias)
+						  unsigned int offset, int bias, int debounce)
 {
 	struct gpiod_line_settings *ls = gpiod_line_settings_new();
 	struct gpiod_line_config *lc = gpiod_line_config_new();
@@ -164,8 +161,8 @@ static struct gpiod_line_request *gd2_request_one(struct gpio *g, struct gpio_li
 		ok = gpiod_line_settings_set_direction(ls, GPIOD_LINE_DIRECTION_INPUT) == 0 &&
 		     gpiod_line_settings_set_edge_detection(ls, GPIOD_LINE_EDGE_BOTH) == 0 &&
 		     gpiod_line_settings_set_event_clock(ls, GPIOD_LINE_CLOCK_MONOTONIC) == 0;
-		if (ok && GD2_DEBOUNCE_US > 0)
-			gpiod_line_settings_set_debounce_period_us(ls, GD2_DEBOUNCE_US);
+		if (ok && debounce && l->debounce_us > 0)
+			gpiod_line_settings_set_debounce_period_us(ls, (unsigned long)l->debounce_us);
 	}
 	if (ok)
 		ok = gpiod_line_config_add_line_settings(lc, &offset, 1, ls) == 0;
@@ -219,10 +216,12 @@ static int gd2_request(struct gpio *g, struct gpio_line *l, char *err, size_t er
 		return -1;
 	}
 	gl->offset = (unsigned int)off;
-	gl->req = gd2_request_one(g, l, gl->offset, l->dir == GPIO_OUT);
-	/* Chips without bias support: as 1.6 does, the request without it. */
-	if (!gl->req && l->dir == GPIO_OUT)
-		gl->req = gd2_request_one(g, l, gl->offset, 0);
+	gl->req = gd2_request_one(g, l, gl->offset, l->dir == GPIO_OUT, 1);
+	l->debounced = gl->req && l->dir == GPIO_IN && l->debounce_us > 0;
+	/* Chips without bias support: as 1.6 does, the request without it.
+	 * An input the kernel cannot debounce: the daemon does (button.c). */
+	if (!gl->req && (l->dir == GPIO_OUT || l->debounce_us > 0))
+		gl->req = gd2_request_one(g, l, gl->offset, 0, 0);
 	if (!gl->req) {
 		snprintf(err, errlen, "cannot request: %s", strerror(errno));
 		free(gl);

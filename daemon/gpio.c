@@ -28,6 +28,9 @@ static int add_line(struct gpio *g, const struct acu_line *spec, enum gpio_dir d
 	l->spec = *spec;
 	l->dir = dir;
 	l->fd = -1;
+	snprintf(l->room, sizeof l->room, "%s", room ? room : "");
+	snprintf(l->role, sizeof l->role, "%s", role);
+	l->channel = n;
 	if (n > 0)
 		snprintf(l->consumer, sizeof l->consumer, "acud:%s%s%s%d", room ? room : "",
 			 room ? ":" : "", role, n);
@@ -95,7 +98,7 @@ static struct gpio *gpio_new(const struct acu_cfg *cfg, char *err, size_t errlen
 	}
 	g->be = cfg->backend == BACKEND_SIM ? &gpio_backend_sim : &gpio_backend_gpiod;
 	for (int i = 0; i < cfg->nrooms; i++)
-		max += 2 * ACU_MAX_CHANNELS + 2;
+		max += 2 * ACU_MAX_CHANNELS + 4;
 	g->lines = calloc((size_t)max, sizeof *g->lines);
 	if (!g->lines) {
 		free(g);
@@ -114,6 +117,16 @@ static struct gpio *gpio_new(const struct acu_cfg *cfg, char *err, size_t errlen
 	add_line(g, &cfg->heartbeat, GPIO_OUT, NULL, "heartbeat", 0);
 	for (int i = 0; i < cfg->nrooms; i++)
 		add_line(g, &cfg->rooms[i].interlock, GPIO_IN, cfg->rooms[i].id, "interlock", 0);
+	/* Room buttons (SPEC §11): debounced, unlike the interlock, whose every
+	 * edge counts however short (S5). */
+	for (int i = 0; i < cfg->nrooms; i++) {
+		int from = g->nlines;
+
+		add_line(g, &cfg->rooms[i].call, GPIO_IN, cfg->rooms[i].id, "call", 0);
+		add_line(g, &cfg->rooms[i].presence, GPIO_IN, cfg->rooms[i].id, "presence", 0);
+		for (int k = from; k < g->nlines; k++)
+			g->lines[k].debounce_us = cfg->debounce_ms * 1000;
+	}
 	if (g->be->open(g, cfg, err, errlen) < 0) {
 		free(g->lines);
 		free(g);
@@ -197,6 +210,11 @@ static int set_line(struct gpio *g, struct gpio_line *l, int active)
 
 	__atomic_store_n(&l->active, rc < 0 ? -1 : active, __ATOMIC_RELAXED);
 	return rc < 0 ? -1 : 0;
+}
+
+int gpio_offset(struct gpio *g, const struct gpio_line *l)
+{
+	return g && l ? g->be->resolve(g, &l->spec) : -1;
 }
 
 int gpio_set(struct gpio *g, struct gpio_line *l, int active)

@@ -281,6 +281,13 @@ int room_finish(struct acu_room *r, int removed, const char *override,
 int room_checkin(struct acu_room *r, const struct acu_cfg *cfg, const struct acu_now *now,
 		 struct acu_err *err)
 {
+	/* The patient has been seen: that answers a call too (SPEC §4), with or
+	 * without a session. */
+	if (r->alarm[AL_CALL].active && r->s.state != ST_RUNNING && r->s.state != ST_PAUSED) {
+		room_alarm_clear(r, AL_CALL);
+		return 0;
+	}
+	room_alarm_clear(r, AL_CALL);
 	if (r->s.state != ST_RUNNING && r->s.state != ST_PAUSED)
 		return acu_fail(err, E_INVALID_STATE,
 				"room %s: check-in needs a running or paused session, it is %s",
@@ -365,6 +372,12 @@ int room_tick(struct acu_room *r, const struct acu_cfg *cfg, const struct acu_no
 		r->alarm[AL_DUE].since_wall = since_wall;
 		changed = 1;
 	}
+	/* An unanswered call escalates; raise keeps its since. */
+	if (r->alarm[AL_CALL].active && r->alarm[AL_CALL].priority < PRIO_HIGH &&
+	    now->mono >= r->alarm[AL_CALL].since_mono + cfg->call_escalate_after * NS_PER_SEC) {
+		room_alarm_raise(r, AL_CALL, PRIO_HIGH, now);
+		changed = 1;
+	}
 	for (int i = 0; i < AL__N; i++) {
 		struct acu_alarm *a = &r->alarm[i];
 		if (a->silenced_until && now->mono >= a->silenced_until) {
@@ -392,6 +405,8 @@ int64_t room_next_deadline(const struct acu_room *r, const struct acu_cfg *cfg)
 	}
 	if (s->state == ST_DUE && r->alarm[AL_DUE].active && r->alarm[AL_DUE].priority < PRIO_HIGH)
 		t = earliest(t, s->due_since + cfg->escalate_after * NS_PER_SEC);
+	if (r->alarm[AL_CALL].active && r->alarm[AL_CALL].priority < PRIO_HIGH)
+		t = earliest(t, r->alarm[AL_CALL].since_mono + cfg->call_escalate_after * NS_PER_SEC);
 	for (int i = 0; i < AL__N; i++)
 		if (r->alarm[i].silenced_until)
 			t = earliest(t, r->alarm[i].silenced_until);
@@ -590,4 +605,52 @@ int room_stim_on(struct acu_room *r, const struct acu_cfg *cfg, const struct acu
 	/* The interlock alarm clears with a cleared interlock and a new arming. */
 	room_alarm_clear(r, AL_INTERLOCK);
 	return 0;
+}
+
+int room_call(struct acu_room *r, const struct acu_now *now)
+{
+	if (r->alarm[AL_CALL].active)
+		return 0;
+	room_alarm_raise(r, AL_CALL, PRIO_MEDIUM, now);
+	return 1;
+}
+
+int room_presence_acks(enum acu_alarm_kind k)
+{
+	return k == AL_CALL || k == AL_CHECKIN;
+}
+
+int room_presence(struct acu_room *r, const struct acu_cfg *cfg, const struct acu_now *now)
+{
+	int what = 0;
+
+	if (r->alarm[AL_CALL].active)
+		what |= ROOM_PRESENCE_CALL;
+	if (room_checkin(r, cfg, now, NULL) == 0 &&
+	    (r->s.state == ST_RUNNING || r->s.state == ST_PAUSED))
+		what |= ROOM_PRESENCE_CHECKIN;
+	/* Whatever else a future change lets checkin clear, presence clears
+	 * only what it acknowledges. */
+	for (int k = 0; k < AL__N; k++)
+		if (room_presence_acks((enum acu_alarm_kind)k))
+			room_alarm_clear(r, (enum acu_alarm_kind)k);
+	return what;
+}
+
+int room_button_level(int fn_call, int level)
+{
+	if (level < 0)
+		return fn_call ? 1 : 0;
+	return level != 0;
+}
+
+enum acu_priority room_lamp_test(int64_t elapsed, int64_t duration)
+{
+	if (elapsed < 0 || elapsed >= duration)
+		return PRIO_NONE;
+	if (elapsed < duration / 3)
+		return PRIO_HIGH;
+	if (elapsed < duration / 3 * 2)
+		return PRIO_MEDIUM;
+	return PRIO_LOW;
 }

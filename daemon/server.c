@@ -46,6 +46,7 @@ struct client {
 	char user[ACU_NAME_MAX + 1];
 	int watch_requested;           /* input is ignored from here on */
 	int watching;                  /* receives events (once its reply is out) */
+	int watch_lines;               /* lines --watch: input edges only, nothing else */
 	uint64_t watch_seq;            /* events up to this one were made before it watched */
 	int discarding;                /* skipping the rest of an oversized line */
 	int read_only;                 /* the request being handled changed nothing */
@@ -117,6 +118,11 @@ static void client_free(struct client *c)
 uid_t client_uid(const struct client *c) { return c->uid; }
 const char *client_user(const struct client *c) { return c->user; }
 void client_set_watching(struct client *c) { c->watch_requested = 1; }
+void client_set_watching_lines(struct client *c)
+{
+	c->watch_requested = 1;
+	c->watch_lines = 1;
+}
 void client_read_only(struct client *c) { c->read_only = 1; }
 
 static int in_group(const struct client *c, gid_t g)
@@ -410,6 +416,8 @@ static void deliver_event(struct server *s, json_t *event, uint64_t seq)
 	struct dumpbuf b;
 	const char *text;
 	size_t len, total = 0;
+	const char *kind = json_string_value(json_object_get(event, "event"));
+	int line = kind && strcmp(kind, "line") == 0;
 
 	len = dumpbuf_msg(&b, s->d, event);
 	text = b.p;
@@ -422,7 +430,8 @@ static void deliver_event(struct server *s, json_t *event, uint64_t seq)
 		struct evbuffer *out;
 
 		next = c->next;
-		if (!c->watching)
+		/* Input edges go to `lines --watch` only, and only they. */
+		if (!c->watching || c->watch_lines != line)
 			continue;
 		out = bufferevent_get_output(c->bev);
 		if (c->watch_seq < seq) {

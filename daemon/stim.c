@@ -29,6 +29,7 @@ struct room_rt {
 	 * and what the cut handed to it is for. */
 	struct rtpulse_report rep;
 	const char *cut_cause;
+	int64_t test_from, test_until; /* `test ROOM alarm`: the lamp's patterns */
 };
 
 /* The shell's part of room r: kept beside the rooms, not in them. */
@@ -55,6 +56,11 @@ static void add_at(struct event *ev, int64_t when)
 	tv.tv_sec = (time_t)(dt / 1000000);
 	tv.tv_usec = (suseconds_t)(dt % 1000000);
 	event_add(ev, &tv);
+}
+
+void stim_timer_at(struct event *ev, int64_t when)
+{
+	add_at(ev, when);
 }
 
 static void emit_gate(struct acud *d, const struct acu_room *r, int c, int on, const char *cause)
@@ -171,18 +177,29 @@ static void alarm_update(struct acud *d, struct acu_room *r, const struct acu_no
 {
 	struct room_rt *rt = rt_of(d, r);
 	enum acu_priority level = room_alarm_level(r);
+	int64_t since = now->mono, next = ACU_NEVER;
 	int want = 0;
 
 	if (!rt->alarm)
 		return;
 	event_del(rt->alarm_ev);
+	/* A lamp test shows each pattern in turn (room_lamp_test); any real
+	 * alarm ends it at once. */
+	if (level != PRIO_NONE || now->mono >= rt->test_until) {
+		rt->test_until = 0;
+	} else {
+		int64_t third = (rt->test_until - rt->test_from) / 3;
+
+		level = room_lamp_test(now->mono - rt->test_from, rt->test_until - rt->test_from);
+		since = rt->test_from + (level == PRIO_HIGH ? 0 : level == PRIO_MEDIUM ? 1 : 2) * third;
+		next = level == PRIO_LOW ? rt->test_until : since + third;
+	}
 	if (level == PRIO_NONE || (r->cfg->audible && room_silenced(r, now->mono))) {
 		want = 0;
 	} else if (level == PRIO_LOW) {
 		want = 1;
 	} else {
-		int64_t half = level == PRIO_HIGH ? NS_PER_SEC / 4 : NS_PER_SEC;
-		int64_t since = now->mono, k;
+		int64_t half = level == PRIO_HIGH ? NS_PER_SEC / 4 : NS_PER_SEC, k;
 
 		for (int i = 0; i < AL__N; i++)
 			if (r->alarm[i].active && r->alarm[i].priority == level &&
@@ -190,8 +207,11 @@ static void alarm_update(struct acud *d, struct acu_room *r, const struct acu_no
 				since = r->alarm[i].since_mono;
 		k = (now->mono - since) / half;
 		want = k % 2 == 0;
-		add_at(rt->alarm_ev, since + (k + 1) * half);
+		if (since + (k + 1) * half < next)
+			next = since + (k + 1) * half;
 	}
+	if (next != ACU_NEVER)
+		add_at(rt->alarm_ev, next);
 	if (rt->alarm->active != want && gpio_set(d->gpio, rt->alarm, want) < 0 &&
 	    !r->gpio_fault) {
 		stim_fault(d, r, now);
@@ -212,6 +232,19 @@ static void commit_fault(struct acud *d, struct acu_room *r, const struct acu_ro
 	if (r->gpio_fault && !before->gpio_fault &&
 	    commit_change(d, r, before, now, NULL, "gpio-fault", msg, sizeof msg) < 0)
 		log_errx("%s", msg);
+}
+
+int stim_lamp_test(struct acud *d, struct acu_room *r, int64_t duration,
+		   const struct acu_now *now)
+{
+	struct room_rt *rt = rt_of(d, r);
+
+	if (!rt || !rt->alarm)
+		return -1;
+	rt->test_from = now->mono;
+	rt->test_until = now->mono + duration;
+	alarm_update(d, r, now);
+	return 0;
 }
 
 static void alarm_cb(evutil_socket_t fd, short what, void *arg)
@@ -406,6 +439,7 @@ static int interlock_read(struct acud *d, struct acu_room *r, const struct acu_n
 	if (!rt || !rt->interlock || !d->gpio)
 		return 0;
 	*level = gpio_read(d->gpio, rt->interlock, &edges);
+	lines_edge(d, rt->interlock, *level, edges, now);
 	return room_interlock(r, *level, edges, now);
 }
 
@@ -499,11 +533,12 @@ void stim_inputs_poll(struct acud *d)
 			idx[n++] = i;
 		}
 	}
-	if (n == 0 || poll(pfd, (nfds_t)n, 0) <= 0)
-		return;
-	for (int k = 0; k < n; k++)
-		if (pfd[k].revents)
-			interlock_event(d, &d->rooms[idx[k]]);
+	if (n > 0 && poll(pfd, (nfds_t)n, 0) > 0)
+		for (int k = 0; k < n; k++)
+			if (pfd[k].revents)
+				interlock_event(d, &d->rooms[idx[k]]);
+	/* The room buttons after the interlocks: a trip is handled first. */
+	button_poll(d);
 }
 
 /* --- gates ---------------------------------------------------------------- */
@@ -884,10 +919,12 @@ static void rt_array(struct acud *d)
 	d->room_rt_n = d->nrooms;
 	for (int i = 0; i < d->nrooms; i++)
 		d->room_rt[i] = rt_new(d, i);
+	button_attach(d);
 }
 
 static void rt_array_free(struct acud *d)
 {
+	button_detach(d);
 	for (int i = 0; d->room_rt && i < d->room_rt_n; i++)
 		rt_free(d->room_rt[i]);
 	free(d->room_rt);
@@ -987,6 +1024,7 @@ void stim_close(struct acud *d)
 	if (gpio_all_off(d->gpio))
 		log_errx("stop: some outputs could not be driven inactive");
 	rooms_detach(d);
+	button_free(d);
 	if (d->heartbeat)
 		event_free(d->heartbeat);
 	d->heartbeat = NULL;

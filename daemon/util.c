@@ -20,7 +20,7 @@ static const char *const flag_names[FL__N] = {
 };
 static const char *const alarm_names[AL__N] = {
 	"due", "checkin", "interlock", "needle-mismatch", "gpio-fault", "storage", "attention",
-	"timing",
+	"timing", "call",
 };
 static const char *const prio_names[] = { "none", "low", "medium", "high" };
 static const char *const err_names[E__N] = {
@@ -32,7 +32,7 @@ static const char *const role_names[] = { "none", "desk", "practitioner", "techn
 static const char *const cmd_names[CMD__N] = {
 	"status", "watch", "start", "pause", "resume", "stop", "checkin", "extend", "finish",
 	"stim", "flag", "needles", "silence", "profiles", "profile", "history", "reload",
-	"version", "sim-input",
+	"version", "sim-input", "lines", "test",
 };
 
 const char *acu_state_name(enum acu_state s) { return (unsigned)s < ST__N ? state_names[s] : "?"; }

@@ -62,6 +62,7 @@ enum acu_alarm_kind {
 	AL_STORAGE,                    /* S9: changes cannot be saved */
 	AL_ATTENTION,                  /* restored state that cannot be trusted */
 	AL_TIMING,                     /* pulses skipped or held too long by a late loop */
+	AL_CALL,                       /* the room's call input (SPEC §11) */
 	AL__N
 };
 enum acu_priority { PRIO_NONE, PRIO_LOW, PRIO_MEDIUM, PRIO_HIGH };
@@ -109,6 +110,8 @@ enum acu_cmd {
 	CMD_RELOAD,
 	CMD_VERSION,
 	CMD_SIM_INPUT,
+	CMD_LINES,                     /* technician: the configured lines (SPEC §11) */
+	CMD_TEST,                      /* technician: the alarm line's patterns */
 	CMD__N
 };
 

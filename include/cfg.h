@@ -28,6 +28,8 @@ struct acu_room_cfg {
 	struct acu_line alarm;
 	int audible;
 	struct acu_line interlock;
+	struct acu_line call;          /* the patient's call button or cord (SPEC §11) */
+	struct acu_line presence;      /* the presence button at the door */
 	char file[PATH_MAX];           /* where the section starts, for messages */
 	int line;
 };
@@ -65,13 +67,14 @@ struct acu_cfg {
 	int heartbeat_hz;
 	char sim_state[PATH_MAX];      /* default STATE_DIR/gpio-sim.state */
 	char sim_trace[PATH_MAX];      /* "" = no trace */
+	int debounce_ms;               /* call and presence inputs */
 	/* [limits], seconds */
 	int64_t session_min, session_max, stim_max;
 	/* [safety] */
 	int require_needle_count;
 	enum acu_policy policy[FL__N]; /* only the soft flags are meaningful */
 	/* [alarm], seconds */
-	int64_t escalate_after, checkin_interval;
+	int64_t escalate_after, checkin_interval, call_escalate_after;
 	int64_t timing_share_ppm;      /* a channel missing more of its pulses: timing alarm */
 	/* [access] */
 	char desk_group[ACU_NAME_MAX + 1];

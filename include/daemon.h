@@ -69,6 +69,7 @@ struct acud {
 	int storage_bad;               /* S9: changes cannot be saved (fully or safely) */
 	char storage_why[256];
 	struct event *storage_retry;
+	struct buttons *buttons;       /* button.c: the call and presence inputs */
 };
 
 /* log.c: stderr with syslog priority prefixes, for the journal. */
@@ -150,7 +151,8 @@ void persist_stop(struct persist *p);
 /* publish.c: the one way out for committed changes. The shell publishes each
  * room, alarm and gate event once; listeners (the control socket's watchers
  * first) subscribe without the shell knowing them. */
-enum publish_kind { PUBLISH_ROOM, PUBLISH_ALARM, PUBLISH_GATE };
+enum publish_kind { PUBLISH_ROOM, PUBLISH_ALARM, PUBLISH_GATE,
+		    PUBLISH_LINE /* an input edge, for technicians (lines --watch) only */ };
 struct subscriber {
 	/* event: {"event":"room"|"alarm"|"gate",...}; borrowed, take a reference
 	 * to keep it. */
@@ -220,5 +222,25 @@ int stim_interlock_fresh(struct acud *d, struct acu_room *r, const struct acu_no
 int stim_reload_check(struct acud *d, const struct acu_cfg *next, char *err, size_t errlen);
 int stim_reload(struct acud *d, const struct acu_cfg *old_cfg, struct acu_room *old_rooms,
 		int old_nrooms, char *err, size_t errlen);
+/* Arms ev for the monotonic instant `when`. */
+void stim_timer_at(struct event *ev, int64_t when);
+/* `test ROOM alarm` (SPEC §11): the room's alarm line goes through its
+ * patterns for `duration` ns unless a real alarm comes; -1 without a line. */
+int stim_lamp_test(struct acud *d, struct acu_room *r, int64_t duration,
+		   const struct acu_now *now);
+
+/* button.c: the call and presence inputs (SPEC §11), set up with the room
+ * lines (stim.c) and read before each request like the interlocks. */
+void button_attach(struct acud *d);
+void button_detach(struct acud *d);
+void button_free(struct acud *d);
+void button_poll(struct acud *d);
+
+/* lines.c: what the technician sees of the GPIO lines (SPEC §11). */
+struct gpio_line;
+json_t *lines_list(struct acud *d);
+/* An input read: its edges, if any, go to the `lines --watch` streams. */
+void lines_edge(struct acud *d, const struct gpio_line *l, int level, int edges,
+		const struct acu_now *now);
 
 #endif

@@ -20,6 +20,11 @@ struct gpio_line {
 	void *priv;                    /* backend's handle */
 	int fd;                        /* inputs: readable when an edge may be pending */
 	char consumer[64];             /* what holds it, for gpioinfo: acud:ROOM:gate1 */
+	char room[ACU_ID_MAX + 1];     /* "" for the heartbeat */
+	char role[16];                 /* gate, pulse, alarm, interlock, call, presence, heartbeat */
+	int channel;                   /* gate and pulse: 1..8; else 0 */
+	int debounce_us;               /* inputs: the debounce asked for (call, presence) */
+	int debounced;                 /* set by the backend: the kernel debounces it */
 };
 
 struct gpio;
@@ -66,6 +71,8 @@ void gpio_close(struct gpio *g);
  * looked at (err says why), 0 when every line is named once. */
 int gpio_check_names(const struct acu_cfg *cfg, char *err, size_t errlen);
 struct gpio_line *gpio_find(struct gpio *g, const struct acu_line *spec);
+/* The chip offset of a requested line (a name resolved), or -1. */
+int gpio_offset(struct gpio *g, const struct gpio_line *l);
 /* Logical level; 0 or -1 when the write failed. */
 int gpio_set(struct gpio *g, struct gpio_line *l, int active);
 /* S5, latched: the input's logical level now (-1: it cannot be read), and in

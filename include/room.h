@@ -145,6 +145,27 @@ void room_pulses_late(struct acu_room *r, int64_t n, const int64_t *missed, int6
  * more than share_ppm of them (0: any missed pulse is too many). */
 int room_timing_exceeded(int64_t sent, int64_t missed, int64_t share_ppm);
 
+/* SPEC §11, the room's buttons. A call raises the medium call alarm (it
+ * escalates in room_tick); one while a call is active changes nothing.
+ * Returns 1 when it raised a new call. */
+int room_call(struct acu_room *r, const struct acu_now *now);
+/* The alarms a presence press acknowledges: call and checkin, and no other. */
+int room_presence_acks(enum acu_alarm_kind k);
+/* A presence press: acknowledges what room_presence_acks says and, with a
+ * running or paused session, records a check-in as `checkin` does. Returns
+ * ROOM_PRESENCE_* bits of what it did. */
+#define ROOM_PRESENCE_CALL 1       /* a call was acknowledged */
+#define ROOM_PRESENCE_CHECKIN 2    /* a check-in was recorded */
+int room_presence(struct acu_room *r, const struct acu_cfg *cfg, const struct acu_now *now);
+/* What the call input's read means: an input that cannot be read calls, as
+ * an open circuit does (a cut wire, an unplugged cord); the presence input
+ * then reads as not pressed. fn_call: 1 for the call input. */
+int room_button_level(int fn_call, int level);
+/* `test ROOM alarm`: the priority the alarm line shows `elapsed` ns into a
+ * test of `duration` ns (high, medium, then low, a third each), PRIO_NONE
+ * once it is over. */
+enum acu_priority room_lamp_test(int64_t elapsed, int64_t duration);
+
 /* Seconds for the room object: remaining rounds up, overdue rounds down. */
 int64_t room_remaining_s(const struct acu_room *r, int64_t mono);
 int64_t room_overdue_s(const struct acu_room *r, int64_t mono);

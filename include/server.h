@@ -18,6 +18,8 @@ uid_t client_uid(const struct client *c);
 const char *client_user(const struct client *c);
 enum acu_role client_role(struct acud *d, const struct client *c);
 void client_set_watching(struct client *c);
+/* `lines --watch`: the connection streams input edges (and nothing else). */
+void client_set_watching_lines(struct client *c);
 /* The request being handled changed nothing: its reply goes out at once, not
  * after the saves in progress, unless replies of this connection wait. */
 void client_read_only(struct client *c);

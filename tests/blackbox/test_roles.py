@@ -173,6 +173,23 @@ def test_technician(rdaemon, accounts):
     assert d.status("4")["practitioner"] == acc["users"]["tech"]["user"]
 
 
+def test_lines_and_test_are_for_technicians(rdaemon, accounts):
+    """SPEC §11: `lines` and `test` are technician commands."""
+    d, acc = rdaemon, accounts
+    for who in ("desk", "prac", "none"):
+        forbidden(d, acc, who, "lines")
+        forbidden(d, acc, who, "lines", "--watch")
+        forbidden(d, acc, who, "test", "3", "alarm", "3s")
+    out = allowed(d, acc, "tech", "lines")
+    assert "room 3 alarm" in out, out
+    out = allowed(d, acc, "tech", "test", "3", "alarm", "3s")
+    assert "alarm line test" in out, out
+    # Refused (not forbidden) while the room has a session.
+    allowed(d, acc, "prac", "start", "3", "60", "--needles", "1")
+    rc, out, err = as_user(d, acc, "tech", "test", "3", "alarm")
+    assert rc == 1 and "invalid-state" in err, (rc, err)
+
+
 def test_no_role(rdaemon, accounts):
     d, acc = rdaemon, accounts
     forbidden(d, acc, "none", "status")

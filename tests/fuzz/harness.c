@@ -76,6 +76,7 @@ static struct client fh_client;
 uid_t client_uid(const struct client *c) { return c->uid; }
 const char *client_user(const struct client *c) { return c->user; }
 void client_set_watching(struct client *c) { c->watching = 1; }
+void client_set_watching_lines(struct client *c) { c->watching = 1; }
 void client_read_only(struct client *c) { (void)c; }
 
 enum acu_role client_role(struct acud *d, const struct client *c)

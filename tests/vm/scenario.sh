@@ -39,6 +39,7 @@ name_line 4 r2-gate
 name_line 5 r2-alarm
 name_line 6 heartbeat
 name_line 8 spare
+name_line 9 r1-call
 echo 1 >$G/live
 CHIP=$(cat $G/bank0/chip_name)
 SYS=/sys/devices/platform/$(cat $G/dev_name)/$CHIP
@@ -173,11 +174,14 @@ gate = r1-gate
 pulse = 1
 alarm = r1-alarm
 interlock = !r1-stop
+call = !r1-call
+presence = 10
 
 [room 2]
 name = Room 2 (active-low)
 gate = !4
-alarm = !r2-alarm'
+alarm = !r2-alarm
+call = 11'
 CONF=$W/acud.conf
 write_conf $CONF "$ROOMS"
 
@@ -208,6 +212,7 @@ state_of() { ctl --json status $1 | grep -o '"state":"[a-z]*"' | head -n 1 | cut
 # the interlock (active low) pulled clear.
 pull_all active
 pull 3 up
+pull 9 up # r1-call is active low: a closed (normally closed) cord reads 1
 diag "before acud: $(out_levels) (outputs pulled active; unrequested lines read their pull)"
 trace_start
 if start_acud; then
@@ -405,6 +410,88 @@ check "and the running wiring is kept: room 1 arms and drives its gate (acuctl e
 	'[ $rc = 0 ] && wait_val 0 1 30 && ctl --json status 1 | grep -q "\"on\":true"'
 end_session 1
 ctlq reload || diag "reload of the good config failed: $(ctl reload 2>&1)"
+
+# --- 8b. room buttons: call and presence through real edges (SPEC §11) ---------
+# lines: every configured line; the call line as the chip and gpioinfo see it.
+ctl --json lines | sed 's/},{/}\n{/g' >$W/lines
+callobj=$(grep '"consumer":"acud:1:call"' $W/lines)
+diag "lines, room 1 call: $callobj"
+check "lines lists room 1's call line: offset 9 (named r1-call), active-low, level 0" \
+	'echo "$callobj" | grep -q "\"offset\":9" && echo "$callobj" | grep -q "\"name\":\"r1-call\"" &&
+	 echo "$callobj" | grep -q "\"polarity\":\"active-low\"" && echo "$callobj" | grep -q "\"level\":0"'
+check "lines lists every configured line (10 here, the heartbeat too)" \
+	'[ "$(grep -c "\"consumer\":\"acud:" $W/lines)" = 10 ]'
+# Who debounces: the kernel with libgpiod 2 (the v2 uAPI's debounce), acud
+# with libgpiod 1.6.
+by=acud
+for f in /lib/*/libgpiod.so.3* /usr/lib/*/libgpiod.so.3* /lib64/libgpiod.so.3* /usr/lib64/libgpiod.so.3*; do
+	[ -e "$f" ] && by=kernel
+done
+check "the call line is debounced 20 ms by the $by" \
+	'echo "$callobj" | grep -q "\"debounce\":{\"ms\":20,\"by\":\"$by\"}"'
+call_alarm() { ctl --json status $1 | grep -o '"kind":"call","priority":"[a-z]*"' | cut -d'"' -f8; }
+# wait_call ROOM PRIORITY|none TENTHS
+wait_call() {
+	i=0
+	while [ "$(call_alarm $1)" != "$2" ] && ! { [ "$2" = none ] && [ -z "$(call_alarm $1)" ]; }; do
+		[ $i -ge $3 ] && return 1
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 0
+}
+# An edge watcher, for the debounce check below.
+acuctl -s $SOCK --json lines --watch >$W/edges 2>&1 &
+WATCH=$!
+sleep 0.5
+pull 9 down # the cord pulled out: the circuit opens and calls
+check "the call cord opened (r1-call reads 0) raises room 1's call alarm, medium, no session" \
+	'wait_call 1 medium 30 && [ "$(state_of 1)" = idle ]'
+t1=$(cut -d' ' -f1 /proc/uptime)
+sample 2 50 0.05
+el=$(echo "$t1 $(cut -d' ' -f1 /proc/uptime)" | awk '{ printf "%.1f", $2 - $1 }')
+diag "alarm line over $el s: $Z low, $O high, $X changes"
+# Medium: a change a second (high would be four).
+check "and flashes the room's alarm line (medium, 0.5 Hz), the gate untouched" \
+	'[ $X -ge 1 ] && awk "BEGIN { exit !($X <= $el + 2) }" && [ "$(v 0)" = 0 ]'
+pull 9 up
+pull 10 up # the presence button pressed, held longer than the debounce ...
+sleep 0.2
+pull 10 down # ... and released
+check "a presence press answers the call" 'wait_call 1 none 30'
+check "and is in the history" \
+	'ctl --json history --room 1 | grep -q "\"type\":\"presence\",\"call\":true"'
+# A bouncing contact: five edges much closer together than 20 ms, then held.
+pull 11 up; pull 11 down; pull 11 up; pull 11 down; pull 11 up
+check "a bouncing call button (5 edges at once, then held) raises room 2's call" \
+	'wait_call 2 medium 30'
+sleep 0.5
+presses=$(ctl --json history --room 2 | grep -o '"type":"call"' | wc -l)
+raised=$(ctl --json history --room 2 | grep -o '"kind":"call","priority":"medium","active":true,"change":"raised"' | wc -l)
+diag "room 2: $presses call press(es) in the history, $raised call alarm(s) raised"
+check "one press, one call alarm" '[ "$presses" = 1 ] && [ "$raised" = 1 ]'
+kill $WATCH 2>/dev/null
+wait $WATCH 2>/dev/null
+r2edges=$(grep '"room":"2","function":"call"' $W/edges | grep -o '"edges":[0-9]*' | cut -d: -f2 |
+	awk '{ s += $1 } END { print s + 0 }')
+diag "room 2's call line: $r2edges edge(s) reached acud ($(grep -c '"function":"call"' $W/edges) line events in all)"
+if [ $by = kernel ]; then
+	check "the kernel debounced the burst: one edge reached acud" '[ "$r2edges" = 1 ]'
+else
+	check "acud saw the burst's edges and debounced them itself" '[ "${r2edges:-0}" -ge 1 ]'
+fi
+pull 11 down
+ctlq checkin 2
+# The lamp test: the alarm line's patterns, never a gate.
+trace_start
+ctl test 1 alarm 3s >/dev/null 2>$W/err
+rc=$?
+sample 2 35 0.1
+trace_stop
+diag "acuctl test 1 alarm 3s: exit $rc $(cat $W/err); alarm line over 3.5 s: $Z low, $O high, $X changes"
+check "acuctl test 1 alarm runs the lamp through its patterns, and never a gate (trace)" \
+	'[ $rc = 0 ] && [ $X -ge 4 ] && ! trace_sets | grep -q "^0 1$" && ! trace_sets | grep -q "^4 0$"'
+check "and leaves the lamp off after it" 'wait_val 2 0 20'
 
 # --- 9. SIGTERM: outputs off before exit, no re-arming on restart ---------------
 session 1 10m
