@@ -63,11 +63,13 @@ GPIOD_SRC  := $(wildcard daemon/gpio-gpiod*.c)
 # Expanded where used, in recipes, once libgpiod-dev is there (bench, fuzz).
 GPIOD_BACKEND = daemon/gpio-gpiod$(shell pkg-config --modversion libgpiod | cut -d. -f1).c
 DAEMON_SRC := $(filter-out daemon/acud.c $(GPIOD_SRC),$(wildcard daemon/*.c))
-DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/daemon/gpio-backend.o
+# The web board's page, built into acud (web.c) as a C array.
+WEB_PAGE   := $(BUILD)/web/board.c
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/daemon/gpio-backend.o $(WEB_PAGE:.c=.o)
 UTIL_OBJ   := $(BUILD)/daemon/util.o
 CLI_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
 # The pure modules: no I/O, no event loop; what the C unit tests link.
-PURE_OBJ   := $(patsubst %,$(BUILD)/daemon/%.o,util room gate sched train cfg restart history-pure debounce)
+PURE_OBJ   := $(patsubst %,$(BUILD)/daemon/%.o,util room gate sched train cfg restart history-pure debounce web-pure)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
@@ -93,6 +95,19 @@ $(BUILD)/.deps:
 
 $(BUILD)/%.o: %.c $(BUILD)/.flags | $(BUILD)/.deps
 	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# od and sed only: a clean build root has no xxd or python.
+$(WEB_PAGE): web/board.html
+	@mkdir -p $(@D)
+	{ echo '/* Made from web/board.html by the Makefile. */'; \
+	  echo 'const unsigned char web_board_html[] = {'; \
+	  od -An -v -tx1 $< | sed -e 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  echo '};'; \
+	  echo 'const unsigned long web_board_html_len = sizeof web_board_html;'; } > $@.tmp
+	mv $@.tmp $@
+
+$(WEB_PAGE:.c=.o): $(WEB_PAGE) $(BUILD)/.flags
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # Retired backend names that a build tree's dependency file may still list.
@@ -158,6 +173,7 @@ check: all unit vclock blackbox
 demo: all
 	@mkdir -p demo
 	@echo "acud demo: socket demo/run/acud.sock, state demo/state"
+	@echo "web board:            http://127.0.0.1:8080/"
 	@echo "in another terminal:  ./acuctl -s demo/run/acud.sock status"
 	@echo "                      ./acuctl -s demo/run/acud.sock start 1 20m --needles 6 --patient A1043"
 	./acud -f -c etc/demo.conf

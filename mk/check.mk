@@ -22,7 +22,7 @@ endif
 # of acud.c and server.c, built with $(CC) like everything else.
 VC_BUILD   := $(BUILD)/vclock
 # The gpiod backend is the one the Makefile picked for libgpiod's version.
-VC_DAEMON  := $(filter-out daemon/acud.c daemon/server.c $(GPIOD_SRC),$(wildcard daemon/*.c))
+VC_DAEMON  := $(filter-out daemon/acud.c daemon/server.c daemon/web.c $(GPIOD_SRC),$(wildcard daemon/*.c))
 VC_OBJ     := $(VC_DAEMON:%.c=$(VC_BUILD)/%.o) $(VC_BUILD)/tests/fuzz/harness.o \
               $(BUILD)/daemon/gpio-backend.o
 VC_WRAP    := -Wl,--wrap=acu_now -Wl,--wrap=acu_mono_now
