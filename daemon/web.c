@@ -425,6 +425,15 @@ static void reply_text(struct evhttp_request *req, int code, const char *reason,
 	if (code == 503)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "10");
 	evbuffer_add_printf(b, "%s\n", text);
+	/* evhttp leaves the length out of an answer to CONNECT, and the
+	 * connection open: the client would wait for the idle timeout. */
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_CONNECT) {
+		char n[24];
+
+		snprintf(n, sizeof n, "%zu", evbuffer_get_length(b));
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", n);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+	}
 	evhttp_send_reply(req, code, reason, b);
 	evbuffer_free(b);
 }
@@ -575,6 +584,8 @@ static void request_cb(struct evhttp_request *req, void *arg)
 	const char *names[ACU_WEB_HOSTS_MAX + 1];
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	struct web_conn *conn = conn_of(w, req);
+	const char *path;
+	char target[256];
 	int nnames = 0;
 
 	if (conn) {
@@ -591,7 +602,15 @@ static void request_cb(struct evhttp_request *req, void *arg)
 			   "this board does not answer to that Host name ([web] hosts)");
 		return;
 	}
-	switch (web_route(method_of(req), uri ? evhttp_uri_get_path(uri) : NULL)) {
+	path = uri ? evhttp_uri_get_path(uri) : NULL;
+	/* CONNECT's target is no URI evhttp parses a path from: the target as sent. */
+	if (!path || !*path) {
+		snprintf(target, sizeof target, "%s", evhttp_request_get_uri(req) ?
+			 evhttp_request_get_uri(req) : "");
+		target[strcspn(target, "?")] = '\0';
+		path = target;
+	}
+	switch (web_route(method_of(req), path)) {
 	case WEB_PAGE:
 		serve_page(w, req);
 		break;
