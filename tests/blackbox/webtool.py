@@ -38,7 +38,8 @@ def web_port(d, timeout=5.0):
 
 
 def web_daemon(make_daemon, **keys):
-    from conftest import config_text
+    import sys
+    config_text = (sys.modules.get("bbconftest") or sys.modules["conftest"]).config_text
     d = make_daemon(conf_text=config_text(extra=web_section(**keys)))
     d.port = web_port(d)
     return d
@@ -104,6 +105,7 @@ class Stream:
         self.chunked = False
         self.body = b""
         self.closed = False
+        self.pending = []
         self._read_headers(timeout)
 
     def _fill(self, timeout):
@@ -154,7 +156,7 @@ class Stream:
     def events(self, timeout=5.0):
         """Every complete event that arrived within timeout (at least one, or
         whatever came before timeout): list of (name, data dict or comment)."""
-        out = []
+        out, self.pending = self.pending, []
         deadline = time.monotonic() + timeout
         while True:
             self._decode()
@@ -185,9 +187,11 @@ class Stream:
         deadline = time.monotonic() + timeout
         seen = []
         while time.monotonic() < deadline:
-            for ev in self.events(deadline - time.monotonic()):
+            evs = self.events(deadline - time.monotonic())
+            for i, ev in enumerate(evs):
                 seen.append(ev)
                 if pred(ev):
+                    self.pending = evs[i + 1:] + self.pending
                     return ev
             if self.closed:
                 break
