@@ -58,6 +58,11 @@ extern const unsigned long web_board_html_len;
 #define STREAM_SNDBUF (32 * 1024)
 /* A stream whose socket takes nothing for this long is dropped. */
 #define STREAM_STALL_S 30
+/* A change goes out to this many streams per callback, so that a pulse or a
+ * cut-off due meanwhile runs between batches (make bench's P7). */
+#define FLUSH_BATCH 8
+/* Messages not yet written to every stream; past this all go out at once. */
+#define QUEUE_MAX (1024 * 1024)
 #define KEEPALIVE_S 15
 #define RETRY_MS 2000
 #define BOUND_MAX 8
@@ -70,8 +75,17 @@ struct web_conn {
 	struct web_conn *next;
 };
 
+/* A message on its way to every stream. */
+struct web_msg {
+	uint64_t seq;
+	size_t len;
+	struct web_msg *next;
+	char text[];
+};
+
 struct web_client {
 	struct web *w;
+	uint64_t next_seq;             /* the first message it has not been given */
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon;
 	struct bufferevent *bev;
@@ -90,6 +104,10 @@ struct web {
 	struct event *sweep;
 	struct event *keepalive;
 	struct event *resume;          /* accepting again after EMFILE */
+	struct event *flush;           /* queued messages go out, FLUSH_BATCH streams a call */
+	struct web_msg *head, *tail;
+	uint64_t seq;                  /* the last message queued */
+	size_t queued;                 /* bytes in the queue */
 	struct evbuffer *scratch;
 	struct subscriber sub;
 	unsigned long refused, dropped;
@@ -304,14 +322,78 @@ static void drop_slow(struct web *w)
 	}
 }
 
-static void broadcast(struct web *w, const char *text, size_t len)
+/* Gives up to max streams (all: -1) what was queued since they were last
+ * given anything, in one chunk each; returns whether any is still behind. */
+static int flush_some(struct web *w, int max)
 {
+	int behind = 0;
+
 	for (struct web_client *c = w->clients; c; c = c->next) {
-		evbuffer_add(w->scratch, text, len);
+		if (c->next_seq > w->seq)
+			continue;
+		if (max == 0) {
+			behind = 1;
+			break;
+		}
+		for (struct web_msg *m = w->head; m; m = m->next)
+			if (m->seq >= c->next_seq)
+				evbuffer_add(w->scratch, m->text, m->len);
 		evhttp_send_reply_chunk(c->req, w->scratch);
 		evbuffer_drain(w->scratch, evbuffer_get_length(w->scratch));
+		c->next_seq = w->seq + 1;
+		if (max > 0)
+			max--;
 	}
 	drop_slow(w);
+	/* What every stream has been given is let go. */
+	{
+		uint64_t low = w->seq + 1;
+
+		for (struct web_client *c = w->clients; c; c = c->next)
+			if (c->next_seq < low)
+				low = c->next_seq;
+		while (w->head && w->head->seq < low) {
+			struct web_msg *m = w->head;
+
+			w->head = m->next;
+			w->queued -= m->len;
+			free(m);
+		}
+		if (!w->head)
+			w->tail = NULL;
+	}
+	return behind;
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct web *w = arg;
+
+	(void)fd;
+	(void)what;
+	/* Back to the end of the queue: timers due meanwhile run first. */
+	if (flush_some(w, FLUSH_BATCH))
+		event_active(w->flush, EV_TIMEOUT, 0);
+}
+
+static void broadcast(struct web *w, const char *text, size_t len)
+{
+	struct web_msg *m = xmalloc(sizeof *m + len);
+
+	m->seq = ++w->seq;
+	m->len = len;
+	m->next = NULL;
+	memcpy(m->text, text, len);
+	if (w->tail)
+		w->tail->next = m;
+	else
+		w->head = m;
+	w->tail = m;
+	w->queued += len;
+	if (w->queued > QUEUE_MAX)
+		flush_some(w, -1);
+	else
+		event_active(w->flush, EV_TIMEOUT, 0);
 }
 
 /* One SSE message: "event: NAME" and the JSON on one data line (compact
@@ -535,6 +617,8 @@ static void serve_events(struct web *w, struct evhttp_request *req, struct web_c
 	c->req = req;
 	c->evcon = evcon;
 	c->bev = evhttp_connection_get_bufferevent(evcon);
+	/* What is queued is older than the snapshot it is about to get. */
+	c->next_seq = w->seq + 1;
 	conn->stream = 1;
 	setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
 	evhttp_send_reply_start(req, 200, "OK");
@@ -786,12 +870,14 @@ struct web *web_open(struct acud *d, char *err, size_t errlen)
 	w->sweep = evtimer_new(d->base, sweep_cb, w);
 	w->keepalive = event_new(d->base, -1, EV_PERSIST, keepalive_cb, w);
 	w->resume = evtimer_new(d->base, resume_cb, w);
+	w->flush = event_new(d->base, -1, 0, flush_cb, w);
 	w->scratch = evbuffer_new();
-	if (!w->sweep || !w->keepalive || !w->resume || !w->scratch)
+	if (!w->sweep || !w->keepalive || !w->resume || !w->flush || !w->scratch)
 		fatalx("web: cannot create its events");
 	event_priority_set(w->sweep, ACU_PRIO_CLIENT);
 	event_priority_set(w->keepalive, ACU_PRIO_CLIENT);
 	event_priority_set(w->resume, ACU_PRIO_CLIENT);
+	event_priority_set(w->flush, ACU_PRIO_CLIENT);
 	for (int i = 0; i < w->nbound; i++)
 		evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(w->bound[i]),
 					    accept_error_cb);
@@ -824,6 +910,13 @@ void web_close(struct web *w)
 	event_free(w->sweep);
 	event_free(w->keepalive);
 	event_free(w->resume);
+	event_free(w->flush);
+	while (w->head) {
+		struct web_msg *m = w->head;
+
+		w->head = m->next;
+		free(m);
+	}
 	evbuffer_free(w->scratch);
 	web_current = NULL;
 	free(w);
