@@ -77,20 +77,26 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: acud acuctl
 
+# A recipe line that installs the Debian packages $(1) that are missing, with
+# apt-get options $(2), when run as root; otherwise it names the command.
+define apt_need
+@missing=""; for p in $(1); do \
+  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+done; \
+if [ -n "$$missing" ]; then \
+  if [ "$$(id -u)" = 0 ]; then \
+    echo "installing:$$missing"; \
+    ($(APT_GET) install -y $(2) $$missing || ($(APT_GET) update && $(APT_GET) install -y $(2) $$missing)) >&2 || exit 1; \
+  else \
+    echo "missing Debian packages; run: sudo apt-get install$$missing" >&2; exit 1; \
+  fi; \
+fi
+endef
+
 # Installs missing build dependencies when run as root; otherwise names the command.
 deps: $(BUILD)/.deps
 $(BUILD)/.deps:
-	@missing=""; for p in $(DEB_PKGS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing:$$missing"; \
-	    ($(APT_GET) install -y $$missing || ($(APT_GET) update && $(APT_GET) install -y $$missing)) >&2 || exit 1; \
-	  else \
-	    echo "missing Debian packages; run: sudo apt-get install$$missing" >&2; exit 1; \
-	  fi; \
-	fi
+	$(call apt_need,$(DEB_PKGS))
 	@mkdir -p $(@D) && touch $@
 
 $(BUILD)/%.o: %.c $(BUILD)/.flags | $(BUILD)/.deps

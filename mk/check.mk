@@ -38,7 +38,7 @@ $(VC_BUILD)/vc_random: $(VC_BUILD)/tests/vclock/vc_random.o $(VC_OBJ)
 
 # The fuzz targets' entry points with a plain main (tests/fuzz/replay.c), so
 # make check replays every saved crash input and seed without clang.
-VC_CFG_OBJ := $(patsubst %,$(VC_BUILD)/daemon/%.o,cfg util room gate sched roomjson log)
+VC_CFG_OBJ := $(patsubst %,$(VC_BUILD)/daemon/%.o,cfg util room gate sched roomjson log web-pure)
 $(VC_BUILD)/replay_request: $(VC_BUILD)/tests/fuzz/fuzz_request.o $(VC_BUILD)/tests/fuzz/replay.o $(VC_OBJ)
 	$(CC) $(CFLAGS) $(SANFLAGS) $(VC_WRAP) -o $@ $^ $(LDLIBS_ACU) -lm
 $(VC_BUILD)/replay_session: $(VC_BUILD)/tests/fuzz/fuzz_session.o $(VC_BUILD)/tests/fuzz/replay.o $(VC_OBJ)

@@ -8,16 +8,5 @@ WEB_DEB_PKGS := chromium chromium-driver python3-selenium python3-pytest
 .PHONY: check-web
 
 check-web: acud acuctl
-	@missing=""; for p in $(WEB_DEB_PKGS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing:$$missing"; \
-	    ($(APT_GET) install -y --no-install-recommends $$missing || ($(APT_GET) update && \
-	      $(APT_GET) install -y --no-install-recommends $$missing)) >&2 || exit 1; \
-	  else \
-	    echo "missing Debian packages; run: sudo apt-get install$$missing" >&2; exit 1; \
-	  fi; \
-	fi
+	$(call apt_need,$(WEB_DEB_PKGS),--no-install-recommends)
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/web

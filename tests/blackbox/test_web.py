@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+import acuproc
 from conftest import ACUD, ROOM_NAMES, config_text
 from webtool import (METHODS, OTHER_PATHS, PATHS, Stream, get, raw, socket_answers,
                      status_line, web_daemon, web_port, web_section)
@@ -262,19 +263,24 @@ def _activate(tmp, conf, sock, names):
     return p
 
 
-@pytest.mark.parametrize("listen,names", [(None, "web"), (None, None), ("127.0.0.1:1", "web")])
-def test_socket_from_systemd(make_daemon, listen, names):
-    d = make_daemon(conf_text=config_text(extra=web_section(listen) if listen else ""),
-                    start=False)
+def _activated(d, names):
+    """acud started on a listening TCP socket as systemd passes it; (process, port)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
     port = sock.getsockname()[1]
     p = _activate(d.dir, d.conf, sock, names)
     sock.close()
+    acuproc.wait_accepting(p, d.socket, 10, d.stderr, AssertionError)
+    return p, port
+
+
+@pytest.mark.parametrize("listen,names", [(None, "web"), (None, None), ("127.0.0.1:1", "web")])
+def test_socket_from_systemd(make_daemon, listen, names):
+    d = make_daemon(conf_text=config_text(extra=web_section(listen) if listen else ""),
+                    start=False)
+    p, port = _activated(d, names)
     try:
-        import acuproc
-        acuproc.wait_accepting(p, d.socket, 10, d.stderr, AssertionError)
         assert get(port, "/api/status")[0] == 200
         assert "socket from systemd" in d.stderr()
         # acud did not bind the listen address itself.
@@ -286,14 +292,8 @@ def test_socket_from_systemd(make_daemon, listen, names):
 
 def test_socket_from_systemd_named_otherwise_is_left(make_daemon):
     d = make_daemon(start=False)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    p = _activate(d.dir, d.conf, sock, "other")
-    sock.close()
+    p, _ = _activated(d, "other")
     try:
-        import acuproc
-        acuproc.wait_accepting(p, d.socket, 10, d.stderr, AssertionError)
         assert "web board" not in d.stderr()
     finally:
         p.terminate()

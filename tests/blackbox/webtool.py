@@ -201,14 +201,6 @@ class Stream:
         self.sock.close()
 
 
-def vm_rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def socket_answers(d):
     """The control socket still answers status at once."""
     t = acuproc.mono_ns()

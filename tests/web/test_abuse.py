@@ -6,14 +6,12 @@ answering and acud's memory must stay bounded."""
 import socket
 import time
 
-from conftest import config_text
-from webtool import (Stream, get, socket_answers, status_line, raw, vm_rss_kb, web_daemon,
-                     web_port, web_section)
+from webtool import Stream, get, socket_answers, status_line, web_daemon
 
 
 def test_thousand_event_stream_clients(make_daemon):
     d = web_daemon(make_daemon, max_clients=200)
-    rss0 = vm_rss_kb(d.pid)
+    rss0 = d.rss_kb()
     socks, ok, refused = [], 0, 0
     for i in range(1000):
         s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
@@ -37,7 +35,7 @@ def test_thousand_event_stream_clients(make_daemon):
     d.start_session("1", duration_s=600)
     assert socket_answers(d)
     assert time.monotonic() - t0 < 2
-    rss1 = vm_rss_kb(d.pid)
+    rss1 = d.rss_kb()
     for s in socks:
         s.close()
     # Released: the page is served and new streams are taken again.
@@ -64,7 +62,7 @@ def test_clients_that_never_read_are_dropped(make_daemon):
         silent.append(s)
     reader = Stream(d.port)
     reader.wait_for(lambda e: e[0] == "status")
-    rss0 = vm_rss_kb(d.pid)
+    rss0 = d.rss_kb()
     # A flood of changes: each room event goes to every client.
     t0 = time.monotonic()
     n = 0
@@ -82,7 +80,7 @@ def test_clients_that_never_read_are_dropped(make_daemon):
     reader.wait_for(lambda e: e[0] == "room" and e[1]["room"]["id"] == "2"
                     and e[1]["room"]["state"] == "running", timeout=2)
     assert socket_answers(d)
-    rss1 = vm_rss_kb(d.pid)
+    rss1 = d.rss_kb()
     assert rss1 - rss0 < 12 * 1024, (rss0, rss1)
     for s in silent:
         s.close()
