@@ -775,6 +775,13 @@ def p7(args, binary, tmp, res):
     n = args.p7_clients
     conf = write_config(d, sd, NROOMS, PULSE_ROOMS, True, web=max(n + 8, 64))
     acud = Acud(binary, d, sd, conf)
+    try:
+        p7_run(args, acud, d, n, res)
+    finally:
+        acud.stop()
+
+
+def p7_run(args, acud, d, n, res):
     import re
     port = None
     for _ in range(200):
@@ -802,7 +809,6 @@ def p7(args, binary, tmp, res):
     side = [args.gen, "fanout", f"{acud.sock},tcp:127.0.0.1:{port}", str(n),
             str(args.p7_secs * 10), get, "retry:", trigger, "event: room"]
     p3(args, acud, res, key="P7_p3_web", secs=args.p7_secs, side=side)
-    acud.stop()
     res["P7"] = {"clients": n, "trials": args.p7_trials, "socket_watchers": sockw,
                  "event_streams": web, "acud_vmhwm_kib": hwm,
                  "p3_alone": res.pop("P7_p3_alone"), "p3_with_streams": res.pop("P7_p3_web")}
