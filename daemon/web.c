@@ -801,6 +801,7 @@ static void log_url(struct web *w, int from_systemd)
 	int port = 0;
 
 	for (int i = 0; i < w->nbound; i++) {
+		memset(&ss, 0, sizeof ss);
 		len = sizeof ss;
 		if (getsockname(evhttp_bound_socket_get_fd(w->bound[i]), (struct sockaddr *)&ss,
 				&len) < 0)
