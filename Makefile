@@ -63,11 +63,13 @@ GPIOD_SRC  := $(wildcard daemon/gpio-gpiod*.c)
 # Expanded where used, in recipes, once libgpiod-dev is there (bench, fuzz).
 GPIOD_BACKEND = daemon/gpio-gpiod$(shell pkg-config --modversion libgpiod | cut -d. -f1).c
 DAEMON_SRC := $(filter-out daemon/acud.c $(GPIOD_SRC),$(wildcard daemon/*.c))
-DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/daemon/gpio-backend.o
+# The web board's page, built into acud (web.c) as a C array.
+WEB_PAGE   := $(BUILD)/web/board.c
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/daemon/gpio-backend.o $(WEB_PAGE:.c=.o)
 UTIL_OBJ   := $(BUILD)/daemon/util.o
 CLI_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
 # The pure modules: no I/O, no event loop; what the C unit tests link.
-PURE_OBJ   := $(patsubst %,$(BUILD)/daemon/%.o,util room gate sched train cfg restart history-pure debounce)
+PURE_OBJ   := $(patsubst %,$(BUILD)/daemon/%.o,util room gate sched train cfg restart history-pure debounce web-pure)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
@@ -75,24 +77,43 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: acud acuctl
 
+# A recipe line that installs the Debian packages $(1) that are missing, with
+# apt-get options $(2), when run as root; otherwise it names the command.
+define apt_need
+@missing=""; for p in $(1); do \
+  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+done; \
+if [ -n "$$missing" ]; then \
+  if [ "$$(id -u)" = 0 ]; then \
+    echo "installing:$$missing"; \
+    ($(APT_GET) install -y $(2) $$missing || ($(APT_GET) update && $(APT_GET) install -y $(2) $$missing)) >&2 || exit 1; \
+  else \
+    echo "missing Debian packages; run: sudo apt-get install$$missing" >&2; exit 1; \
+  fi; \
+fi
+endef
+
 # Installs missing build dependencies when run as root; otherwise names the command.
 deps: $(BUILD)/.deps
 $(BUILD)/.deps:
-	@missing=""; for p in $(DEB_PKGS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing:$$missing"; \
-	    ($(APT_GET) install -y $$missing || ($(APT_GET) update && $(APT_GET) install -y $$missing)) >&2 || exit 1; \
-	  else \
-	    echo "missing Debian packages; run: sudo apt-get install$$missing" >&2; exit 1; \
-	  fi; \
-	fi
+	$(call apt_need,$(DEB_PKGS))
 	@mkdir -p $(@D) && touch $@
 
 $(BUILD)/%.o: %.c $(BUILD)/.flags | $(BUILD)/.deps
 	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# od and sed only: a clean build root has no xxd or python.
+$(WEB_PAGE): web/board.html
+	@mkdir -p $(@D)
+	{ echo '/* Made from web/board.html by the Makefile. */'; \
+	  echo 'const unsigned char web_board_html[] = {'; \
+	  od -An -v -tx1 $< | sed -e 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  echo '};'; \
+	  echo 'const unsigned long web_board_html_len = sizeof web_board_html;'; } > $@.tmp
+	mv $@.tmp $@
+
+$(WEB_PAGE:.c=.o): $(WEB_PAGE) $(BUILD)/.flags
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # Retired backend names that a build tree's dependency file may still list.
@@ -158,6 +179,7 @@ check: all unit vclock blackbox
 demo: all
 	@mkdir -p demo
 	@echo "acud demo: socket demo/run/acud.sock, state demo/state"
+	@echo "web board:            http://127.0.0.1:8080/"
 	@echo "in another terminal:  ./acuctl -s demo/run/acud.sock status"
 	@echo "                      ./acuctl -s demo/run/acud.sock start 1 20m --needles 6 --patient A1043"
 	./acud -f -c etc/demo.conf

@@ -27,7 +27,10 @@
  *       then optionally NSTATUS sequential STATUSREQ round trips on another
  *       connection; then TRIALS times: send TRIGGER on the control connection
  *       and time until every watcher has received one more EVMARK. Prints one
- *       JSON object. The same code measures redis SUBSCRIBE/PUBLISH.
+ *       JSON object. The same code measures redis SUBSCRIBE/PUBLISH. SOCK may
+ *       be "CTLSOCK,tcp:HOST:PORT": the watchers then connect there (P7's
+ *       web board event streams, WATCHREQ an HTTP GET) and TRIGGER goes to
+ *       CTLSOCK.
  *
  * Requests are given as they go on the wire without the trailing newline
  * ("\n" is appended; "\r\n" for requests starting with an upper-case letter,
@@ -46,6 +49,9 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -101,6 +107,35 @@ static int dial(const char *path)
 	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
 		die("connect %s: %s", path, strerror(errno));
+	return fd;
+}
+
+/* "tcp:HOST:PORT" (IPv4), or a Unix socket path. */
+static int dial_any(const char *spec)
+{
+	struct sockaddr_in sa;
+	char host[64];
+	const char *colon;
+	int fd, one = 1;
+
+	if (strncmp(spec, "tcp:", 4) != 0)
+		return dial(spec);
+	colon = strrchr(spec + 4, ':');
+	if (!colon || (size_t)(colon - spec - 4) >= sizeof host)
+		die("bad address %s", spec);
+	memcpy(host, spec + 4, (size_t)(colon - spec - 4));
+	host[colon - spec - 4] = '\0';
+	memset(&sa, 0, sizeof sa);
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+		die("bad address %s", spec);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		die("socket: %s", strerror(errno));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+		die("connect %s: %s", spec, strerror(errno));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	return fd;
 }
 
@@ -520,7 +555,8 @@ static long count_marks(struct watcher *w, const char *data, size_t len, const c
 
 static int cmd_fanout(int argc, char **argv)
 {
-	const char *path, *ackmark, *evmark;
+	const char *path, *wpath, *ackmark, *evmark;
+	char *comma;
 	int nwatch, trials, nstatus = 0, ep;
 	char *watchreq, *trigger, *statusreq = NULL;
 	size_t wlen, tlen, slen = 0, alen, elen;
@@ -534,6 +570,12 @@ static int cmd_fanout(int argc, char **argv)
 	if (argc != 9 && argc != 11)
 		die("usage: fanout SOCK NWATCH TRIALS WATCHREQ ACKMARK TRIGGER EVMARK [STATUSREQ N]");
 	path = argv[2];
+	wpath = path;
+	comma = strchr(argv[2], ',');
+	if (comma) {
+		*comma = '\0';
+		wpath = comma + 1;
+	}
 	nwatch = atoi(argv[3]);
 	trials = atoi(argv[4]);
 	watchreq = wire(argv[5], &wlen);
@@ -552,7 +594,7 @@ static int cmd_fanout(int argc, char **argv)
 	t0 = mono();
 	for (int i = 0; i < nwatch; i++) {
 		struct epoll_event e = { .events = EPOLLIN, .data.u32 = (uint32_t)i };
-		ws[i].fd = dial(path);
+		ws[i].fd = dial_any(wpath);
 		send_all(ws[i].fd, watchreq, wlen);
 		set_nonblock(ws[i].fd);
 		epoll_ctl(ep, EPOLL_CTL_ADD, ws[i].fd, &e);

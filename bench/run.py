@@ -19,6 +19,9 @@ whether the target holds; bench/results.json gets every figure.
                      bench/floor (acud's shared libraries, doing nothing)
   P6 scale           256 rooms, 1000 watchers: status-all p99, fan-out to all watchers
                      vs redis LRANGE_300 and redis PUBLISH to 1000 subscribers
+  P7 web board       a room change reaching 200 event-stream (SSE) clients vs 200 socket
+                     watchers; P3's pulse deviation with those 200 clients hearing a change
+                     every few ms, beside P3 on the same daemon without them
 """
 import argparse
 import bisect
@@ -136,7 +139,7 @@ def machine_info(tmp, simdir):
 RT_PRIO = 40  # --rt-prio: acud's realtime_priority, and cyclictest's
 
 
-def write_config(dirpath, simdir, nrooms, pulse_rooms, interlocks, log_level="info"):
+def write_config(dirpath, simdir, nrooms, pulse_rooms, interlocks, log_level="info", web=None):
     """The bench config. state_dir (state.json, fsync'd on every change, and the
     history) stays in the temporary directory on the ordinary filesystem; the sim
     backend's files go to simdir (tmpfs when there is one): on hardware a line
@@ -165,6 +168,8 @@ def write_config(dirpath, simdir, nrooms, pulse_rooms, interlocks, log_level="in
         "[profile p100]", "description = 100 Hz pulses", "mode = continuous",
         "frequency_hz = 100", "pulse_width_us = 200",
     ]
+    if web:
+        lines += ["[web]", "listen = 127.0.0.1:0", f"max_clients = {web}"]
     for i in range(1, nrooms + 1):
         lines += [f"[room {i}]", f"name = Room {i}", f"gate = {gate_line(i)}"]
         if i in pulse_rooms:
@@ -551,8 +556,9 @@ def p2(args, acud, res):
                  "cyclictest": cyc, "state_dir_replace": disk, "load": stress.describe()}
 
 
-def p3(args, acud, res):
-    secs = args.p3_secs
+def p3(args, acud, res, key="P3", secs=None, side=None):
+    """side: argv of a process run alongside the load (P7's event streams)."""
+    secs = secs or args.p3_secs
     req = json.dumps({"cmd": "status", "room": str(P1_ROOM)}, separators=(",", ":"))
     log(f"P3: 8 channels at 100 Hz for {secs} s under the 32-connection status load and "
         "stress-ng, cyclictest alongside")
@@ -566,9 +572,12 @@ def p3(args, acud, res):
     try:
         ct = cyclictest_start(secs)
         cs0 = ctx_split(acud.pid)
+        sidep = subprocess.Popen(side, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True) if side else None
         load = subprocess.Popen([args.gen, "rr", acud.sock, "32", str(secs), req],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         lout, lerr = load.communicate(timeout=secs + 60)
+        sout, serr = sidep.communicate(timeout=secs + 120) if sidep else ("", "")
         cs1 = ctx_split(acud.pid)
         cyc = cyclictest_result(ct)
     finally:
@@ -610,12 +619,16 @@ def p3(args, acud, res):
         missed += sum(1 for n in range(n_exp) if n not in seen)
         for r, f in zip(rises, falls):
             width.append(f - r)
-    res["P3"] = {"channels": len(PULSE_ROOMS), "hz": 100, "secs": secs, "expected": expected,
+    if sidep and sidep.returncode != 0:
+        sys.exit(f"bench: {key} side load failed: {serr}")
+    res[key] = {"channels": len(PULSE_ROOMS), "hz": 100, "secs": secs, "expected": expected,
                  "missed": missed, "missed_reported_by_acud": reported, "extra_edges": extra,
                  "deviation": stats_us(dev), "pulse_width": stats_us(width), "cyclictest": cyc,
                  # Involuntary switches: the loop, busy with the load, was preempted.
                  "acud_ctx_switches": {k: cs1[k] - cs0[k] for k in cs0},
                  "load": json.loads(lout.strip().splitlines()[-1]), "stress": stress.describe()}
+    if sidep:
+        res[key]["side"] = json.loads(sout.strip().splitlines()[-1])
 
 
 def p4(args, acud, res):
@@ -755,6 +768,52 @@ def p6(args, binary, tmp, redis, res):
                  "redis_publish": r, "redis_lrange_300": lr}
 
 
+def p7(args, binary, tmp, res):
+    """The web board: the same room change to N socket watchers and to N
+    event-stream clients, then P3 without and with those clients."""
+    d, sd = os.path.join(tmp, "p7"), os.path.join(args.simdir, "p7")
+    n = args.p7_clients
+    conf = write_config(d, sd, NROOMS, PULSE_ROOMS, True, web=max(n + 8, 64))
+    acud = Acud(binary, d, sd, conf)
+    try:
+        p7_run(args, acud, d, n, res)
+    finally:
+        acud.stop()
+
+
+def p7_run(args, acud, d, n, res):
+    import re
+    port = None
+    for _ in range(200):
+        with open(os.path.join(d, "acud.log")) as f:
+            m = re.search(r"web board on http://127\.0\.0\.1:(\d+)/", f.read())
+        if m:
+            port = int(m.group(1))
+            break
+        time.sleep(0.02)
+    if not port:
+        sys.exit("bench: P7: acud did not log the web board's port")
+    acud.conn.must(cmd="start", room=str(P1_ROOM), duration_s=3600, needles=6, patient="B1")
+    trigger = '{"cmd":"extend","room":"%d","duration_s":1}' % P1_ROOM
+    get = f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+    log(f"P7: a room change to {n} socket watchers")
+    sockw = gen_json(args, "fanout", acud.sock, n, args.p7_trials, '{"cmd":"watch"}',
+                     '"watching":true', trigger, '"event":"room"')
+    log(f"P7: the same change to {n} event-stream clients of the web board")
+    web = gen_json(args, "fanout", f"{acud.sock},tcp:127.0.0.1:{port}", n, args.p7_trials, get,
+                   "retry:", trigger, "event: room")
+    hwm = proc_status(acud.pid, "VmHWM")
+    log(f"P7: P3 on this daemon without event-stream clients")
+    p3(args, acud, res, key="P7_p3_alone", secs=args.p7_secs)
+    log(f"P7: P3 with {n} event-stream clients hearing a room change after each fan-out")
+    side = [args.gen, "fanout", f"{acud.sock},tcp:127.0.0.1:{port}", str(n),
+            str(args.p7_secs * 10), get, "retry:", trigger, "event: room"]
+    p3(args, acud, res, key="P7_p3_web", secs=args.p7_secs, side=side)
+    res["P7"] = {"clients": n, "trials": args.p7_trials, "socket_watchers": sockw,
+                 "event_streams": web, "acud_vmhwm_kib": hwm,
+                 "p3_alone": res.pop("P7_p3_alone"), "p3_with_streams": res.pop("P7_p3_web")}
+
+
 # --- report ---------------------------------------------------------------------
 
 def fmt_us(v):
@@ -857,6 +916,37 @@ def rows_of(res):
         row("P6", "  first watcher reached: p50 / p99",
             f"{fmt_us(a['first_p50_us'])} / {fmt_us(a['first_p99_us'])}",
             f"{fmt_us(r['first_p50_us'])} / {fmt_us(r['first_p99_us'])} (redis)")
+    if "P7" in res:
+        p = res["P7"]
+        w, sw = p["event_streams"], p["socket_watchers"]
+        row("P7", f"room change to {p['clients']} SSE clients: p50 / p99",
+            f"{fmt_us(w['p50_us'])} / {fmt_us(w['p99_us'])}",
+            f"{fmt_us(sw['p50_us'])} / {fmt_us(sw['p99_us'])} ({p['clients']} socket watchers)",
+            w["p99_us"] / sw["p99_us"] if sw["p99_us"] else None, "p99 <= 50 ms",
+            w["p99_us"] <= 50000)
+        row("P7", "  first SSE client reached: p50 / p99",
+            f"{fmt_us(w['first_p50_us'])} / {fmt_us(w['first_p99_us'])}",
+            f"{fmt_us(sw['first_p50_us'])} / {fmt_us(sw['first_p99_us'])} (socket)")
+        a, b = p["p3_alone"], p["p3_with_streams"]
+        da, db = a["deviation"], b["deviation"]
+        ca, cb = a["cyclictest"], b["cyclictest"]
+        # As P3: beside cyclictest run at the same time, which shows what the
+        # machine did to any process meanwhile (the clients' own process included).
+        ratio = db["p99_us"] / cb["p99_us"] if db["n"] and cb["p99_us"] else None
+        row("P7", f"P3 pulse deviation with {p['clients']} SSE clients: p50 / p99 / max",
+            f"{fmt_us(db['p50_us'])} / {fmt_us(db['p99_us'])} / {fmt_us(db['max_us'])}",
+            f"{fmt_us(cb['p50_us'])} / {fmt_us(cb['p99_us'])} / {fmt_us(cb['max_us'])} (cyclictest)",
+            ratio, "p99 <= 1.5x cyclictest", ratio is not None and ratio <= 1.5)
+        ratio = da["p99_us"] / ca["p99_us"] if da["n"] and ca["p99_us"] else None
+        row("P7", "  same daemon without the clients: p50 / p99 / max",
+            f"{fmt_us(da['p50_us'])} / {fmt_us(da['p99_us'])} / {fmt_us(da['max_us'])}",
+            f"{fmt_us(ca['p50_us'])} / {fmt_us(ca['p99_us'])} / {fmt_us(ca['max_us'])} (cyclictest)",
+            ratio)
+        row("P7", "  missed pulses with / without the clients; changes fanned out",
+            f"{b['missed']} of {b['expected']} / {a['missed']} of {a['expected']}",
+            f"{b.get('side', {}).get('n', '?')} changes to {p['clients']} clients, "
+            f"{cb['later_than_5ms']} / {ca['later_than_5ms']} cyclictest wake-ups > 5 ms",
+            None, "0", b["missed"] == 0)
     return rows
 
 
@@ -898,7 +988,7 @@ def main():
     ap.add_argument("--no-stress", dest="stress", action="store_false",
                     help="P2 and P3 without stress-ng (a comparison, not the targets' load)")
     ap.add_argument("--out", default=os.path.join(HERE, "results.json"))
-    ap.add_argument("--only", default="P1,P2,P3,P4,P5,P6")
+    ap.add_argument("--only", default="P1,P2,P3,P4,P5,P6,P7")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directories")
     ap.add_argument("--tmp", default=None, help="parent of the temporary directory (state_dir)")
     ap.add_argument("--sim-dir", default=None,
@@ -912,6 +1002,9 @@ def main():
     ap.add_argument("--p6-watchers", type=int, default=1000)
     ap.add_argument("--p6-trials", type=int, default=50)
     ap.add_argument("--p6-status", type=int, default=200)
+    ap.add_argument("--p7-clients", type=int, default=200)
+    ap.add_argument("--p7-trials", type=int, default=50)
+    ap.add_argument("--p7-secs", type=int, default=20)
     args = ap.parse_args()
     args.acud = os.path.abspath(args.acud)
     args.gen = os.path.abspath(args.gen)
@@ -955,6 +1048,8 @@ def main():
             p5(args, args.acud, tmp, redis, res)
         if "P6" in only:
             p6(args, args.acud, tmp, redis, res)
+        if "P7" in only:
+            p7(args, args.acud, tmp, res)
     finally:
         redis.stop()
         if not args.keep:

@@ -19,6 +19,7 @@
 
 #include "server.h"
 #include "gpio.h"
+#include "web.h"
 
 static struct acud daemon_ctx;
 
@@ -353,6 +354,7 @@ int main(int argc, char **argv)
 	char err[1024], dir[PATH_MAX];
 	struct acu_now now;
 	uint64_t wd_usec;
+	struct web *web;
 
 	while ((opt = getopt_long(argc, argv, "c:fvVh", opts, NULL)) != -1) {
 		switch (opt) {
@@ -503,6 +505,9 @@ int main(int argc, char **argv)
 	d->server = server_open(d, err, sizeof err);
 	if (!d->server)
 		fatalx("%s", err);
+	web = web_open(d, err, sizeof err);
+	if (!web && err[0])
+		fatalx("%s", err);
 	wd_usec = notify_watchdog_usec();
 	if (wd_usec) {
 		struct timeval tv = { (time_t)(wd_usec / 2 / 1000000),
@@ -538,6 +543,7 @@ int main(int argc, char **argv)
 	history_flush(d);
 	event_free(d->history_ev);
 	event_free(d->history_retry);
+	web_close(web);
 	server_close(d->server);
 	event_free(d->storage_retry);
 	for (int i = 0; signums[i]; i++)

@@ -22,19 +22,23 @@
 
 #include "cfg.h"
 #include "history.h"
+#include "web.h"
 
 #define LINE_OFFSET_MAX 1023
 #define LINE_NAME_MAX 31
 #define KEYS_MAX 16
 #define SOCKET_MAX ((int)sizeof(((struct sockaddr_un *)0)->sun_path))
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 enum sect {
 	S_NONE, S_DAEMON, S_GPIO, S_LIMITS, S_SAFETY, S_ALARM, S_ACCESS, S_HISTORY, S_ROOM,
-	S_PROFILE, S__N
+	S_PROFILE, S_WEB, S__N
 };
 
 static const char *const sect_names[S__N] = {
 	"", "daemon", "gpio", "limits", "safety", "alarm", "access", "history", "room", "profile",
+	"web",
 };
 
 enum { K_SOCKET, K_STATE_DIR, K_PROFILES_DIR, K_LOG_LEVEL, K_REALTIME_PRIORITY };
@@ -88,9 +92,14 @@ static const char *const profile_keys[] = {
 	"pulse_width_us", "delay_s", "duration_s", "channels", "pregnancy_safe", NULL,
 };
 
+enum { K_LISTEN, K_TITLE, K_SHOW_PATIENT, K_MAX_CLIENTS, K_HOSTS };
+static const char *const web_keys[] = {
+	"listen", "title", "show_patient", "max_clients", "hosts", NULL,
+};
+
 static const char *const *const sect_keys[S__N] = {
 	NULL, daemon_keys, gpio_keys, limits_keys, safety_keys, alarm_keys, access_keys,
-	history_keys, room_keys, profile_keys,
+	history_keys, room_keys, profile_keys, web_keys,
 };
 
 static const char *const mode_names[] = { "continuous", "dense-disperse", "intermittent" };
@@ -448,6 +457,9 @@ void cfg_defaults(struct acu_cfg *c)
 	c->session_max = 60 * 60;
 	c->stim_max = 30 * 60;
 	c->history_keep = HISTORY_KEEP_DEFAULT_S;
+	snprintf(c->web.title, sizeof c->web.title, "acud");
+	c->web.show_patient = 1;
+	c->web.max_clients = 64;
 	c->require_needle_count = 1;
 	for (int f = 0; f < FL__N; f++)
 		c->policy[f] = POLICY_WARN;
@@ -733,9 +745,53 @@ static int set_profile(struct parser *p, int k, const char *key, const char *v)
 	return 0;
 }
 
+static int host_item(struct parser *p, const char *key, const char *item, int idx, void *arg)
+{
+	struct acu_web_cfg *w = arg;
+
+	if (!web_valid_hostname(item))
+		return perr(p, p->lineno, "%s: '%s' is not a host name (letters, digits, '-' and "
+			    "'.'; no port)", key, item);
+	for (int i = 0; i < idx; i++)
+		if (strcasecmp(w->hosts[i], item) == 0)
+			return perr(p, p->lineno, "%s: %s listed twice", key, item);
+	scopy(w->hosts[idx], sizeof w->hosts[idx], item);
+	w->nhosts = idx + 1;
+	return 0;
+}
+
+/* [web] (SPEC §10): the board is off unless listen is set (or systemd passes
+ * a socket). */
+static int set_web(struct parser *p, int k, const char *key, const char *v)
+{
+	struct acu_web_cfg *w = &p->cfg->web;
+	const char *why = "";
+
+	switch (k) {
+	case K_LISTEN:
+		if (strlen(v) >= sizeof w->listen)
+			return perr(p, p->lineno, "%s: value too long", key);
+		if (web_parse_listen(v, w->host, sizeof w->host, &w->port, &why) < 0)
+			return perr(p, p->lineno, "%s: '%s': %s", key, v, why);
+		scopy(w->listen, sizeof w->listen, v);
+		return 0;
+	case K_TITLE:
+		return get_text(p, key, v, w->title, sizeof w->title);
+	case K_SHOW_PATIENT:
+		return get_bool(p, key, v, &w->show_patient);
+	case K_MAX_CLIENTS:
+		return get_int(p, key, v, 1, ACU_WEB_CLIENTS_MAX, &w->max_clients);
+	case K_HOSTS:
+		w->nhosts = 0;
+		return split_list(p, key, v, ACU_WEB_HOSTS_MAX, "more than " STR(ACU_WEB_HOSTS_MAX)
+				  " names", host_item, w) < 0 ? -1 : 0;
+	}
+	return 0;
+}
+
 static int (*const setters[S__N])(struct parser *, int, const char *, const char *) = {
 	NULL, set_daemon, set_gpio, set_limits, set_safety, set_alarm, set_access, set_history,
-	set_room, set_profile,
+	set_room, set_profile, set_web,
 };
 
 /* Keys that may be given empty on purpose. */

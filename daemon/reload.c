@@ -72,6 +72,12 @@ int reload_config(struct acud *d, char *err, size_t errlen)
 		log_warnx("reload: socket and state_dir changes take effect at restart");
 	snprintf(cfg->socket, sizeof cfg->socket, "%s", d->cfg->socket);
 	snprintf(cfg->state_dir, sizeof cfg->state_dir, "%s", d->cfg->state_dir);
+	/* The board's other [web] keys apply at once. */
+	if (strcmp(cfg->web.listen, d->cfg->web.listen))
+		log_warnx("reload: [web] listen takes effect at restart");
+	memcpy(cfg->web.listen, d->cfg->web.listen, sizeof cfg->web.listen);
+	memcpy(cfg->web.host, d->cfg->web.host, sizeof cfg->web.host);
+	cfg->web.port = d->cfg->web.port;
 	rooms = calloc((size_t)cfg->nrooms + 1, sizeof *rooms);
 	if (!rooms) {
 		snprintf(err, errlen, "out of memory");

@@ -51,6 +51,20 @@ struct acu_profile_cfg {
 	int line;
 };
 
+/* [web] (SPEC §10) */
+#define ACU_WEB_HOSTS_MAX 8
+#define ACU_WEB_CLIENTS_MAX 512
+struct acu_web_cfg {
+	char listen[300];              /* as written; "" = not set */
+	char host[256];                /* listen's host, brackets removed */
+	int port;                      /* 0: a free port, logged */
+	char title[ACU_NAME_MAX + 1];
+	int show_patient;
+	int max_clients;               /* event-stream clients */
+	int nhosts;
+	char hosts[ACU_WEB_HOSTS_MAX][254];
+};
+
 struct acu_cfg {
 	char path[PATH_MAX];           /* the main config file */
 	/* [daemon] */
@@ -83,6 +97,7 @@ struct acu_cfg {
 	char socket_group[ACU_NAME_MAX + 1]; /* "" = leave the daemon's group */
 	/* [history], seconds */
 	int64_t history_keep;          /* day files older than this are removed */
+	struct acu_web_cfg web;
 
 	int nrooms;
 	struct acu_room_cfg *rooms;

@@ -22,7 +22,7 @@ bench-build: $(BENCH_ACUD) $(BENCH_GEN) $(BENCH_HOP) $(BENCH_FLOOR)
 
 # An optimised acud of its own, from the same sources, so that the binaries at
 # the top (and the plain/SANITIZE=1 variants) are left alone.
-$(BENCH_ACUD): $(wildcard daemon/*.c include/*.h) mk/bench.mk | $(BUILD)/.deps
+$(BENCH_ACUD): $(wildcard daemon/*.c include/*.h) $(WEB_PAGE) mk/bench.mk | $(BUILD)/.deps
 	@mkdir -p $(@D)
 	$(CC) $(WARN) -g $(BENCH_OPT) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) \
 	  -o $@ $(filter-out $(GPIOD_SRC),$(filter %.c,$^)) $(GPIOD_BACKEND) $(LDLIBS_ACU)

@@ -33,6 +33,7 @@ install-extra:
 	    systemd/acud.service > $(DESTDIR)$(UNITDIR)/acud.service.tmp
 	chmod 0644 $(DESTDIR)$(UNITDIR)/acud.service.tmp
 	mv -f $(DESTDIR)$(UNITDIR)/acud.service.tmp $(DESTDIR)$(UNITDIR)/acud.service
+	install -m 0644 systemd/acud-web.socket $(DESTDIR)$(UNITDIR)/acud-web.socket
 	install -m 0644 systemd/acud.sysusers $(DESTDIR)$(SYSUSERSDIR)/acud.conf
 	install -m 0644 systemd/acud.tmpfiles $(DESTDIR)$(TMPFILESDIR)/acud.conf
 	install -m 0644 systemd/60-acud-gpio.rules $(DESTDIR)$(UDEVRULESDIR)/60-acud-gpio.rules
@@ -47,7 +48,8 @@ install-extra:
 uninstall-extra:
 	rm -f $(DESTDIR)$(MANDIR)/man1/acuctl.1 $(DESTDIR)$(MANDIR)/man5/acud.conf.5 \
 	  $(DESTDIR)$(MANDIR)/man8/acud.8 $(DESTDIR)$(BASHCOMPDIR)/acuctl \
-	  $(DESTDIR)$(UNITDIR)/acud.service $(DESTDIR)$(SYSUSERSDIR)/acud.conf \
+	  $(DESTDIR)$(UNITDIR)/acud.service $(DESTDIR)$(UNITDIR)/acud-web.socket \
+	  $(DESTDIR)$(SYSUSERSDIR)/acud.conf \
 	  $(DESTDIR)$(TMPFILESDIR)/acud.conf $(DESTDIR)$(UDEVRULESDIR)/60-acud-gpio.rules
 	! cmp -s etc/acud.conf $(DESTDIR)$(ACU_CONFDIR)/acud.conf || \
 	  rm -f $(DESTDIR)$(ACU_CONFDIR)/acud.conf

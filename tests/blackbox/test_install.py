@@ -68,6 +68,7 @@ def expected(prefix):
         f"{p}/share/man/man8/acud.8": 0o644,
         f"{p}/share/bash-completion/completions/acuctl": 0o644,
         f"{p}/lib/systemd/system/acud.service": 0o644,
+        f"{p}/lib/systemd/system/acud-web.socket": 0o644,
         f"{p}/lib/sysusers.d/acud.conf": 0o644,
         f"{p}/lib/tmpfiles.d/acud.conf": 0o644,
         f"{p}/lib/udev/rules.d/60-acud-gpio.rules": 0o644,

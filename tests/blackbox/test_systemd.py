@@ -113,6 +113,22 @@ def test_verify_catches_mistakes(analyze, tmp):
     assert rc != 0 and "/nonexistent/acud" in out + err, f"rc {rc}\n{out}{err}"
 
 
+def test_web_socket_verifies(analyze, tmp):
+    """acud-web.socket (SPEC §10) passes verify beside the unit it activates, and
+    hands acud a socket named web; the service keeps its private network."""
+    verifiable_unit(tmp)
+    sock = os.path.join(tmp, "acud-web.socket")
+    shutil.copy(os.path.join(REPO, "systemd", "acud-web.socket"), sock)
+    rc, out, err = verify(analyze, tmp, sock)
+    assert rc == 0 and not out.strip() and not err.strip(), \
+        f"systemd-analyze verify: rc {rc}\n{out}{err}"
+    s = unit_settings(sock)
+    assert s[("Socket", "Service")] == ["acud.service"]
+    assert s[("Socket", "FileDescriptorName")] == ["web"]
+    assert one(unit_settings(), "PrivateNetwork") == "yes"
+    assert one(unit_settings(), "RestrictAddressFamilies") == "AF_UNIX"
+
+
 # --- systemd-analyze security -------------------------------------------------
 
 def exposure(analyze, unit):

@@ -282,6 +282,39 @@ static void test_full(void)
 	cfg_free(c);
 }
 
+/* [web] (SPEC §10): off unless listen is set; the keys as given. */
+static void test_web(void)
+{
+	struct acu_cfg *c = load("[room 1]\ngate = 17\n");
+
+	CHECK(c != NULL);
+	if (c) {
+		CHECK_STR(c->web.listen, "");
+		CHECK_STR(c->web.title, "acud");
+		CHECK_EQ(c->web.show_patient, 1);
+		CHECK_EQ(c->web.max_clients, 64);
+		CHECK_EQ(c->web.nhosts, 0);
+		cfg_free(c);
+	}
+	c = load("[web]\nlisten = [::1]:8081\ntitle = Riverside Acupuncture\nshow_patient = no\n"
+		 "max_clients = 512\nhosts = board.clinic.lan, reception\n[room 1]\ngate = 17\n");
+	CHECK(c != NULL);
+	if (!c) {
+		fprintf(stderr, "%s\n", err);
+		return;
+	}
+	CHECK_STR(c->web.listen, "[::1]:8081");
+	CHECK_STR(c->web.host, "::1");
+	CHECK_EQ(c->web.port, 8081);
+	CHECK_STR(c->web.title, "Riverside Acupuncture");
+	CHECK_EQ(c->web.show_patient, 0);
+	CHECK_EQ(c->web.max_clients, 512);
+	CHECK_EQ(c->web.nhosts, 2);
+	CHECK_STR(c->web.hosts[0], "board.clinic.lan");
+	CHECK_STR(c->web.hosts[1], "reception");
+	cfg_free(c);
+}
+
 static void test_defaults(void)
 {
 	struct acu_cfg *c;
@@ -857,6 +890,7 @@ int main(void)
 
 	test_full();
 	test_defaults();
+	test_web();
 	test_relative_paths();
 	test_profiles_dir();
 	test_polarity_and_wiring();
