@@ -431,12 +431,19 @@ static json_t *rooms_view(struct web *w)
  * server's clock for the page's countdowns. */
 static void web_published(void *arg, enum publish_kind kind, json_t *event)
 {
-	static const char *const names[] = { "room", "alarm", "gate" };
 	struct web *w = arg;
+	const char *name;
 	json_t *data;
 	char *text;
 	size_t len;
 
+	/* The desk's events only: input edges are the technicians' (lines --watch). */
+	switch (kind) {
+	case PUBLISH_ROOM: name = "room"; break;
+	case PUBLISH_ALARM: name = "alarm"; break;
+	case PUBLISH_GATE: name = "gate"; break;
+	default: return;
+	}
 	if (!w->nclients)
 		return;
 	data = json_copy(event);
@@ -447,7 +454,7 @@ static void web_published(void *arg, enum publish_kind kind, json_t *event)
 		json_object_set_new(data, "room", web_room_view(json_object_get(event, "room"),
 								w->d->cfg->web.show_patient));
 	json_object_set_new(data, "now", json_integer(wall_ms()));
-	text = sse_message(names[kind], data, &len);
+	text = sse_message(name, data, &len);
 	json_decref(data);
 	if (text)
 		broadcast(w, text, len);

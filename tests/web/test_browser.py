@@ -21,8 +21,9 @@ from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
-ROOMS = "".join(f"[room {i}]\nname = {n}\ngate = {100 + i}\n\n" for i, n in enumerate(
-    ["Lotus", "Bamboo", "Cedar", "Willow", "Maple", "Pine", "Orchid", "Jade"], 1))
+ROOMS = "".join(f"[room {i}]\nname = {n}\ngate = {100 + i}\n" + ("call = 200\n" if i == 7 else "") +
+                "\n" for i, n in enumerate(
+                    ["Lotus", "Bamboo", "Cedar", "Willow", "Maple", "Pine", "Orchid", "Jade"], 1))
 OUT = os.path.join(REPO, "build")
 
 
@@ -155,6 +156,11 @@ def test_board_in_chromium(make_daemon, browser):
         "background-color").startswith("rgba(255, 214, 10")
     wait(lambda: "ON" in card(drv, "1").find_element(By.CSS_SELECTOR, ".stim").text, 3,
          "room 1 stimulation on")
+    # A patient's call in a room without a session (SPEC §11): medium, named.
+    d.ok({"cmd": "sim-input", "line": "200", "level": 1})
+    c7 = wait(lambda: "alarm-medium" in card(drv, "7").get_attribute("class") and card(drv, "7"),
+              2, "room 7 call")
+    assert "Patient calling" in c7.find_element(By.CSS_SELECTOR, ".alarms li.medium").text
     assert console_errors(drv) == []
 
     os.makedirs(OUT, exist_ok=True)
