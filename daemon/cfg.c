@@ -767,6 +767,9 @@ static int mqtt_broker(struct parser *p, const char *key, const char *v, struct 
 		return perr(p, p->lineno, "%s: '%s' is not mqtt://HOST[:PORT] or mqtts://HOST[:PORT]",
 			    key, v);
 	}
+	if (strchr(h, '@'))
+		return perr(p, p->lineno, "%s: '%s': user info has no place in broker (username "
+			    "and password_file have keys of their own)", key, v);
 	if (*h == '[') {
 		end = strchr(h, ']');
 		if (!end || end == h + 1)
@@ -784,8 +787,7 @@ static int mqtt_broker(struct parser *p, const char *key, const char *v, struct 
 		for (const char *c = h; c < end; c++)
 			if (!isalnum((unsigned char)*c) && *c != '-' && *c != '.')
 				return perr(p, p->lineno, "%s: '%.*s' is not a host name or address "
-					    "(user, path and query have no place in broker)", key,
-					    (int)n, h);
+					    "(a path or query has no place in broker)", key, (int)n, h);
 	}
 	if (n == 0)
 		return perr(p, p->lineno, "%s: no host in '%s'", key, v);
