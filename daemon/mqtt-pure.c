@@ -408,16 +408,20 @@ json_t *mqtt_discovery(const struct acu_mqtt_cfg *m, const char *room_id, const 
 	return out;
 }
 
-long mqtt_ratelimit(struct mqtt_ratelimit *rl, int64_t mono, int64_t interval)
+long mqtt_ratelimit(struct mqtt_ratelimit *rl, int64_t mono, int64_t interval, int burst)
 {
 	long held;
 
-	if (rl->last && mono - rl->last < interval) {
+	if (!rl->n || mono - rl->start >= interval) {
+		rl->start = mono;
+		rl->n = 0;
+	}
+	if (rl->n >= burst) {
 		rl->held++;
 		return -1;
 	}
+	rl->n++;
 	held = rl->held;
-	rl->last = mono ? mono : 1;
 	rl->held = 0;
 	return held;
 }

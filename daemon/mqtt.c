@@ -30,7 +30,8 @@
 #define BACKOFF_MAX_S 30
 #define QUEUE_MAX (1 << 20)            /* bytes handed over and not yet written */
 #define FAIL_LOG_EVERY (60 * NS_PER_SEC)
-#define HOSTILE_LOG_EVERY (10 * NS_PER_SEC)
+#define HOSTILE_LOG_EVERY (60 * NS_PER_SEC)
+#define HOSTILE_LOG_BURST 20           /* lines a minute about dropped messages */
 #define REMOTE_COALESCE_US 100000      /* remote changes reach watchers at most 10 times a second */
 
 enum mqtt_state {
@@ -76,8 +77,8 @@ static void log_failure(struct mqtt *m, const char *why)
 	long held;
 
 	if (strcmp(why, m->last_fail) != 0)
-		m->fail_rl.last = 0;
-	held = mqtt_ratelimit(&m->fail_rl, acu_mono_now(), FAIL_LOG_EVERY);
+		m->fail_rl.n = 0;
+	held = mqtt_ratelimit(&m->fail_rl, acu_mono_now(), FAIL_LOG_EVERY, 1);
 	if (held < 0)
 		return;
 	snprintf(m->last_fail, sizeof m->last_fail, "%s", why);
@@ -293,12 +294,13 @@ static void published(void *arg, enum publish_kind kind, json_t *event)
 
 static void hostile(struct mqtt *m, const char *topic, const char *why)
 {
-	long held = mqtt_ratelimit(&m->hostile_rl, acu_mono_now(), HOSTILE_LOG_EVERY);
+	long held = mqtt_ratelimit(&m->hostile_rl, acu_mono_now(), HOSTILE_LOG_EVERY,
+				   HOSTILE_LOG_BURST);
 
 	if (held < 0)
 		return;
 	log_warnx("mqtt: dropped a message on %.160s: %s%s", topic, why,
-		  held ? " (more dropped since the last such line)" : "");
+		  held ? " (more were dropped unlogged before it)" : "");
 }
 
 static void on_message(struct mosquitto *mosq, void *arg, const struct mosquitto_message *msg)

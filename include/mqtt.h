@@ -73,13 +73,14 @@ json_t *mqtt_remote_board_json(const struct mqtt_rboard *b, int64_t wall);
  * {"topic","payload"} (payload an object). */
 json_t *mqtt_discovery(const struct acu_mqtt_cfg *m, const char *room_id, const char *room_name);
 
-/* At most one line per interval: returns how many were held back before
- * this one (>= 0) when it may be logged now, -1 when not. */
+/* At most burst lines in an interval: returns how many were held back
+ * before this one (>= 0) when it may be logged now, -1 when not. */
 struct mqtt_ratelimit {
-	int64_t last;                  /* mono ns of the last line logged; 0: none */
+	int64_t start;                 /* the interval's start */
+	int n;                         /* lines logged in it; 0: none yet */
 	long held;
 };
-long mqtt_ratelimit(struct mqtt_ratelimit *rl, int64_t mono, int64_t interval);
+long mqtt_ratelimit(struct mqtt_ratelimit *rl, int64_t mono, int64_t interval, int burst);
 
 /* mqtt.c: the shell. */
 struct acud;

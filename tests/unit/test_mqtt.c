@@ -319,13 +319,22 @@ static void test_discovery(void)
 
 static void test_ratelimit(void)
 {
-	struct mqtt_ratelimit rl = { 0, 0 };
+	struct mqtt_ratelimit rl = { 0, 0, 0 };
 
-	CHECK_EQ(mqtt_ratelimit(&rl, 100, 10), 0);
-	CHECK_EQ(mqtt_ratelimit(&rl, 105, 10), -1);
-	CHECK_EQ(mqtt_ratelimit(&rl, 109, 10), -1);
-	CHECK_EQ(mqtt_ratelimit(&rl, 110, 10), 2);
-	CHECK_EQ(mqtt_ratelimit(&rl, 200, 10), 0);
+	CHECK_EQ(mqtt_ratelimit(&rl, 100, 10, 1), 0);
+	CHECK_EQ(mqtt_ratelimit(&rl, 105, 10, 1), -1);
+	CHECK_EQ(mqtt_ratelimit(&rl, 109, 10, 1), -1);
+	CHECK_EQ(mqtt_ratelimit(&rl, 110, 10, 1), 2);
+	CHECK_EQ(mqtt_ratelimit(&rl, 200, 10, 1), 0);
+	/* A burst of three, then held back until the interval ends. */
+	memset(&rl, 0, sizeof rl);
+	CHECK_EQ(mqtt_ratelimit(&rl, 0, 10, 3), 0);
+	CHECK_EQ(mqtt_ratelimit(&rl, 1, 10, 3), 0);
+	CHECK_EQ(mqtt_ratelimit(&rl, 2, 10, 3), 0);
+	CHECK_EQ(mqtt_ratelimit(&rl, 3, 10, 3), -1);
+	CHECK_EQ(mqtt_ratelimit(&rl, 9, 10, 3), -1);
+	CHECK_EQ(mqtt_ratelimit(&rl, 10, 10, 3), 2);
+	CHECK_EQ(mqtt_ratelimit(&rl, 11, 10, 3), 0);
 }
 
 /* --- [mqtt] in the config -------------------------------------------------------- */
