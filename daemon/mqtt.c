@@ -27,7 +27,7 @@
 #include "mqtt.h"
 
 #define CONNECT_TIMEOUT_S 10           /* TCP, TLS and CONNACK together */
-#define BACKOFF_MAX_S 30
+#define BACKOFF_MAX_S 2                /* an attempt is cheap: a broker back is used at once */
 #define QUEUE_MAX (1 << 20)            /* bytes handed over and not yet written */
 #define FAIL_LOG_EVERY (60 * NS_PER_SEC)
 #define HOSTILE_LOG_EVERY (60 * NS_PER_SEC)
