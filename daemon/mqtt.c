@@ -521,8 +521,17 @@ static void thread_cb(evutil_socket_t fd, short what, void *arg)
 		;
 	pthread_join(m->thread, NULL);
 	if (m->thread_rc != MOSQ_ERR_SUCCESS) {
-		errno = m->thread_errno;
+		int e = m->thread_errno;
+
+		errno = e;
 		fail(m, "cannot connect", m->thread_rc);
+		/* The unit's sandbox without the drop-in: say what to do. */
+		if (m->thread_rc == MOSQ_ERR_EAI ||
+		    (m->thread_rc == MOSQ_ERR_ERRNO &&
+		     (e == EAFNOSUPPORT || e == ENETUNREACH || e == EPERM || e == EACCES)))
+			snprintf(m->failed + strlen(m->failed), sizeof m->failed - strlen(m->failed),
+				 " (under systemd: is the network drop-in acud-mqtt.conf in "
+				 "place? see acud.conf(5))");
 		settle(m);
 		return;
 	}

@@ -348,3 +348,35 @@ def test_hostile_remote_messages_dropped(make_daemon, broker, tmp_path):
     # Nothing received acts: floor2's own rooms are untouched.
     assert all(r["state"] == "idle" for r in f2.status())
     assert f1.alive()
+
+
+def test_systemd_dropin_opens_only_the_network(tmp_path):
+    """acud.service has no network; the drop-in for [mqtt] opens TCP to the LAN
+    and nothing else, and the unit with it still rates OK."""
+    analyze = subprocess.run(["sh", "-c", "command -v systemd-analyze"], capture_output=True,
+                             text=True).stdout.strip()
+    assert analyze, "systemd-analyze is needed (Debian's systemd)"
+    repo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    unit = open(os.path.join(repo, "systemd", "acud.service")).read()
+    dropin = open(os.path.join(repo, "systemd", "acud-mqtt.conf")).read()
+    body = dropin.split("[Service]\n", 1)[1]
+    assert "PrivateNetwork=yes" in unit and "RestrictAddressFamilies=AF_UNIX\n" in unit
+    assert re.search(r"^RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6$", body, re.M)
+    assert re.search(r"^IPAddressDeny=any$", body, re.M)
+    scores = {}
+    for name, text in (("without", unit), ("with", unit.replace("\n[Install]",
+                                                                 "\n" + body + "\n[Install]"))):
+        path = tmp_path / name / "acud.service"
+        path.parent.mkdir()
+        path.write_text(text)
+        out = subprocess.run([analyze, "security", "--offline=true", "--no-pager", str(path)],
+                             capture_output=True, text=True,
+                             env=dict(os.environ, SYSTEMD_COLORS="0")).stdout
+        scores[name] = float(re.search(r"Overall exposure level for \S+: (\d+\.\d+)",
+                                       out).group(1))
+        if name == "with":
+            assert re.search(r"✗ PrivateNetwork=", out)
+            assert not re.search(r"✗ RestrictAddressFamilies=~AF_PACKET", out)
+    print(f"\nsystemd-analyze security: {scores['without']} without the drop-in, "
+          f"{scores['with']} with it")
+    assert scores["without"] < scores["with"] <= 2.0
