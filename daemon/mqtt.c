@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
 
 #include <event2/event.h>
 #include <mosquitto.h>
@@ -437,13 +438,46 @@ static void on_disconnect(struct mosquitto *mosq, void *arg, int rc)
 			 rc ? mosquitto_strerror(rc) : "disconnected");
 }
 
+/* Before the CONNACK: a refused or reset connect. libmosquitto 2.0 would
+ * leave it to the keepalive, its TLS handshake retrying the dead socket at
+ * every wake-up meanwhile; the socket's error, or its end seen by a peek,
+ * says it at once. */
+static int connect_failed(struct mqtt *m, evutil_socket_t fd)
+{
+	int e = 0;
+	socklen_t len = sizeof e;
+	char c;
+	ssize_t n;
+
+	if (m->state != M_CONNECTING)
+		return 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
+		e = errno;
+	if (!e) {
+		n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n == 0)
+			e = ECONNRESET;
+		else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			 errno != ENOTCONN)
+			e = errno;
+	}
+	if (!e)
+		return 0;
+	if (!m->failed[0])
+		snprintf(m->failed, sizeof m->failed, "cannot connect: %s",
+			 e == ECONNRESET ? "refused or closed by the other side" : strerror(e));
+	settle(m);
+	return 1;
+}
+
 static void read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct mqtt *m = arg;
 	int rc;
 
-	(void)fd;
 	(void)what;
+	if (connect_failed(m, fd))
+		return;
 	rc = mosquitto_loop_read(m->mosq, 1);
 	if (rc != MOSQ_ERR_SUCCESS)
 		fail(m, "read", rc);
@@ -455,8 +489,9 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
 	struct mqtt *m = arg;
 	int rc;
 
-	(void)fd;
 	(void)what;
+	if (connect_failed(m, fd))
+		return;
 	rc = mosquitto_loop_write(m->mosq, 1);
 	if (rc != MOSQ_ERR_SUCCESS)
 		fail(m, "write", rc);
@@ -535,6 +570,8 @@ static void thread_cb(evutil_socket_t fd, short what, void *arg)
 		settle(m);
 		return;
 	}
+	log_debug("mqtt: connecting to %s:%d (socket %d)", m->cfg.host, m->cfg.port,
+		  mosquitto_socket(m->mosq));
 	m->state = M_CONNECTING;
 	m->rd = event_new(m->d->base, mosquitto_socket(m->mosq), EV_READ | EV_PERSIST, read_cb, m);
 	m->wr = event_new(m->d->base, mosquitto_socket(m->mosq), EV_WRITE, write_cb, m);
