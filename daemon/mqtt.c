@@ -60,10 +60,18 @@ struct mqtt {
 	char last_fail[256];
 	struct subscriber sub;
 	struct mqtt_remote remote;
+	struct mqtt *retired;          /* the next retired client (below) */
 	char status_topic[MQTT_TOPIC_MAX], ha_status_topic[MQTT_TOPIC_MAX];
 };
 
 static void attempt(struct mqtt *m);
+static void release(struct mqtt *m);
+
+/* Clients whose connecting thread still ran when [mqtt] changed: each is
+ * freed when its thread ends (thread_cb), or joined at exit, for the thread
+ * is inside libmosquitto and OpenSSL, which the exit handlers tear down. */
+static struct mqtt *retired;
+static int lib_ready;
 
 static int64_t wall_now(void)
 {
@@ -555,6 +563,16 @@ static void thread_cb(evutil_socket_t fd, short what, void *arg)
 	while (read(fd, buf, sizeof buf) < 0 && errno == EINTR)
 		;
 	pthread_join(m->thread, NULL);
+	if (m->state == M_RESOLVING && m->d->mqtt != m) {
+		/* Retired by a reload while it connected. */
+		for (struct mqtt **p = &retired; *p; p = &(*p)->retired)
+			if (*p == m) {
+				*p = m->retired;
+				break;
+			}
+		release(m);
+		return;
+	}
 	if (m->thread_rc != MOSQ_ERR_SUCCESS) {
 		int e = m->thread_errno;
 
@@ -713,37 +731,10 @@ static struct mqtt *mqtt_new(struct acud *d)
 	return m;
 }
 
-/* A clean stop says offline (the last will is for the other kind); the
- * connecting thread, if any, is given a moment, then left behind. */
-static void mqtt_free(struct mqtt *m)
+
+/* Everything of m; its thread, if any, has been joined. */
+static void release(struct mqtt *m)
 {
-	struct acud *d = m->d;
-
-	publish_unsubscribe(d, &m->sub);
-	if (m->state == M_RESOLVING) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 1;
-		if (pthread_timedjoin_np(m->thread, NULL, &ts) != 0) {
-			/* Still resolving: the thread keeps its client and m (a few
-			 * KB, once) until it ends; nothing else of them is used. */
-			log_warnx("mqtt: still connecting to %s; left behind", m->cfg.host);
-			pthread_detach(m->thread);
-			event_free(m->thread_ev);
-			event_free(m->tick);
-			event_free(m->retry);
-			event_free(m->remote_ev);
-			mqtt_remote_clear(&m->remote);
-			return;
-		}
-	}
-	if (m->state == M_UP) {
-		pub(m, m->status_topic, "offline", 7, 1);
-		mosquitto_disconnect(m->mosq);
-		/* Whatever the socket takes at once; a stalled broker gets no more. */
-		mosquitto_loop_write(m->mosq, 1);
-	}
 	if (m->rd)
 		event_free(m->rd);
 	if (m->wr)
@@ -751,46 +742,79 @@ static void mqtt_free(struct mqtt *m)
 	if (m->mosq)
 		mosquitto_destroy(m->mosq);
 	event_free(m->thread_ev);
+	close(m->pipe[0]);
+	close(m->pipe[1]);
+	free(m);
+}
+
+/* A clean stop says offline (the last will is for the other kind). */
+static void mqtt_free(struct mqtt *m, int at_exit)
+{
+	publish_unsubscribe(m->d, &m->sub);
 	event_free(m->tick);
 	event_free(m->retry);
 	event_free(m->remote_ev);
-	close(m->pipe[0]);
-	close(m->pipe[1]);
+	m->tick = m->retry = m->remote_ev = NULL;
 	mqtt_remote_clear(&m->remote);
-	free(m);
+	if (m->state == M_RESOLVING) {
+		if (!at_exit) {
+			m->retired = retired;
+			retired = m;
+			return;
+		}
+		/* Outputs are off and the state saved: the wait is the resolver's
+		 * timeout at most (TimeoutStopSec= bounds it too). */
+		log_info("mqtt: waiting for the connection attempt to %s to end", m->cfg.host);
+		pthread_join(m->thread, NULL);
+	}
+	if (m->state == M_UP) {
+		pub(m, m->status_topic, "offline", 7, 1);
+		mosquitto_disconnect(m->mosq);
+		/* Whatever the socket takes at once; a stalled broker gets no more. */
+		mosquitto_loop_write(m->mosq, 1);
+	}
+	release(m);
 }
 
 void mqtt_open(struct acud *d)
 {
 	if (!d->cfg->mqtt.on)
 		return;
-	mosquitto_lib_init();
+	if (!lib_ready) {
+		mosquitto_lib_init();
+		lib_ready = 1;
+	}
 	d->mqtt = mqtt_new(d);
 }
 
 void mqtt_close(struct acud *d)
 {
-	if (!d->mqtt)
-		return;
-	mqtt_free(d->mqtt);
+	if (d->mqtt)
+		mqtt_free(d->mqtt, 1);
 	d->mqtt = NULL;
-	mosquitto_lib_cleanup();
+	while (retired) {
+		struct mqtt *m = retired;
+
+		retired = m->retired;
+		log_info("mqtt: waiting for the connection attempt to %s to end", m->cfg.host);
+		pthread_join(m->thread, NULL);
+		release(m);
+	}
+	if (lib_ready)
+		mosquitto_lib_cleanup();
+	lib_ready = 0;
 }
 
 void mqtt_reload(struct acud *d, const struct acu_cfg *old_cfg)
 {
 	struct mqtt *m = d->mqtt;
 
-	if (m && !cfg_mqtt_same(&m->cfg, &d->cfg->mqtt)) {
-		log_notice("mqtt: [mqtt] changed: a new connection");
-		mqtt_close(d);
-		m = NULL;
-	}
 	if (!m) {
 		mqtt_open(d);
 		return;
 	}
-	/* Rooms that left the config leave the broker too. */
+	/* Rooms that left the config leave the broker too, where they were
+	 * published (before a changed [mqtt] moves elsewhere). */
 	for (int i = 0; i < old_cfg->nrooms; i++) {
 		char topic[MQTT_TOPIC_MAX];
 
@@ -801,6 +825,13 @@ void mqtt_reload(struct acud *d, const struct acu_cfg *old_cfg)
 			pub_forget(m, topic);
 		if (m->cfg.discovery)
 			pub_discovery(m, &old_cfg->rooms[i], 1);
+	}
+	if (!cfg_mqtt_same(&m->cfg, &d->cfg->mqtt)) {
+		log_notice("mqtt: [mqtt] changed: a new connection");
+		mqtt_free(m, 0);
+		d->mqtt = NULL;
+		mqtt_open(d);
+		return;
 	}
 	/* Names may have changed, rooms may have come. */
 	if (m->state == M_UP)
