@@ -78,8 +78,9 @@ all: acud acuctl
 
 # Installs missing build dependencies when run as root; otherwise names the command.
 deps: $(BUILD)/.deps
-$(BUILD)/.deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+# $(call apt_ensure,PACKAGES): a recipe line that installs those missing (as
+# root) or names the command; the optional targets in mk/ use it too.
+apt_ensure = missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -90,6 +91,8 @@ $(BUILD)/.deps:
 	    echo "missing Debian packages; run: sudo apt-get install$$missing" >&2; exit 1; \
 	  fi; \
 	fi
+$(BUILD)/.deps:
+	@$(call apt_ensure,$(DEB_PKGS))
 	@mkdir -p $(@D) && touch $@
 
 $(BUILD)/%.o: %.c $(BUILD)/.flags | $(BUILD)/.deps

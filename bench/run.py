@@ -40,6 +40,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NS = 1_000_000_000
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "mqtt"))
+from broker import StalledBroker, free_port  # noqa: E402  (make check-mqtt's)
 
 # Room layout of the main instance (32 rooms): rooms 1..24 are gate-only with an
 # interlock input; rooms 25..32 have a gate and a pulse line each (P3's 8 channels).
@@ -774,9 +776,7 @@ class Mosquitto:
 
     def __init__(self, dirpath):
         os.makedirs(dirpath, exist_ok=True)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         conf = os.path.join(dirpath, "mosquitto.conf")
         with open(conf, "w") as f:
             f.write(f"user {pwd_name()}\nlistener {self.port} 127.0.0.1\n"
@@ -803,35 +803,6 @@ class Mosquitto:
 def pwd_name():
     import pwd
     return pwd.getpwuid(os.getuid()).pw_name
-
-
-class Stalled:
-    """Accepts TCP and never reads or answers: a broker that hung."""
-
-    def __init__(self):
-        self.s = socket.socket()
-        self.s.bind(("127.0.0.1", 0))
-        self.s.listen(16)
-        self.port = self.s.getsockname()[1]
-        self.conns = []
-        self.done = False
-        self.t = threading.Thread(target=self._run, daemon=True)
-        self.t.start()
-
-    def _run(self):
-        self.s.settimeout(0.2)
-        while not self.done:
-            try:
-                self.conns.append(self.s.accept()[0])
-            except OSError:
-                pass
-
-    def stop(self):
-        self.done = True
-        self.t.join()
-        for c in self.conns:
-            c.close()
-        self.s.close()
 
 
 class LineTimes:
@@ -944,11 +915,11 @@ def p7(args, res):
         broker.stop()
     log(f"P7: 8 channels at 100 Hz for {args.p7_secs} s with a broker that never answers, "
         "then without [mqtt]")
-    stalled = Stalled()
+    stalled = StalledBroker()
     try:
         with_stalled = p7_pulses(args, "p7stalled", stalled.port)
     finally:
-        stalled.stop()
+        stalled.close()
     without = p7_pulses(args, "p7plain", None)
     res["P7"] = {"trials": args.p7_trials, "lost": lost, "mqtt": stats_us(lat_mqtt),
                  "socket_watcher": stats_us(lat_sock), "pulses_secs": args.p7_secs,
@@ -967,6 +938,11 @@ def fmt_us(v):
     if v >= 1000:
         return f"{v / 1000:.2f} ms"
     return f"{v:.0f} us"
+
+
+def spread(d):
+    """p50 / p99 / max of a stats_us result."""
+    return f"{fmt_us(d['p50_us'])} / {fmt_us(d['p99_us'])} / {fmt_us(d['max_us'])}"
 
 
 def rows_of(res):
@@ -1006,10 +982,8 @@ def rows_of(res):
         p, c = res["P3"], res["P3"]["cyclictest"]
         d = p["deviation"]
         ratio = d["p99_us"] / c["p99_us"] if d["n"] and c["p99_us"] else None
-        row("P3", f"pulse deviation p50 / p99 / max ({d['n']} pulses), stress-ng",
-            f"{fmt_us(d['p50_us'])} / {fmt_us(d['p99_us'])} / {fmt_us(d['max_us'])}",
-            f"{fmt_us(c['p50_us'])} / {fmt_us(c['p99_us'])} / {fmt_us(c['max_us'])} "
-            f"(cyclictest -p {RT_PRIO}, same load)",
+        row("P3", f"pulse deviation p50 / p99 / max ({d['n']} pulses), stress-ng", spread(d),
+            f"{spread(c)} (cyclictest -p {RT_PRIO}, same load)",
             ratio, "p99 <= 1.5x cyclictest", ratio is not None and ratio <= 1.5)
         row("P3", "missed pulses (trace; acud's own count)",
             f"{p['missed']} of {p['expected']} ({p['missed_reported_by_acud']})",
@@ -1070,9 +1044,8 @@ def rows_of(res):
         a, b = p["pulses_stalled_broker"], p["pulses_no_mqtt"]
         da, db = a["deviation"], b["deviation"]
         ratio = da["p99_us"] / db["p99_us"] if da["n"] and db["p99_us"] else None
-        row("P7", f"pulse deviation, broker stalled: p50 / p99 / max ({da['n']})",
-            f"{fmt_us(da['p50_us'])} / {fmt_us(da['p99_us'])} / {fmt_us(da['max_us'])}",
-            f"{fmt_us(db['p50_us'])} / {fmt_us(db['p99_us'])} / {fmt_us(db['max_us'])} (no [mqtt])",
+        row("P7", f"pulse deviation, broker stalled: p50 / p99 / max ({da['n']})", spread(da),
+            f"{spread(db)} (no [mqtt])",
             ratio, "p99 <= 1.5x no [mqtt]", ratio is not None and ratio <= 1.5)
         # On a machine shared with other work both runs miss pulses to the load;
         # the stalled broker must not add to it.

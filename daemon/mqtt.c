@@ -478,31 +478,18 @@ static int connect_failed(struct mqtt *m, evutil_socket_t fd)
 	return 1;
 }
 
-static void read_cb(evutil_socket_t fd, short what, void *arg)
+/* The socket's read and write events: libmosquitto's loop_read or
+ * loop_write, as the event says. */
+static void io_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct mqtt *m = arg;
 	int rc;
 
-	(void)what;
 	if (connect_failed(m, fd))
 		return;
-	rc = mosquitto_loop_read(m->mosq, 1);
+	rc = what & EV_READ ? mosquitto_loop_read(m->mosq, 1) : mosquitto_loop_write(m->mosq, 1);
 	if (rc != MOSQ_ERR_SUCCESS)
-		fail(m, "read", rc);
-	settle(m);
-}
-
-static void write_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct mqtt *m = arg;
-	int rc;
-
-	(void)what;
-	if (connect_failed(m, fd))
-		return;
-	rc = mosquitto_loop_write(m->mosq, 1);
-	if (rc != MOSQ_ERR_SUCCESS)
-		fail(m, "write", rc);
+		fail(m, what & EV_READ ? "read" : "write", rc);
 	settle(m);
 }
 
@@ -591,8 +578,8 @@ static void thread_cb(evutil_socket_t fd, short what, void *arg)
 	log_debug("mqtt: connecting to %s:%d (socket %d)", m->cfg.host, m->cfg.port,
 		  mosquitto_socket(m->mosq));
 	m->state = M_CONNECTING;
-	m->rd = event_new(m->d->base, mosquitto_socket(m->mosq), EV_READ | EV_PERSIST, read_cb, m);
-	m->wr = event_new(m->d->base, mosquitto_socket(m->mosq), EV_WRITE, write_cb, m);
+	m->rd = event_new(m->d->base, mosquitto_socket(m->mosq), EV_READ | EV_PERSIST, io_cb, m);
+	m->wr = event_new(m->d->base, mosquitto_socket(m->mosq), EV_WRITE, io_cb, m);
 	if (!m->rd || !m->wr)
 		fatalx("cannot create the mqtt events");
 	event_priority_set(m->rd, ACU_PRIO_CLIENT);

@@ -8,15 +8,5 @@ MQTT_DEB := mosquitto mosquitto-clients openssl python3-pytest
 .PHONY: check-mqtt
 
 check-mqtt: acud acuctl
-	@missing=""; for p in $(MQTT_DEB); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing:$$missing"; \
-	    ($(APT_GET) install -y $$missing || ($(APT_GET) update && $(APT_GET) install -y $$missing)) >&2 || exit 1; \
-	  else \
-	    echo "missing Debian packages; run: sudo apt-get install$$missing" >&2; exit 1; \
-	  fi; \
-	fi
+	@$(call apt_ensure,$(MQTT_DEB))
 	$(PYTHON) -m pytest -q -p no:cacheprovider -s tests/mqtt

@@ -44,29 +44,28 @@ def remote_of(d):
     return {b["board"]: b for b in d.ok({"cmd": "status"}).get("remote", [])}
 
 
-def wait_remote(d, name, pred, timeout=10.0, what="remote board"):
-    last = {}
+def wait_value(get, pred, timeout=10.0, what="condition"):
+    """get() until pred holds of its value; the last value in the failure."""
+    last = None
 
     def ok():
         nonlocal last
-        last = remote_of(d)
-        return name in last and pred(last[name])
+        last = get()
+        return pred(last)
     try:
-        wait_for(ok, timeout=timeout, what=what)
+        wait_for(ok, timeout=timeout, what=what, interval=0.1)
     except AssertionError:
         raise AssertionError(f"{what}: {json.dumps(last)[:1500]}")
-    return last[name]
+    return last
+
+
+def wait_remote(d, name, pred, timeout=10.0, what="remote board"):
+    return wait_value(lambda: remote_of(d), lambda r: name in r and pred(r[name]),
+                      timeout, what)[name]
 
 
 def wait_retained(broker, topic, pred, timeout=10.0, what="retained"):
-    last = {}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        last = broker.retained(topic)
-        if pred(last):
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: {json.dumps(last)[:1500]}")
+    return wait_value(lambda: broker.retained(topic), pred, timeout, what)
 
 
 def wait_log(d, pattern, timeout=10.0):
