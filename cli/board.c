@@ -177,8 +177,9 @@ static void board_remote_all(struct board *bd, json_t *remote)
 	free(bd->remote);
 	bd->remote = NULL;
 	bd->nremote = 0;
-	json_array_foreach(remote, i, o)
+	json_array_foreach(remote, i, o) {
 		board_remote(bd, o);
+	}
 }
 
 static void __attribute__((format(printf, 2, 3))) board_log(struct board *bd, const char *fmt, ...)

@@ -834,7 +834,7 @@ static int mqtt_topic_prefix(struct parser *p, const char *key, const char *v, c
 static int cfg_mqtt_set(struct parser *p, int k, const char *key, const char *v)
 {
 	struct acu_mqtt_cfg *m = &p->cfg->mqtt;
-	int64_t s;
+	int64_t s = 0;
 
 	switch (k) {
 	case K_BROKER:

@@ -5,6 +5,7 @@ own topics. make check-mqtt runs this file; it is not part of make check."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 
@@ -149,6 +150,47 @@ def test_acuctl_watch_shows_other_boards(make_daemon, broker):
     finally:
         w.terminate()
         w.wait(5)
+
+
+def test_live_board_groups_other_boards_and_greys_them(make_daemon, broker, tmp_path):
+    """acuctl watch on a terminal (tmux, as test_board.py): floor1's rooms under
+    floor2's, read-only; NOT LIVE and dim once floor1 is killed."""
+    tmux = shutil.which("tmux")
+    if not tmux:
+        subprocess.run(["apt-get", "install", "-y", "tmux"], capture_output=True, timeout=300)
+        tmux = shutil.which("tmux")
+    assert tmux, "tmux is needed (apt-get install tmux)"
+    f1 = board(make_daemon, broker, "floor1")
+    f2 = board(make_daemon, broker, "floor2")
+    wait_remote(f2, "floor1", lambda b: b["live"] and len(b["rooms"]) == 4)
+    sock = str(tmp_path / "tmux.sock")
+
+    def screen(escapes=False):
+        return subprocess.run([tmux, "-S", sock, "capture-pane", "-p", "-t", "board"] +
+                              (["-e"] if escapes else []), capture_output=True, text=True,
+                              timeout=10).stdout
+
+    subprocess.run([tmux, "-S", sock, "-f", "/dev/null", "new-session", "-d", "-s", "board",
+                    "-x", "110", "-y", "30", "env", "TERM=xterm-256color", "sh", "-c",
+                    f"{ACUCTL} -s {f2.socket} watch; sleep 30"], check=True, timeout=10)
+    try:
+        f1.start_session(room="3", duration_s=600, needles=2, patient="Z9")
+        text = wait_value(screen, lambda t: "board floor1  (read-only)" in t and
+                          "running" in t.split("board floor1")[1], what="floor1's rooms")
+        mine, theirs = text.split("board floor1")
+        assert "running" not in mine          # floor2's own rooms are idle
+        assert "Z9" not in text                # publish_patient = no on floor1
+        live = screen(escapes=True).split("board floor1")[1]
+        assert not re.search(r"\x1b\[(?:[0-9]+;)*2m", live), repr(live)   # not dim while live
+        f1.kill9()
+        text = wait_value(screen, lambda t: re.search(r"board floor1  NOT LIVE since "
+                                                      r"\d\d:\d\d:\d\d", t), what="NOT LIVE")
+        assert "running" in text.split("NOT LIVE")[1]   # shown as last heard
+        # Dimmed (SGR 2, as tmux reports it) from the heading to the rooms.
+        esc = screen(escapes=True).split("NOT LIVE since")[1]
+        assert re.search(r"\x1b\[(?:[0-9]+;)*2m(?:\x1b\[[34]9m)*ID NAME", esc), repr(esc)
+    finally:
+        subprocess.run([tmux, "-S", sock, "kill-server"], capture_output=True, timeout=10)
 
 
 def test_kill9_last_will_and_not_live(make_daemon, broker):
