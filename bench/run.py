@@ -969,10 +969,8 @@ def rows_of(res):
         p, c = res["P2"], res["P2"]["cyclictest"]
         l = p["lateness"]
         ratio = l["p99_us"] / c["p99_us"] if l["n"] and c["p99_us"] else None
-        row("P2", f"expiry lateness p50 / p99 / max ({l['n']} sessions), stress-ng",
-            f"{fmt_us(l['p50_us'])} / {fmt_us(l['p99_us'])} / {fmt_us(l['max_us'])}",
-            f"{fmt_us(c['p50_us'])} / {fmt_us(c['p99_us'])} / {fmt_us(c['max_us'])} "
-            f"(cyclictest -p {RT_PRIO}, same load)",
+        row("P2", f"expiry lateness p50 / p99 / max ({l['n']} sessions), stress-ng", spread(l),
+            f"{spread(c)} (cyclictest -p {RT_PRIO}, same load)",
             ratio, "p99 <= 2x cyclictest", ratio is not None and ratio <= 2.0 and not p["unmatched"])
         d = p["state_dir_replace"]
         row("P2", f"  sessions late > 1 ms; fsync'd replace in state_dir",
