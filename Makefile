@@ -31,11 +31,11 @@ ifndef TIME64
 TIME64    := $(if $(findstring -D_TIME_BITS=64,$(shell dpkg-buildflags --get CPPFLAGS 2>/dev/null)),1,0)
 endif
 LFS_FLAGS := -D_FILE_OFFSET_BITS=64 $(if $(filter 1,$(TIME64)),-D_TIME_BITS=64)
-PKGS      := libevent jansson inih libgpiod
+PKGS      := libevent jansson inih libgpiod libmosquitto
 # Waits for another apt or dpkg to finish instead of failing on its lock.
 APT_GET   := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 # Debian packages the build needs, by the pkg-config module they provide.
-DEB_PKGS  := libevent-dev libjansson-dev libinih-dev libgpiod-dev pkg-config
+DEB_PKGS  := libevent-dev libjansson-dev libinih-dev libgpiod-dev libmosquitto-dev pkg-config
 
 ifeq ($(SANITIZE),1)
 BUILD     := build/san
@@ -69,7 +69,8 @@ DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/daemon/gpio-backend.o $(WE
 UTIL_OBJ   := $(BUILD)/daemon/util.o
 CLI_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
 # The pure modules: no I/O, no event loop; what the C unit tests link.
-PURE_OBJ   := $(patsubst %,$(BUILD)/daemon/%.o,util room gate sched train cfg restart history-pure debounce web-pure)
+PURE_OBJ   := $(patsubst %,$(BUILD)/daemon/%.o,util room gate sched train cfg restart history-pure debounce \
+              web-pure mqtt-pure)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 

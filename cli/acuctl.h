@@ -31,6 +31,7 @@ enum { RC_DONE, RC_REFUSED, RC_USAGE, RC_UNREACHABLE };
 #define C_BOLD "\033[1m"
 #define C_OFF "\033[0m"
 #define C_ALERT "\033[1;7;31m" /* bold, reversed, red: NOT LIVE */
+#define C_DIM "\033[2m"          /* another board's rooms while it is not live */
 
 /* What the command line and the environment chose: the only state the parts
  * share. */

@@ -1,7 +1,10 @@
 /* `acuctl watch`. On a terminal, the live board: every room, redrawn on each
  * event and each second, recent events under it; when acud goes away it stays
  * on screen marked NOT LIVE, clocks stopped, and reconnects by itself. Not on a
- * terminal (or with --json), the events as JSON lines, until the stream ends. */
+ * terminal (or with --json), the events as JSON lines, until the stream ends.
+ * Other boards' rooms (acud's [mqtt] remote = yes: the status's "remote" and
+ * "remote" events) are shown under acud's own, read-only, one group per
+ * board, greyed and stopped as NOT LIVE while that board is offline. */
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -46,9 +49,21 @@ static int board_stream(struct conn *c)
 	}
 }
 
+/* Another board, as its last "remote" object said. */
+struct rboard {
+	char name[ACU_ID_MAX + 1];
+	int live;
+	char lost_clock[16];            /* when it was heard to be not live */
+	int64_t at;                     /* monotonic ms, when heard */
+	struct room_at *rooms;
+	int n;
+};
+
 struct board {
 	struct room_at *rooms;
 	int n, cap;
+	struct rboard *remote;
+	int nremote;
 	char events[BOARD_EVENTS][160]; /* newest first */
 	int nevents;
 	/* The stream: live, or lost (acud restarting) and retried every second
@@ -94,6 +109,79 @@ static void board_put(struct board *bd, json_t *room)
 	r->at = acuctl_now_ms();
 }
 
+static void rboard_clear(struct rboard *rb)
+{
+	for (int i = 0; i < rb->n; i++)
+		json_decref(rb->rooms[i].room);
+	free(rb->rooms);
+	rb->rooms = NULL;
+	rb->n = 0;
+}
+
+/* One board object of "remote" (status or event): replaces what was known
+ * of that board. Returns whether it went from live to not live. */
+static int board_remote(struct board *bd, json_t *o)
+{
+	const char *name = jstr(o, "board");
+	json_t *rooms = json_object_get(o, "rooms"), *room;
+	struct rboard *rb = NULL;
+	int was_live, lost;
+	size_t i;
+
+	if (!name || !json_is_array(rooms))
+		return 0;
+	for (int k = 0; k < bd->nremote; k++)
+		if (strcmp(bd->remote[k].name, name) == 0)
+			rb = &bd->remote[k];
+	if (!rb) {
+		struct rboard *p = realloc(bd->remote, sizeof *p * (size_t)(bd->nremote + 1));
+
+		if (!p)
+			acuctl_die(RC_UNREACHABLE, "out of memory");
+		bd->remote = p;
+		rb = &bd->remote[bd->nremote++];
+		memset(rb, 0, sizeof *rb);
+		snprintf(rb->name, sizeof rb->name, "%.32s", name);
+		rb->live = 1;
+	}
+	was_live = rb->live;
+	rboard_clear(rb);
+	rb->live = json_is_true(json_object_get(o, "live"));
+	rb->at = acuctl_now_ms();
+	lost = was_live && !rb->live;
+	if (lost || (!rb->live && !rb->lost_clock[0])) {
+		time_t t = time(NULL);
+		struct tm tm;
+
+		strftime(rb->lost_clock, sizeof rb->lost_clock, "%H:%M:%S", localtime_r(&t, &tm));
+	}
+	rb->rooms = calloc(json_array_size(rooms) + 1, sizeof *rb->rooms);
+	if (!rb->rooms)
+		acuctl_die(RC_UNREACHABLE, "out of memory");
+	json_array_foreach(rooms, i, room) {
+		if (!json_is_object(room))
+			continue;
+		rb->rooms[rb->n].room = json_incref(room);
+		rb->rooms[rb->n++].at = rb->at;
+	}
+	return lost;
+}
+
+static void board_remote_all(struct board *bd, json_t *remote)
+{
+	json_t *o;
+	size_t i;
+
+	for (int k = 0; k < bd->nremote; k++)
+		rboard_clear(&bd->remote[k]);
+	free(bd->remote);
+	bd->remote = NULL;
+	bd->nremote = 0;
+	json_array_foreach(remote, i, o) {
+		board_remote(bd, o);
+	}
+}
+
 static void __attribute__((format(printf, 2, 3))) board_log(struct board *bd, const char *fmt, ...)
 {
 	char clock[16];
@@ -124,7 +212,10 @@ static void board_apply(struct board *bd, const char *line, size_t len)
 		json_decref(ev);
 		return;
 	}
-	if (strcmp(type, "room") == 0 && json_is_object(room = json_object_get(ev, "room"))) {
+	if (strcmp(type, "remote") == 0) {
+		if (board_remote(bd, ev))
+			board_log(bd, "board %.32s: NOT LIVE", jstr(ev, "board"));
+	} else if (strcmp(type, "room") == 0 && json_is_object(room = json_object_get(ev, "room"))) {
 		const char *before = NULL, *after = jstr(room, "state");
 
 		r = board_find(bd, jstr(room, "id"));
@@ -208,6 +299,35 @@ static void board_draw(struct board *bd, int full)
 	/* Rooms first; recent events get what is left under them. */
 	left -= render_table(&b, bd->rooms, bd->n, cols, bd->live ? acuctl_now_ms() : bd->lost_ms,
 			     left, eol);
+	/* Other boards under ours: read-only, a group each. */
+	for (int k = 0; k < bd->nremote && left >= 3; k++) {
+		const struct rboard *rb = &bd->remote[k];
+		int colour = acuctl_opts.colour;
+
+		if (!rb->n)
+			continue;
+		sb_puts(&b, eol);
+		if (rb->live)
+			snprintf(head, sizeof head, "board %s  (read-only)", rb->name);
+		else
+			snprintf(head, sizeof head, "board %s  NOT LIVE since %s (read-only)", rb->name,
+				 rb->lost_clock);
+		sb_text(&b, head, cols, colour ? (rb->live ? C_BOLD : C_ALERT) : NULL);
+		sb_puts(&b, eol);
+		left -= 2;
+		/* Greyed as a whole: no colour inside would end the dimming. */
+		if (!rb->live && colour) {
+			acuctl_opts.colour = 0;
+			sb_puts(&b, C_DIM);
+		}
+		left -= render_table(&b, rb->rooms, rb->n, cols,
+				     rb->live && bd->live ? acuctl_now_ms() :
+				     rb->live ? bd->lost_ms : rb->at, left, eol);
+		if (!rb->live && colour) {
+			sb_puts(&b, C_OFF);
+			acuctl_opts.colour = colour;
+		}
+	}
 	if (bd->nevents && left >= 2) {
 		sb_puts(&b, eol);
 		left--;
@@ -240,6 +360,7 @@ static void board_free(struct board *bd)
 {
 	board_clear(bd);
 	free(bd->rooms);
+	board_remote_all(bd, NULL);
 }
 
 /* The stream ended: the board stays, marked NOT LIVE, and reconnects. */
@@ -288,6 +409,7 @@ static void board_reconnect(struct board *bd, struct conn *c)
 	json_array_foreach(rooms, i, room)
 		if (json_is_object(room))
 			board_put(bd, room);
+	board_remote_all(bd, json_object_get(status, "remote"));
 	bd->live = 1;
 	board_log(bd, "live again (lost at %s)", bd->lost_clock);
 	goto out;
@@ -325,6 +447,7 @@ static int board_run(struct conn *c, json_t *status_req, json_t *watch_req)
 	json_array_foreach(rooms, i, room)
 		if (json_is_object(room))
 			board_put(&bd, room);
+	board_remote_all(&bd, json_object_get(reply, "remote"));
 	json_decref(reply);
 	reply = conn_reply(c, watch_req);
 	if (!reply) {

@@ -20,6 +20,7 @@
 #include "server.h"
 #include "gpio.h"
 #include "web.h"
+#include "mqtt.h"
 
 static struct acud daemon_ctx;
 
@@ -515,6 +516,8 @@ int main(int argc, char **argv)
 		d->watchdog = event_new(d->base, -1, EV_PERSIST, watchdog_cb, d);
 		event_add(d->watchdog, &tv);
 	}
+	/* Last: what it publishes is the state the socket shows. */
+	mqtt_open(d);
 	log_notice("acud %s ready: %d rooms, %d profiles, socket %s", ACUD_VERSION, d->nrooms,
 		   d->cfg->nprofiles, d->cfg->socket);
 	notify("READY=1");
@@ -537,6 +540,7 @@ int main(int argc, char **argv)
 	server_flush(d->server, UINT64_MAX, 0, "");
 	if (state_save(d, &now, err, sizeof err) < 0)
 		log_errx("%s", err);
+	mqtt_close(d);
 	/* Queries still running are answered (an error) while their clients
 	 * are known; records still waiting get a last try. */
 	history_query_stop(d->history);

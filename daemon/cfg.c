@@ -32,13 +32,13 @@
 #define STR(x) STR_(x)
 
 enum sect {
-	S_NONE, S_DAEMON, S_GPIO, S_LIMITS, S_SAFETY, S_ALARM, S_ACCESS, S_HISTORY, S_ROOM,
-	S_PROFILE, S_WEB, S__N
+	S_NONE, S_DAEMON, S_GPIO, S_LIMITS, S_SAFETY, S_ALARM, S_ACCESS, S_HISTORY, S_MQTT,
+	S_ROOM, S_PROFILE, S_WEB, S__N
 };
 
 static const char *const sect_names[S__N] = {
-	"", "daemon", "gpio", "limits", "safety", "alarm", "access", "history", "room", "profile",
-	"web",
+	"", "daemon", "gpio", "limits", "safety", "alarm", "access", "history", "mqtt", "room",
+	"profile", "web",
 };
 
 enum { K_SOCKET, K_STATE_DIR, K_PROFILES_DIR, K_LOG_LEVEL, K_REALTIME_PRIORITY };
@@ -78,6 +78,15 @@ static const char *const access_keys[] = {
 enum { K_KEEP };
 static const char *const history_keys[] = { "keep", NULL };
 
+enum {
+	K_BROKER, K_BOARD, K_TOPIC_PREFIX, K_USERNAME, K_PASSWORD_FILE, K_CA_FILE, K_CERT_FILE,
+	K_KEY_FILE, K_KEEPALIVE, K_PUBLISH_PATIENT, K_DISCOVERY, K_DISCOVERY_PREFIX, K_REMOTE,
+};
+static const char *const mqtt_keys[] = {
+	"broker", "board", "topic_prefix", "username", "password_file", "ca_file", "cert_file",
+	"key_file", "keepalive", "publish_patient", "discovery", "discovery_prefix", "remote", NULL,
+};
+
 enum { K_NAME, K_GATE, K_PULSE, K_ALARM, K_AUDIBLE, K_INTERLOCK, K_CALL, K_PRESENCE };
 static const char *const room_keys[] = {
 	"name", "gate", "pulse", "alarm", "audible", "interlock", "call", "presence", NULL,
@@ -99,7 +108,7 @@ static const char *const web_keys[] = {
 
 static const char *const *const sect_keys[S__N] = {
 	NULL, daemon_keys, gpio_keys, limits_keys, safety_keys, alarm_keys, access_keys,
-	history_keys, room_keys, profile_keys, web_keys,
+	history_keys, mqtt_keys, room_keys, profile_keys, web_keys,
 };
 
 static const char *const mode_names[] = { "continuous", "dense-disperse", "intermittent" };
@@ -460,6 +469,9 @@ void cfg_defaults(struct acu_cfg *c)
 	snprintf(c->web.title, sizeof c->web.title, "acud");
 	c->web.show_patient = 1;
 	c->web.max_clients = 64;
+	snprintf(c->mqtt.prefix, sizeof c->mqtt.prefix, "acud");
+	snprintf(c->mqtt.discovery_prefix, sizeof c->mqtt.discovery_prefix, "homeassistant");
+	c->mqtt.keepalive = 30;
 	c->require_needle_count = 1;
 	for (int f = 0; f < FL__N; f++)
 		c->policy[f] = POLICY_WARN;
@@ -789,9 +801,185 @@ static int set_web(struct parser *p, int k, const char *key, const char *v)
 	return 0;
 }
 
+/* --- [mqtt] (SPEC §12) --- */
+
+/* mqtt://HOST[:PORT] or mqtts://HOST[:PORT]; HOST a name, an IPv4 address
+ * or [IPv6]. Nothing else: user info, paths and queries have keys of their own
+ * or no meaning here. */
+static int mqtt_broker(struct parser *p, const char *key, const char *v, struct acu_mqtt_cfg *m)
+{
+	const char *h, *end, *port = NULL;
+	size_t n;
+	int64_t num;
+
+	if (strncmp(v, "mqtt://", 7) == 0) {
+		m->tls = 0;
+		h = v + 7;
+	} else if (strncmp(v, "mqtts://", 8) == 0) {
+		m->tls = 1;
+		h = v + 8;
+	} else {
+		return perr(p, p->lineno, "%s: '%s' is not mqtt://HOST[:PORT] or mqtts://HOST[:PORT]",
+			    key, v);
+	}
+	if (strchr(h, '@'))
+		return perr(p, p->lineno, "%s: '%s': user info has no place in broker (username "
+			    "and password_file have keys of their own)", key, v);
+	if (*h == '[') {
+		end = strchr(h, ']');
+		if (!end || end == h + 1)
+			return perr(p, p->lineno, "%s: unterminated [IPv6 address] in '%s'", key, v);
+		for (const char *c = h + 1; c < end; c++)
+			if (!isxdigit((unsigned char)*c) && *c != ':' && *c != '.')
+				return perr(p, p->lineno, "%s: '%.*s' is not an IPv6 address", key,
+					    (int)(end - h - 1), h + 1);
+		n = (size_t)(end - h - 1);
+		h++;
+		end++;
+	} else {
+		end = h + strcspn(h, ":");
+		n = (size_t)(end - h);
+		for (const char *c = h; c < end; c++)
+			if (!isalnum((unsigned char)*c) && *c != '-' && *c != '.')
+				return perr(p, p->lineno, "%s: '%.*s' is not a host name or address "
+					    "(a path or query has no place in broker)", key, (int)n, h);
+	}
+	if (n == 0)
+		return perr(p, p->lineno, "%s: no host in '%s'", key, v);
+	if (n >= sizeof m->host)
+		return perr(p, p->lineno, "%s: host name longer than %zu characters", key,
+			    sizeof m->host - 1);
+	memcpy(m->host, h, n);
+	m->host[n] = '\0';
+	if (*end == ':')
+		port = end + 1;
+	else if (*end)
+		return perr(p, p->lineno, "%s: unexpected '%s' after the host", key, end);
+	m->port = m->tls ? 8883 : 1883;
+	if (port) {
+		if (acu_parse_int(port, 1, 65535, &num) < 0)
+			return perr(p, p->lineno, "%s: port '%s' is not 1 to 65535", key, port);
+		m->port = (int)num;
+	}
+	m->on = 1;
+	return 0;
+}
+
+/* A topic prefix: levels of [A-Za-z0-9._-] joined by '/'; no wildcard, no
+ * empty level, no '$' (the broker's own topics). */
+static int mqtt_topic_prefix(struct parser *p, const char *key, const char *v, char *dst,
+			     size_t len)
+{
+	size_t n = strlen(v);
+
+	if (n >= len)
+		return perr(p, p->lineno, "%s: longer than %zu characters", key, len - 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if (c == '/' ? (i == 0 || i == n - 1 || v[i - 1] == '/') :
+		    !(isalnum(c) || c == '.' || c == '_' || c == '-'))
+			return perr(p, p->lineno, "%s: '%s' is not a topic prefix (levels of A-Z a-z "
+				    "0-9 . _ - separated by single '/')", key, v);
+	}
+	memcpy(dst, v, n + 1);
+	return 0;
+}
+
+static int cfg_mqtt_set(struct parser *p, int k, const char *key, const char *v)
+{
+	struct acu_mqtt_cfg *m = &p->cfg->mqtt;
+	int64_t s = 0;
+
+	switch (k) {
+	case K_BROKER:
+		return mqtt_broker(p, key, v, m);
+	case K_BOARD:
+		if (!acu_valid_ref(v))
+			return perr(p, p->lineno, "%s: '%s' is not a board name (1 to 32 of A-Z a-z "
+				    "0-9 . _ -)", key, v);
+		snprintf(m->board, sizeof m->board, "%s", v);
+		return 0;
+	case K_TOPIC_PREFIX:
+		return mqtt_topic_prefix(p, key, v, m->prefix, sizeof m->prefix);
+	case K_DISCOVERY_PREFIX:
+		return mqtt_topic_prefix(p, key, v, m->discovery_prefix, sizeof m->discovery_prefix);
+	case K_USERNAME:
+		return get_group(p, key, v, m->username, sizeof m->username);
+	case K_PASSWORD_FILE:
+		return get_path(p, key, v, m->password_file, sizeof m->password_file);
+	case K_CA_FILE:
+		return get_path(p, key, v, m->ca_file, sizeof m->ca_file);
+	case K_CERT_FILE:
+		return get_path(p, key, v, m->cert_file, sizeof m->cert_file);
+	case K_KEY_FILE:
+		return get_path(p, key, v, m->key_file, sizeof m->key_file);
+	case K_KEEPALIVE:
+		if (get_dur(p, key, v, 5, 3600, &s) < 0)
+			return -1;
+		m->keepalive = (int)s;
+		return 0;
+	case K_PUBLISH_PATIENT:
+		return get_bool(p, key, v, &m->publish_patient);
+	case K_DISCOVERY:
+		return get_bool(p, key, v, &m->discovery);
+	case K_REMOTE:
+		return get_bool(p, key, v, &m->remote);
+	}
+	return 0;
+}
+
+/* The section as a whole: keys that need another, files that must be
+ * readable by whoever checks (the unit's ExecStartPre= runs as acud's user),
+ * and the board's default, the host name. */
+static int cfg_mqtt_check(struct parser *p)
+{
+	struct acu_mqtt_cfg *m = &p->cfg->mqtt;
+	const struct key_lines *kl = &p->single[S_MQTT];
+	static const int files[] = { K_PASSWORD_FILE, K_CA_FILE, K_CERT_FILE, K_KEY_FILE };
+	const char *paths[] = { m->password_file, m->ca_file, m->cert_file, m->key_file };
+	char host[256];
+
+	if (!p->sect_first[S_MQTT])
+		return 0;
+	if (!m->on)
+		return perr(p, p->sect_first[S_MQTT],
+			    "[mqtt] without broker: set broker = mqtt://HOST or remove the section");
+	if (!m->tls)
+		for (int i = 1; i < 4; i++)
+			if (kl->line[files[i]])
+				return perr(p, kl->line[files[i]], "%s: needs an mqtts:// broker "
+					    "(line %d says mqtt://)", mqtt_keys[files[i]],
+					    kl->line[K_BROKER]);
+	if (!kl->line[K_CERT_FILE] != !kl->line[K_KEY_FILE])
+		return perr(p, kl->line[kl->line[K_CERT_FILE] ? K_CERT_FILE : K_KEY_FILE],
+			    "cert_file and key_file go together (a client certificate and its key)");
+	if (kl->line[K_PASSWORD_FILE] && !kl->line[K_USERNAME])
+		return perr(p, kl->line[K_PASSWORD_FILE], "password_file: needs username");
+	for (int i = 0; i < 4; i++)
+		if (paths[i][0] && access(paths[i], R_OK) < 0)
+			return perr(p, kl->line[files[i]], "%s %s: %s", mqtt_keys[files[i]], paths[i],
+				    strerror(errno));
+	if (!m->board[0]) {
+		if (gethostname(host, sizeof host) < 0)
+			snprintf(host, sizeof host, "?");
+		host[sizeof host - 1] = '\0';
+		if (!acu_valid_ref(host))
+			return perr(p, p->sect_first[S_MQTT], "board: the host name '%.64s' is not a "
+				    "board name (1 to 32 of A-Z a-z 0-9 . _ -): set board", host);
+		scopy(m->board, sizeof m->board, host);
+	}
+	return 0;
+}
+
+int cfg_mqtt_same(const struct acu_mqtt_cfg *a, const struct acu_mqtt_cfg *b)
+{
+	return memcmp(a, b, sizeof *a) == 0;
+}
+
 static int (*const setters[S__N])(struct parser *, int, const char *, const char *) = {
 	NULL, set_daemon, set_gpio, set_limits, set_safety, set_alarm, set_access, set_history,
-	set_room, set_profile, set_web,
+	cfg_mqtt_set, set_room, set_profile, set_web,
 };
 
 /* Keys that may be given empty on purpose. */
@@ -1217,6 +1405,8 @@ static int check_main(struct parser *p, const char *path)
 			    fmt_dur(c->session_min, a, sizeof a), fmt_dur(c->session_max, b, sizeof b));
 	}
 	if (c->backend == BACKEND_SIM && check_sim_aliases(p) < 0)
+		return -1;
+	if (cfg_mqtt_check(p) < 0)
 		return -1;
 	/* Polarity waited for [gpio] active_low, wherever it was. */
 	c->heartbeat.active_low ^= c->active_low;

@@ -4,6 +4,7 @@
 
 #include "server.h"
 #include "gpio.h"
+#include "mqtt.h"
 
 struct cmd {
 	enum acu_cmd id;               /* its name is acu_cmd_name(id): one table (util.c) */
@@ -435,7 +436,7 @@ static json_t *cmd_finish(struct acud *d, struct client *c, json_t *req, struct 
 static json_t *cmd_status(struct acud *d, struct client *c, json_t *req, struct acu_err *err)
 {
 	struct acu_now now = acu_now();
-	json_t *rooms;
+	json_t *rooms, *remote;
 
 	(void)c;
 	if (json_object_get(req, "room")) {
@@ -445,7 +446,9 @@ static json_t *cmd_status(struct acud *d, struct client *c, json_t *req, struct 
 	rooms = json_array();
 	for (int i = 0; i < d->nrooms; i++)
 		json_array_append_new(rooms, roomjson_cached(d, &d->rooms[i], &now));
-	return json_pack("{s:o}", "rooms", rooms);
+	remote = mqtt_remote_json(d);
+	return remote ? json_pack("{s:o,s:o}", "rooms", rooms, "remote", remote) :
+			json_pack("{s:o}", "rooms", rooms);
 }
 
 static json_t *cmd_profiles(struct acud *d, struct client *c, json_t *req, struct acu_err *err)

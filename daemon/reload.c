@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "mqtt.h"
 
 static gid_t group_gid(const char *name)
 {
@@ -133,6 +134,7 @@ int reload_config(struct acud *d, char *err, size_t errlen)
 				commit_alarms(d, &d->rooms[i], &old_rooms[j]);
 	roomjson_clear(d);
 	d->cfg_gen++;
+	mqtt_reload(d, old_cfg);
 	free(old_rooms);
 	cfg_free(old_cfg);
 	reload_access(d);

@@ -65,6 +65,24 @@ struct acu_web_cfg {
 	char hosts[ACU_WEB_HOSTS_MAX][254];
 };
 
+/* [mqtt] (SPEC §12): off unless broker is set. */
+#define ACU_MQTT_TOPIC_MAX 64          /* topic_prefix, discovery_prefix */
+struct acu_mqtt_cfg {
+	int on;                        /* broker given */
+	int tls;                       /* mqtts:// */
+	char host[256];                /* a name, an IPv4 or an IPv6 address (no brackets) */
+	int port;
+	char board[ACU_ID_MAX + 1];    /* default: the host name */
+	char prefix[ACU_MQTT_TOPIC_MAX + 1];
+	char username[ACU_NAME_MAX + 1];
+	char password_file[PATH_MAX];  /* "" = none */
+	char ca_file[PATH_MAX];        /* "" with mqtts: the system's CAs */
+	char cert_file[PATH_MAX], key_file[PATH_MAX];
+	int keepalive;                 /* seconds */
+	int publish_patient, discovery, remote;
+	char discovery_prefix[ACU_MQTT_TOPIC_MAX + 1];
+};
+
 struct acu_cfg {
 	char path[PATH_MAX];           /* the main config file */
 	/* [daemon] */
@@ -98,6 +116,7 @@ struct acu_cfg {
 	/* [history], seconds */
 	int64_t history_keep;          /* day files older than this are removed */
 	struct acu_web_cfg web;
+	struct acu_mqtt_cfg mqtt;
 
 	int nrooms;
 	struct acu_room_cfg *rooms;
@@ -119,6 +138,8 @@ const struct acu_profile_cfg *cfg_profile(const struct acu_cfg *cfg, const char 
 int cfg_room_same_wiring(const struct acu_room_cfg *a, const struct acu_room_cfg *b);
 
 const char *cfg_mode_name(enum acu_mode m);
+/* Same [mqtt] settings: a reload that changes none keeps the connection. */
+int cfg_mqtt_same(const struct acu_mqtt_cfg *a, const struct acu_mqtt_cfg *b);
 
 /* The simulated chip names line N "GPIO<N>", as a Raspberry Pi's gpiochip0
  * does: the offset a config line designates there (its offset, or N for such

@@ -20,6 +20,7 @@ struct client;
 struct gpio;
 struct persist;
 struct rtpulse;
+struct mqtt;
 
 /* Event priorities: what keeps time (pulses, gates, deadlines, interlocks)
  * runs before clients. */
@@ -70,6 +71,7 @@ struct acud {
 	char storage_why[256];
 	struct event *storage_retry;
 	struct buttons *buttons;       /* button.c: the call and presence inputs */
+	struct mqtt *mqtt;             /* mqtt.c: NULL without [mqtt] broker */
 };
 
 /* log.c: stderr with syslog priority prefixes, for the journal. */
@@ -152,9 +154,11 @@ void persist_stop(struct persist *p);
  * room, alarm and gate event once; listeners (the control socket's watchers
  * first) subscribe without the shell knowing them. */
 enum publish_kind { PUBLISH_ROOM, PUBLISH_ALARM, PUBLISH_GATE,
-		    PUBLISH_LINE /* an input edge, for technicians (lines --watch) only */ };
+		    PUBLISH_LINE, /* an input edge, for technicians (lines --watch) only */
+		    PUBLISH_REMOTE };
 struct subscriber {
-	/* event: {"event":"room"|"alarm"|"gate",...}; borrowed, take a reference
+	/* event: {"event":"room"|"alarm"|"gate"|"remote",...} ("remote": another
+	 * board's rooms, heard through MQTT, mqtt.c); borrowed, take a reference
 	 * to keep it. */
 	void (*fn)(void *arg, enum publish_kind kind, json_t *event);
 	void *arg;

@@ -11,6 +11,7 @@ BASHCOMPDIR  ?= $(PREFIX)/share/bash-completion/completions
 SYSUSERSDIR  ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR  ?= $(PREFIX)/lib/tmpfiles.d
 UDEVRULESDIR ?= $(PREFIX)/lib/udev/rules.d
+ACU_SHAREDIR ?= $(PREFIX)/share/acud
 ACU_CONFDIR  := $(SYSCONFDIR)/acud
 
 ACU_MAN1     := man/acuctl.1
@@ -37,6 +38,8 @@ install-extra:
 	install -m 0644 systemd/acud.sysusers $(DESTDIR)$(SYSUSERSDIR)/acud.conf
 	install -m 0644 systemd/acud.tmpfiles $(DESTDIR)$(TMPFILESDIR)/acud.conf
 	install -m 0644 systemd/60-acud-gpio.rules $(DESTDIR)$(UDEVRULESDIR)/60-acud-gpio.rules
+	@# The unit's network for [mqtt]: a drop-in the admin puts in place (acud.conf(5)).
+	install -D -m 0644 systemd/acud-mqtt.conf $(DESTDIR)$(ACU_SHAREDIR)/acud-mqtt.conf
 	@# The example configuration, never over one that is there already.
 	[ -e $(DESTDIR)$(ACU_CONFDIR)/acud.conf ] || \
 	  install -m 0644 etc/acud.conf $(DESTDIR)$(ACU_CONFDIR)/acud.conf
@@ -50,7 +53,9 @@ uninstall-extra:
 	  $(DESTDIR)$(MANDIR)/man8/acud.8 $(DESTDIR)$(BASHCOMPDIR)/acuctl \
 	  $(DESTDIR)$(UNITDIR)/acud.service $(DESTDIR)$(UNITDIR)/acud-web.socket \
 	  $(DESTDIR)$(SYSUSERSDIR)/acud.conf \
-	  $(DESTDIR)$(TMPFILESDIR)/acud.conf $(DESTDIR)$(UDEVRULESDIR)/60-acud-gpio.rules
+	  $(DESTDIR)$(TMPFILESDIR)/acud.conf $(DESTDIR)$(UDEVRULESDIR)/60-acud-gpio.rules \
+	  $(DESTDIR)$(ACU_SHAREDIR)/acud-mqtt.conf
+	rmdir $(DESTDIR)$(ACU_SHAREDIR) 2>/dev/null || true
 	! cmp -s etc/acud.conf $(DESTDIR)$(ACU_CONFDIR)/acud.conf || \
 	  rm -f $(DESTDIR)$(ACU_CONFDIR)/acud.conf
 	for f in $(ACU_PROFILES); do \

@@ -73,7 +73,7 @@ src=/src/acud   # the checkout's copy, inside the root
 # procps: the unit's ExecReload=/bin/kill, which systemd-analyze verify checks.
 # e2fsprogs: mkfs.ext4 for test_stuck_save (not in trixie's minbase).
 # dpkg-dev: dpkg-buildflags, which tells the Makefile whether time_t is 64-bit.
-PKGS="gcc make libc6-dev dpkg-dev pkg-config libevent-dev libjansson-dev libinih-dev libgpiod-dev
+PKGS="gcc make libc6-dev dpkg-dev pkg-config libevent-dev libjansson-dev libinih-dev libgpiod-dev libmosquitto-dev
 python3 python3-pytest python3-pytest-xdist systemd procps e2fsprogs mandoc man-db faketime tmux bash-completion"
 
 # The named subset (ACUD_ARCH_TESTS=quick): config loading (directory reading,

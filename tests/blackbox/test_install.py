@@ -72,6 +72,7 @@ def expected(prefix):
         f"{p}/lib/sysusers.d/acud.conf": 0o644,
         f"{p}/lib/tmpfiles.d/acud.conf": 0o644,
         f"{p}/lib/udev/rules.d/60-acud-gpio.rules": 0o644,
+        f"{p}/share/acud/acud-mqtt.conf": 0o644,
         "etc/acud/acud.conf": 0o644,
     }
     for f in example_profiles():
