@@ -29,6 +29,7 @@
 #include <event2/listener.h>
 
 #include "daemon.h"
+#include "mqtt.h"
 #include "web.h"
 
 /* The page (web/board.html), made into a C array by the Makefile. */
@@ -427,6 +428,28 @@ static json_t *rooms_view(struct web *w)
 	return rooms;
 }
 
+/* One other board ({board, live, since, rooms}) with its rooms as the desk
+ * sees them here: show_patient = no hides their chart codes too. */
+static void remote_board_view(json_t *board, int show_patient)
+{
+	json_t *rooms = json_object_get(board, "rooms"), *r;
+	size_t i;
+
+	json_array_foreach(rooms, i, r)
+		json_array_set_new(rooms, i, web_room_view(r, show_patient));
+}
+
+/* Other boards' rooms (MQTT, [mqtt] remote = yes); NULL when there are none. */
+static json_t *remote_view(struct web *w)
+{
+	json_t *boards = mqtt_remote_json(w->d), *b;
+	size_t i;
+
+	json_array_foreach(boards, i, b)
+		remote_board_view(b, w->d->cfg->web.show_patient);
+	return boards;
+}
+
 /* The publisher's subscriber: every room, alarm and gate event, with the
  * server's clock for the page's countdowns. */
 static void web_published(void *arg, enum publish_kind kind, json_t *event)
@@ -442,17 +465,22 @@ static void web_published(void *arg, enum publish_kind kind, json_t *event)
 	case PUBLISH_ROOM: name = "room"; break;
 	case PUBLISH_ALARM: name = "alarm"; break;
 	case PUBLISH_GATE: name = "gate"; break;
+	case PUBLISH_REMOTE: name = "remote"; break;
 	default: return;
 	}
 	if (!w->nclients)
 		return;
-	data = json_copy(event);
+	/* Shallow, but for another board's rooms, which are viewed in place:
+	 * the event is every subscriber's. */
+	data = kind == PUBLISH_REMOTE ? json_deep_copy(event) : json_copy(event);
 	if (!data)
 		return;
 	json_object_del(data, "event");
 	if (kind == PUBLISH_ROOM)
 		json_object_set_new(data, "room", web_room_view(json_object_get(event, "room"),
 								w->d->cfg->web.show_patient));
+	if (kind == PUBLISH_REMOTE)
+		remote_board_view(data, w->d->cfg->web.show_patient);
 	json_object_set_new(data, "now", json_integer(wall_ms()));
 	text = sse_message(name, data, &len);
 	json_decref(data);
@@ -577,6 +605,10 @@ static void serve_page(struct web *w, struct evhttp_request *req)
 static void serve_status(struct web *w, struct evhttp_request *req)
 {
 	json_t *reply = json_pack("{s:b,s:o}", "ok", 1, "rooms", rooms_view(w));
+	json_t *remote = remote_view(w);
+
+	if (remote)
+		json_object_set_new(reply, "remote", remote);
 	char *text = json_dumps(reply, JSON_COMPACT);
 	struct evbuffer *b = evbuffer_new();
 
@@ -598,7 +630,7 @@ static void serve_events(struct web *w, struct evhttp_request *req, struct web_c
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	const struct timeval stall = { STREAM_STALL_S, 0 };
 	struct web_client *c;
-	json_t *snap;
+	json_t *snap, *remote;
 	char *text;
 	size_t len;
 	int sndbuf = STREAM_SNDBUF;
@@ -646,6 +678,9 @@ static void serve_events(struct web *w, struct evhttp_request *req, struct web_c
 	snap = json_pack("{s:I,s:s,s:b,s:o}", "now", (json_int_t)wall_ms(), "title",
 			 w->d->cfg->web.title, "show_patient", w->d->cfg->web.show_patient,
 			 "rooms", rooms_view(w));
+	remote = remote_view(w);
+	if (remote)
+		json_object_set_new(snap, "remote", remote);
 	text = sse_message("status", snap, &len);
 	json_decref(snap);
 	evbuffer_add_printf(w->scratch, "retry: %d\n\n", RETRY_MS);

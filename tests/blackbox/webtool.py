@@ -206,3 +206,22 @@ def socket_answers(d):
     t = acuproc.mono_ns()
     rooms = d.status()
     return rooms and (acuproc.mono_ns() - t) < 2_000_000_000
+
+
+def chromium(width=1920, height=1080):
+    """Debian's headless Chromium through Selenium (make check-web and make
+    check-mqtt install both): a driver whose browser log is kept."""
+    import shutil
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              f"--window-size={width},{height}", "--hide-scrollbars",
+              "--force-device-scale-factor=1"):
+        opts.add_argument(a)
+    opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    drv = webdriver.Chrome(service=Service(shutil.which("chromedriver") or
+                                           "/usr/bin/chromedriver"), options=opts)
+    drv.set_window_size(width, height)
+    return drv

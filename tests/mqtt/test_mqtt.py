@@ -434,3 +434,66 @@ def test_systemd_dropin_opens_only_the_network(tmp_path):
     print(f"\nsystemd-analyze security: {scores['without']} without the drop-in, "
           f"{scores['with']} with it")
     assert scores["without"] < scores["with"] <= 2.0
+
+
+def test_web_board_shows_other_boards(make_daemon, broker):
+    """The web board (SPEC §10) carries the other boards too: in /api/status,
+    in the stream's first message and as `remote` events; not live when their
+    board's last will comes; chart codes hidden with show_patient = no."""
+    from webtool import Stream, chromium, get, web_port, web_section
+    f1 = board(make_daemon, broker, "floor1", publish_patient="yes")
+    f2 = make_daemon(conf_text=config_text(extra=mqtt_section(broker, "floor2") +
+                                           web_section(show_patient="no")))
+    port = web_port(f2)
+    f1.start_session(room="1", duration_s=600, needles=2, patient="W1001")
+    wait_remote(f2, "floor1", lambda b: b["live"] and b["rooms"][0]["state"] == "running")
+    code, hdr, body = get(port, "/api/status")
+    assert code == 200
+    boards = {b["board"]: b for b in json.loads(body)["remote"]}
+    r1 = boards["floor1"]["rooms"][0]
+    assert r1["state"] == "running" and r1["patient"] is None, r1
+    # floor1 publishes chart codes; floor2's socket shows them, its screen not.
+    assert remote_of(f2)["floor1"]["rooms"][0]["patient"] == "W1001"
+    s = Stream(port)
+    try:
+        _, snap = s.wait_for(lambda e: e[0] == "status")
+        assert [b["board"] for b in snap["remote"]] == ["floor1"]
+        assert snap["remote"][0]["rooms"][0]["patient"] is None
+        f1.kill9()
+        _, ev = s.wait_for(lambda e: e[0] == "remote" and e[1]["board"] == "floor1"
+                           and e[1]["live"] is False, timeout=15)
+        assert ev["since"] and ev["rooms"][0]["state"] == "running"
+        assert ev["rooms"][0]["patient"] is None
+        f1.start()
+        s.wait_for(lambda e: e[0] == "remote" and e[1]["board"] == "floor1" and e[1]["live"],
+                   timeout=15)
+    finally:
+        s.close()
+    # On the page, in Chromium: floor1's four rooms under its heading, live,
+    # then greyed NOT LIVE when its last will comes. The group is redrawn on
+    # every change: read it whole in one script.
+    drv = chromium()
+    try:
+        drv.get(f"http://127.0.0.1:{port}/")
+
+        def group():
+            return drv.execute_script("""
+                const g = document.querySelector('section.board[data-board="floor1"]');
+                if (!g) return null;
+                return {cls: g.className, h2: g.querySelector('h2').textContent,
+                        text: g.textContent,
+                        rooms: [...g.querySelectorAll('section.room')].map(
+                            (r) => [r.dataset.room, r.dataset.state])};""")
+        g = wait_value(group, lambda g: g and len(g["rooms"]) == 4, 5,
+                       "floor1's rooms on the page")
+        assert "offline" not in g["cls"] and g["h2"] == "Board floor1", g
+        assert ["1", "running"] in g["rooms"] and "W1001" not in g["text"], g
+        f1.kill9()
+        g = wait_value(group, lambda g: g and "offline" in g["cls"], 15,
+                       "floor1 greyed on the page")
+        assert re.fullmatch(r"Board floor1 \u2014 NOT LIVE since \d\d:\d\d:\d\d", g["h2"]), g
+        assert ["1", "running"] in g["rooms"], g
+        errors = [e["message"] for e in drv.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == [], errors
+    finally:
+        drv.quit()

@@ -7,18 +7,15 @@ as NOT LIVE within 5 s and restarting it brings it back. Screenshots at
 
 import os
 import re
-import shutil
 import socket
 import time
 
 import pytest
 
 from conftest import REPO, config_text
-from webtool import web_section
+from webtool import chromium, web_section
 
 selenium = pytest.importorskip("selenium", reason="python3-selenium (make check-web installs it)")
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
 ROOMS = "".join(f"[room {i}]\nname = {n}\ngate = {100 + i}\n" + ("call = 200\n" if i == 7 else "") +
@@ -37,15 +34,7 @@ def free_port():
 
 @pytest.fixture
 def browser():
-    opts = webdriver.ChromeOptions()
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--window-size=1920,1080", "--hide-scrollbars", "--force-device-scale-factor=1"):
-        opts.add_argument(a)
-    opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    drv = webdriver.Chrome(service=Service(shutil.which("chromedriver") or
-                                           "/usr/bin/chromedriver"), options=opts)
-    drv.set_window_size(1920, 1080)
+    drv = chromium()
     yield drv
     drv.quit()
 
