@@ -56,8 +56,12 @@ json_t *mqtt_room_payload(json_t *room, int publish_patient)
 {
 	json_t *o = json_copy(room);
 
+	/* The chart code and the contraindications are the patient's: neither
+	 * leaves the board unless asked (as [web] show_patient = no hides both). */
 	if (o && !publish_patient && json_object_get(o, "patient"))
 		json_object_set_new(o, "patient", json_null());
+	if (o && !publish_patient && json_object_get(o, "flags"))
+		json_object_set_new(o, "flags", json_array());
 	return o;
 }
 

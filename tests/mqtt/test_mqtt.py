@@ -83,8 +83,10 @@ def test_two_boards_publish_rooms_and_alarms(make_daemon, broker):
                             what="both boards' status and rooms")
         assert ret["acud/floor1/status"] == "online"
         assert ret["acud/floor2/status"] == "online"
-        f1.start_session(room="1", duration_s=2, needles=4, patient="A1043")
-        f2.start_session(room="2", duration_s=600, needles=3, patient="B77")
+        f1.start_session(room="1", duration_s=2, needles=4, patient="A1043",
+                         flags=["metal-implant"])
+        f2.start_session(room="2", duration_s=600, needles=3, patient="B77",
+                         flags=["metal-implant"])
         # The room object as `status` has it, retained, chart code only where allowed.
         st1 = f1.status("1")
         ret = wait_retained(broker, "acud/+/room/+",
@@ -93,8 +95,11 @@ def test_two_boards_publish_rooms_and_alarms(make_daemon, broker):
         r1 = json.loads(ret["acud/floor1/room/1"])
         for k in ROOM_KEYS:
             assert r1[k] == st1[k], k
+        # The chart code and the flags are the patient's (publish_patient).
         assert r1["patient"] is None and st1["patient"] == "A1043"
-        assert json.loads(ret["acud/floor2/room/2"])["patient"] == "B77"
+        assert r1["flags"] == [] and st1["flags"] == ["metal-implant"]
+        r2 = json.loads(ret["acud/floor2/room/2"])
+        assert r2["patient"] == "B77" and r2["flags"] == ["metal-implant"]
         # The due alarm, raised when the 2 s run out: an event, not retained,
         # matching the alarm in status and in the retained room.
         m = sub.wait(lambda m: m[1] == "acud/floor1/alarm" and '"raised"' in m[2],

@@ -65,14 +65,18 @@ static void test_topics(void)
 
 static void test_room_payload(void)
 {
-	json_t *room = json_pack("{s:s,s:s}", "id", "1", "patient", "A1043"), *p;
+	json_t *room = json_pack("{s:s,s:s,s:[s]}", "id", "1", "patient", "A1043", "flags",
+				 "pacemaker"), *p;
 
 	p = mqtt_room_payload(room, 0);
 	CHECK(json_is_null(json_object_get(p, "patient")));
+	CHECK_EQ(json_array_size(json_object_get(p, "flags")), 0);
 	CHECK_STR(json_string_value(json_object_get(room, "patient")), "A1043");
+	CHECK_EQ(json_array_size(json_object_get(room, "flags")), 1);
 	json_decref(p);
 	p = mqtt_room_payload(room, 1);
 	CHECK_STR(json_string_value(json_object_get(p, "patient")), "A1043");
+	CHECK_STR(json_string_value(json_array_get(json_object_get(p, "flags"), 0)), "pacemaker");
 	json_decref(p);
 	json_decref(room);
 }
