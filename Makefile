@@ -167,15 +167,20 @@ TEST_JOBS ?= 1
 endif
 TEST_JOBS ?= 4
 XDIST      = $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadgroup)
+# Installed once, before the workers start: workers that each ran apt-get would
+# wait on (or fail at) one dpkg lock.
+TEST_DEB_PKGS := python3-pytest python3-pytest-xdist systemd mandoc man-db faketime tmux
 blackbox: acud acuctl
-	@$(PYTHON) -c 'import pytest, xdist' 2>/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then $(APT_GET) install -y python3-pytest python3-pytest-xdist >&2 || \
-	    ($(APT_GET) update && $(APT_GET) install -y python3-pytest python3-pytest-xdist) >&2; \
-	  else echo "missing Debian packages; run: sudo apt-get install python3-pytest" \
-	    "python3-pytest-xdist" >&2; exit 1; fi; }
+	$(call apt_need,$(TEST_DEB_PKGS),--no-install-recommends)
 	$(PYTHON) -m pytest -q -p no:cacheprovider $(XDIST) tests/blackbox
 
-check: all unit vclock blackbox
+# Everything make check runs is built first, on every core; then the unit
+# tests, the virtual-clock runs and the black-box suite, in that order.
+NPROC      := $(shell getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+CHECK_BINS  = acud acuctl $(UNIT_BIN) $(VCLOCK_BINS)
+check:
+	@$(MAKE) --no-print-directory -j$(NPROC) $(CHECK_BINS)
+	@$(MAKE) --no-print-directory unit vclock blackbox
 
 demo: all
 	@mkdir -p demo

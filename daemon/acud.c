@@ -60,6 +60,7 @@ static void persist_cb(evutil_socket_t fd, short what, void *arg)
 	persist_done(d->persist, &rep);
 	/* The alarm and any cut first, then the replies that waited. */
 	storage_report(d, &rep);
+	history_durable(d->history, rep.done);
 	server_flush(d->server, rep.done, rep.failed, rep.why);
 }
 

@@ -528,7 +528,9 @@ static json_t *cmd_history(struct acud *d, struct client *c, json_t *req, struct
 	w = server_defer(c, json_object_get(req, "id"));
 	if (!w)
 		return acu_fail(err, E_INTERNAL, "out of memory"), NULL;
-	job = history_query_start(d->history, room, since, (int)limit, history_done, w, err);
+	/* Every record made before this request is in its answer. */
+	job = history_query_start(d->history, room, since, (int)limit,
+				  d->persist ? persist_queued(d->persist) : 0, history_done, w, err);
 	if (!job) {
 		server_deferred_reply(w, NULL);
 		return NULL;

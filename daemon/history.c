@@ -35,6 +35,7 @@ struct history_job {
 	char room[ACU_ID_MAX + 1];     /* "" = every room */
 	int64_t since;
 	int limit;
+	uint64_t after;                /* the persist generation it must see */
 	history_done_fn done;
 	void *arg;
 	json_t *entries;               /* the result: the worker's until handed over */
@@ -69,6 +70,7 @@ struct history {
 	int worker_started;
 	int quit;                      /* atomic too: a running query polls it */
 	int outstanding;               /* queries queued or running */
+	uint64_t durable;              /* the newest persist generation on disk */
 	struct history_job *waiting, *waiting_tail, *done, *done_tail;
 	int efd;                       /* worker -> loop: queries finished */
 };
@@ -759,6 +761,32 @@ done:
 	return out;
 }
 
+/* A query answers with every record made before it: it waits for the writer
+ * thread to have written them, but never more than a second (a stuck save
+ * must not hold up the history; the records still come, later). Under mu. */
+static void wait_durable(struct history *h, uint64_t after)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += 1;
+	while (h->durable < after && !h->quit &&
+	       pthread_cond_timedwait(&h->cv, &h->mu, &until) != ETIMEDOUT)
+		;
+}
+
+void history_durable(struct history *h, uint64_t gen)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->mu);
+	if (gen > h->durable) {
+		h->durable = gen;
+		pthread_cond_broadcast(&h->cv);
+	}
+	pthread_mutex_unlock(&h->mu);
+}
+
 static void *worker(void *arg)
 {
 	struct history *h = arg;
@@ -780,6 +808,7 @@ static void *worker(void *arg)
 		h->waiting = j->next;
 		if (!h->waiting)
 			h->waiting_tail = NULL;
+		wait_durable(h, j->after);
 		pthread_mutex_unlock(&h->mu);
 
 		stop.cancelled = &j->cancelled;
@@ -807,7 +836,7 @@ static void *worker(void *arg)
 }
 
 struct history_job *history_query_start(struct history *h, const char *room, int64_t since_wall,
-					int limit, history_done_fn done, void *arg,
+					int limit, uint64_t after, history_done_fn done, void *arg,
 					struct acu_err *err)
 {
 	struct history_job *j;
@@ -820,6 +849,7 @@ struct history_job *history_query_start(struct history *h, const char *room, int
 	snprintf(j->room, sizeof j->room, "%s", room ? room : "");
 	j->since = since_wall;
 	j->limit = limit;
+	j->after = after;
 	j->done = done;
 	j->arg = arg;
 	j->err.code = E_INTERNAL;
@@ -923,6 +953,7 @@ void history_query_stop(struct history *h)
 struct history *history_open(const char *state_dir, int64_t keep_s, char *err, size_t errlen)
 {
 	struct history *h = calloc(1, sizeof *h);
+	pthread_condattr_t ca;
 	char why[512];
 
 	if (!h) {
@@ -946,7 +977,10 @@ struct history *history_open(const char *state_dir, int64_t keep_s, char *err, s
 		return NULL;
 	}
 	pthread_mutex_init(&h->mu, NULL);
-	pthread_cond_init(&h->cv, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&h->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	if (ensure_dir(h, why, sizeof why) < 0)
 		log_errx("history: %s; records wait in memory and the directory is tried again at "
 			"every write", why);

@@ -108,11 +108,15 @@ typedef void (*history_done_fn)(void *arg, json_t *entries, const struct acu_err
 
 struct history_job;
 /* Queues a query for the worker thread: the newest `limit` records (in time
- * order) of room (NULL: all) at or after since_wall (0: all). done runs from
- * history_query_collect, always once. NULL with err when it cannot be queued. */
+ * order) of room (NULL: all) at or after since_wall (0: all), read once the
+ * persist generation `after` is on disk (history_durable; 0: at once) or a
+ * second has passed. done runs from history_query_collect, always once. NULL
+ * with err when it cannot be queued. */
 struct history_job *history_query_start(struct history *h, const char *room, int64_t since_wall,
-					int limit, history_done_fn done, void *arg,
+					int limit, uint64_t after, history_done_fn done, void *arg,
 					struct acu_err *err);
+/* The loop: the writer thread has written persist generation gen. */
+void history_durable(struct history *h, uint64_t gen);
 /* Nobody waits for the result any more (its client is gone): the worker skips
  * or stops the query, and done still runs, with an error. On the loop thread,
  * before done has run. */

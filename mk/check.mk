@@ -48,7 +48,8 @@ $(VC_BUILD)/replay_cfg: $(VC_BUILD)/tests/fuzz/fuzz_cfg.o $(VC_BUILD)/tests/fuzz
 
 # The daemon's own log (reloads refused and the like) goes to a file; a
 # violation's message is at its end.
-vclock: $(VC_BUILD)/vc_random $(VC_BUILD)/replay_request $(VC_BUILD)/replay_session $(VC_BUILD)/replay_cfg
+VCLOCK_BINS := $(patsubst %,$(VC_BUILD)/%,vc_random replay_request replay_session replay_cfg)
+vclock: $(VCLOCK_BINS)
 	@$(VC_BUILD)/vc_random 2> $(VC_BUILD)/vc_random.log || { \
 	  tail -40 $(VC_BUILD)/vc_random.log >&2; exit 1; }
 	@for t in request session cfg; do \

@@ -17,12 +17,13 @@ def need(tool, package):
     if os.geteuid() != 0:
         pytest.fail(f"{tool} is missing; run: sudo apt-get install {package}")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (["apt-get", "install", "-y", "--no-install-recommends", package],
-                ["apt-get", "update"],
-                ["apt-get", "install", "-y", "--no-install-recommends", package]):
+    apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600"]
+    for cmd in ([*apt, "install", "-y", "--no-install-recommends", package],
+                [*apt, "update"],
+                [*apt, "install", "-y", "--no-install-recommends", package]):
         p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, env=env,
                            timeout=600)
-        if p.returncode == 0 and cmd[1] == "install" and shutil.which(tool):
+        if p.returncode == 0 and cmd[3] == "install" and shutil.which(tool):
             return shutil.which(tool)
     pytest.fail(f"{tool} is missing and `apt-get install {package}` failed:\n"
                 f"{p.stderr.decode(errors='replace')[-2000:]}")

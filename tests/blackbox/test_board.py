@@ -2,19 +2,18 @@
 back with capture-pane, as a person at the front desk would see it."""
 
 import re
-import shutil
 import subprocess
 import time
 
 import pytest
 
 from conftest import ACUCTL
+from debtool import need
 
-TMUX = shutil.which("tmux")
 
 
 def _tmux(sock, *args, check=True):
-    return subprocess.run([TMUX, "-S", sock, *args], capture_output=True, text=True,
+    return subprocess.run([need("tmux", "tmux"), "-S", sock, *args], capture_output=True, text=True,
                           timeout=10, check=check)
 
 
@@ -35,9 +34,7 @@ def _wait_screen(sock, pred, what, timeout=8.0):
 
 @pytest.fixture
 def board(daemon, tmp_path):
-    if not TMUX:
-        subprocess.run(["apt-get", "install", "-y", "tmux"], capture_output=True, timeout=300)
-    assert shutil.which("tmux"), "tmux is needed for the board test (apt-get install tmux)"
+    need("tmux", "tmux")
     sock = str(tmp_path / "tmux.sock")
     # The shell ignores Ctrl-C (acuctl sets its own handler): the pane stays to
     # show acuctl's exit status, as an interactive shell would.

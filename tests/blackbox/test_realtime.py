@@ -204,7 +204,11 @@ def test_timing_alarm_on_skipped_pulses(make_daemon, monkeypatch, rt):
     wait_state(sp, "17", 1)
     time.sleep(0.5)
     _stall(d, 0.3)
-    r = d.wait_room("1", lambda x: alarm(x, "timing") is not None, timeout=5, what="timing")
+    # The thread may report the late pulses in more than one piece, and the
+    # first piece can already raise the alarm: wait for the whole stall.
+    r = d.wait_room("1", lambda x: alarm(x, "timing") is not None and
+                    all(c["missed_pulses"] >= 20 for c in x["stim"]["channels"]),
+                    timeout=5, what="timing alarm and 20 missed pulses a channel")
     a = alarm(r, "timing")
     assert a["priority"] == "low"
     chans = r["stim"]["channels"]
