@@ -73,8 +73,13 @@ src=/src/acud   # the checkout's copy, inside the root
 # procps: the unit's ExecReload=/bin/kill, which systemd-analyze verify checks.
 # e2fsprogs: mkfs.ext4 for test_stuck_save (not in trixie's minbase).
 # dpkg-dev: dpkg-buildflags, which tells the Makefile whether time_t is 64-bit.
+# CI's subset needs only the first line and python: under emulation every
+# package's scripts run slowly (systemd's and man-db's most), so a cold CI
+# root installs that much and a later full run adds the rest.
 PKGS="gcc make libc6-dev dpkg-dev pkg-config libevent-dev libjansson-dev libinih-dev libgpiod-dev libmosquitto-dev
-python3 python3-pytest python3-pytest-xdist systemd procps e2fsprogs mandoc man-db faketime tmux bash-completion"
+python3 python3-pytest python3-pytest-xdist procps"
+PKGS_MORE="systemd e2fsprogs mandoc man-db faketime tmux bash-completion"
+case "$tests" in ci | none | build) ;; *) PKGS="$PKGS $PKGS_MORE" ;; esac
 
 # The named subset (ACUD_ARCH_TESTS=quick): config loading (directory reading,
 # the EOVERFLOW of a 32-bit build without LFS), the protocol and the CLI, timers
@@ -115,6 +120,10 @@ if [ "${1:-}" = --inside ]; then
 		# No service starts in the chroot.
 		printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"
 		chmod 0755 "$root/usr/sbin/policy-rc.d"
+		# A throw-away test root: no fsync for each file dpkg unpacks, and no
+		# man page index rebuilt after every package (slow under emulation).
+		echo force-unsafe-io > "$root/etc/dpkg/dpkg.cfg.d/acud-unsafe-io"
+		echo 'man-db man-db/auto-update boolean false' | in_root debconf-set-selections
 		in_root apt-get update -q >&2
 		[ "${ACUD_ARCH_REFRESH:-0}" = 1 ] && in_root apt-get -y -q upgrade >&2
 		# shellcheck disable=SC2086
@@ -170,7 +179,7 @@ exec 9>"$cache/$name.lock"
 flock -w 1800 9 || die "cannot lock $cache/$name.lock"
 
 inside() { unshare --mount --propagation private "$0" --inside "$@"; }
-export ARCH=$arch ACUD_ARCH_CACHE=$cache ACUD_ARCH_SUITE=$suite ACUD_ARCH_BACKPORTS=$bpo
+export ARCH=$arch ACUD_ARCH_CACHE=$cache ACUD_ARCH_SUITE=$suite ACUD_ARCH_BACKPORTS=$bpo ACUD_ARCH_TESTS=$tests
 
 if [ ! -f "$root/.acud-base" ]; then
 	say "debootstrap $suite $arch (minbase) into $root"
@@ -182,12 +191,14 @@ if [ ! -f "$root/.acud-base" ]; then
 	touch "$root/.acud-base"
 	say "root file system ready ($(stamp) s)"
 fi
-want=$(echo $PKGS | tr ' ' '\n' | sort | tr '\n' ' ')
+# .acud-pkgs lists what is installed: a run installs only when it wants more.
+want=$(echo $PKGS | tr ' ' '\n' | sort -u)
 [ "$bpo" != 1 ] || want="$want libgpiod-dev/$suite-backports"
-if [ "$(cat "$root/.acud-pkgs" 2>/dev/null)" != "$want" ] || [ "${ACUD_ARCH_REFRESH:-0}" = 1 ]; then
+have=$(tr ' ' '\n' < "$root/.acud-pkgs" 2>/dev/null | sed '/^$/d' | sort -u)
+if [ -n "$(comm -23 <(echo "$want") <(echo "$have"))" ] || [ "${ACUD_ARCH_REFRESH:-0}" = 1 ]; then
 	say "apt-get install in the $suite $arch root ($(stamp) s)"
 	inside packages || die "apt-get install in the $suite $arch root failed"
-	echo "$want" > "$root/.acud-pkgs"
+	printf '%s\n%s\n' "$want" "$have" | sed '/^$/d' | sort -u > "$root/.acud-pkgs"
 	say "packages ready ($(stamp) s)"
 fi
 
