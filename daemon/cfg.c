@@ -79,8 +79,6 @@ enum {
 
 enum { K_LISTEN, K_TITLE, K_SHOW_PATIENT, K_MAX_CLIENTS, K_HOSTS };
 
-static const char *const mode_names[] = { "continuous", "dense-disperse", "intermittent" };
-
 /* Lines where each key of a room or profile was set, for checks made after the
  * key was read; 0 = not set. Kept here, not in cfg.h: only loading needs them. */
 struct key_lines {
@@ -128,7 +126,15 @@ struct parser {
 /* A key: its name, how its value is read and the field it sets in its
  * section's struct (sect_base()). Most keys are one of a few kinds of field;
  * KD_FN keys have a setter of their own. */
-enum key_kind { KD_PATH, KD_TEXT, KD_GROUP, KD_BOOL, KD_INT, KD_DUR, KD_FN };
+enum key_kind { KD_PATH, KD_TEXT, KD_GROUP, KD_BOOL, KD_INT, KD_DUR, KD_WORD, KD_FN };
+
+/* A KD_WORD value: one of a few words, each for a value of an int-sized field. */
+struct key_word {
+	const char *word;
+	int value;
+};
+_Static_assert(sizeof(enum acu_backend) == sizeof(int) && sizeof(enum acu_policy) == sizeof(int) &&
+	       sizeof(enum acu_mode) == sizeof(int), "KD_WORD fields are written as int");
 
 struct key_def {
 	const char *name;
@@ -136,6 +142,8 @@ struct key_def {
 	int empty;             /* may be given empty on purpose */
 	size_t off, size;      /* the field; size tells int from int64_t for KD_DUR */
 	int64_t lo, hi;        /* KD_INT, KD_DUR */
+	const struct key_word *words; /* KD_WORD, up to a NULL word */
+	const char *what;      /* KD_WORD: what the words are, for the message */
 	int (*set)(struct parser *p, const struct key_def *d, void *base, const char *key,
 		   const char *v);
 };
@@ -499,57 +507,10 @@ void cfg_profile_defaults(struct acu_profile_cfg *pr)
 	pr->pulse_width_us = 200;
 }
 
-static int set_log_level(struct parser *p, const struct key_def *d, void *base, const char *key,
-			 const char *v)
-{
-	static const struct { const char *name; int level; } levels[] = {
-		{ "err", LOG_ERR }, { "warning", LOG_WARNING }, { "notice", LOG_NOTICE },
-		{ "info", LOG_INFO }, { "debug", LOG_DEBUG },
-	};
-
-	for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
-		if (strcmp(v, levels[i].name) == 0) {
-			*(int *)field(base, d) = levels[i].level;
-			return 0;
-		}
-	}
-	return perr(p, p->lineno,
-		    "%s: '%s' is not a log level (err, warning, notice, info, debug)", key, v);
-}
-
-static int set_backend(struct parser *p, const struct key_def *d, void *base, const char *key,
-		       const char *v)
-{
-	enum acu_backend *b = field(base, d);
-
-	if (strcmp(v, "gpiod") == 0)
-		*b = BACKEND_GPIOD;
-	else if (strcmp(v, "sim") == 0)
-		*b = BACKEND_SIM;
-	else
-		return perr(p, p->lineno, "%s: '%s' is not a backend (gpiod or sim)", key, v);
-	return 0;
-}
-
 static int set_heartbeat(struct parser *p, const struct key_def *d, void *base, const char *key,
 			 const char *v)
 {
 	return get_line(p, key, v, "heartbeat", field(base, d));
-}
-
-/* [safety] FLAG = refuse | warn; the field is the flag's policy[]. */
-static int set_policy(struct parser *p, const struct key_def *d, void *base, const char *key,
-		      const char *v)
-{
-	enum acu_policy *pol = field(base, d);
-
-	if (strcmp(v, "refuse") == 0)
-		*pol = POLICY_REFUSE;
-	else if (strcmp(v, "warn") == 0)
-		*pol = POLICY_WARN;
-	else
-		return perr(p, p->lineno, "%s: '%s' is not a policy (refuse or warn)", key, v);
-	return 0;
 }
 
 static int set_timing_share(struct parser *p, const struct key_def *d, void *base,
@@ -636,19 +597,6 @@ static int set_room_line(struct parser *p, const struct key_def *d, void *base, 
 
 	snprintf(what, sizeof what, "room %s %s", r->id, key);
 	return get_line(p, key, v, what, field(base, d));
-}
-
-static int set_mode(struct parser *p, const struct key_def *d, void *base, const char *key,
-		    const char *v)
-{
-	for (size_t i = 0; i < sizeof mode_names / sizeof mode_names[0]; i++) {
-		if (strcmp(v, mode_names[i]) == 0) {
-			*(enum acu_mode *)field(base, d) = (enum acu_mode)i;
-			return 0;
-		}
-	}
-	return perr(p, p->lineno,
-		    "%s: '%s' is not a mode (continuous, dense-disperse, intermittent)", key, v);
 }
 
 static int set_channels(struct parser *p, const struct key_def *d, void *base, const char *key,
@@ -802,19 +750,40 @@ static int mqtt_topic_prefix(struct parser *p, const struct key_def *d, void *ba
 	return 0;
 }
 
+static const struct key_word log_levels[] = {
+	{ "err", LOG_ERR }, { "warning", LOG_WARNING }, { "notice", LOG_NOTICE },
+	{ "info", LOG_INFO }, { "debug", LOG_DEBUG }, { NULL, 0 },
+};
+
+static const struct key_word backends[] = {
+	{ "gpiod", BACKEND_GPIOD }, { "sim", BACKEND_SIM }, { NULL, 0 },
+};
+
+static const struct key_word policies[] = {
+	{ "refuse", POLICY_REFUSE }, { "warn", POLICY_WARN }, { NULL, 0 },
+};
+
+/* Also cfg_mode_name()'s. */
+static const struct key_word modes[] = {
+	{ "continuous", MODE_CONTINUOUS }, { "dense-disperse", MODE_DENSE_DISPERSE },
+	{ "intermittent", MODE_INTERMITTENT }, { NULL, 0 },
+};
+
 /* The keys of each section (SPEC §5), indexed by the K_* enums: a key's name,
  * kind, limits and field are here and nowhere else. */
 static const struct key_def daemon_keys[] = {
 	[K_SOCKET] = { "socket", KD_PATH, CFG(socket) },
 	[K_STATE_DIR] = { "state_dir", KD_PATH, CFG(state_dir) },
 	[K_PROFILES_DIR] = { "profiles_dir", KD_PATH, CFG(profiles_dir) },
-	[K_LOG_LEVEL] = { "log_level", KD_FN, CFG(log_level), .set = set_log_level },
+	[K_LOG_LEVEL] = { "log_level", KD_WORD, CFG(log_level), .words = log_levels,
+			  .what = "a log level (err, warning, notice, info, debug)" },
 	[K_REALTIME_PRIORITY] = { "realtime_priority", KD_INT, CFG(rt_priority), .lo = 0,
 				  .hi = 99 },
 };
 
 static const struct key_def gpio_keys[] = {
-	[K_BACKEND] = { "backend", KD_FN, CFG(backend), .set = set_backend },
+	[K_BACKEND] = { "backend", KD_WORD, CFG(backend), .words = backends,
+			.what = "a backend (gpiod or sim)" },
 	[K_CHIP] = { "chip", KD_GROUP, CFG(chip) },
 	[K_ACTIVE_LOW] = { "active_low", KD_BOOL, CFG(active_low) },
 	[K_HEARTBEAT] = { "heartbeat", KD_FN, CFG(heartbeat), .set = set_heartbeat },
@@ -830,16 +799,16 @@ static const struct key_def limits_keys[] = {
 	[K_STIM_MAX] = { "stim_max", KD_DUR, CFG(stim_max), .lo = 1, .hi = ACU_STIM_MAX_LIMIT_S },
 };
 
+#define POLICY_KEY(name, flag)                                                    \
+	{ name, KD_WORD, CFG(policy[flag]), .words = policies,                     \
+	  .what = "a policy (refuse or warn)" }
 static const struct key_def safety_keys[] = {
 	[K_REQUIRE_NEEDLE_COUNT] = { "require_needle_count", KD_BOOL, CFG(require_needle_count) },
-	[K_PREGNANCY] = { "pregnancy", KD_FN, CFG(policy[FL_PREGNANCY]), .set = set_policy },
-	[K_EPILEPSY] = { "epilepsy", KD_FN, CFG(policy[FL_EPILEPSY]), .set = set_policy },
-	[K_HEART_DISEASE] = { "heart-disease", KD_FN, CFG(policy[FL_HEART_DISEASE]),
-			      .set = set_policy },
-	[K_BLEEDING_DISORDER] = { "bleeding-disorder", KD_FN, CFG(policy[FL_BLEEDING_DISORDER]),
-				  .set = set_policy },
-	[K_METAL_IMPLANT] = { "metal-implant", KD_FN, CFG(policy[FL_METAL_IMPLANT]),
-			      .set = set_policy },
+	[K_PREGNANCY] = POLICY_KEY("pregnancy", FL_PREGNANCY),
+	[K_EPILEPSY] = POLICY_KEY("epilepsy", FL_EPILEPSY),
+	[K_HEART_DISEASE] = POLICY_KEY("heart-disease", FL_HEART_DISEASE),
+	[K_BLEEDING_DISORDER] = POLICY_KEY("bleeding-disorder", FL_BLEEDING_DISORDER),
+	[K_METAL_IMPLANT] = POLICY_KEY("metal-implant", FL_METAL_IMPLANT),
 };
 
 static const struct key_def alarm_keys[] = {
@@ -894,7 +863,8 @@ static const struct key_def room_keys[] = {
 
 static const struct key_def profile_keys[] = {
 	[K_DESCRIPTION] = { "description", KD_TEXT, PROF(description), .empty = 1 },
-	[K_MODE] = { "mode", KD_FN, PROF(mode), .set = set_mode },
+	[K_MODE] = { "mode", KD_WORD, PROF(mode), .words = modes,
+		     .what = "a mode (continuous, dense-disperse, intermittent)" },
 	[K_FREQUENCY_HZ] = { "frequency_hz", KD_INT, PROF(frequency_hz), .lo = 1, .hi = 200 },
 	[K_ALT_FREQUENCY_HZ] = { "alt_frequency_hz", KD_INT, PROF(alt_frequency_hz), .lo = 1,
 				 .hi = 200 },
@@ -980,6 +950,14 @@ static int set_key(struct parser *p, const struct key_def *d, void *base, const 
 		else
 			*(int *)f = (int)s;
 		return 0;
+	case KD_WORD:
+		for (const struct key_word *w = d->words; w->word; w++) {
+			if (strcmp(v, w->word) == 0) {
+				*(int *)f = w->value;
+				return 0;
+			}
+		}
+		return perr(p, p->lineno, "%s: '%s' is not %s", key, v, d->what);
 	case KD_FN:
 		return d->set(p, d, base, key, v);
 	}
@@ -1642,5 +1620,8 @@ int cfg_room_same_wiring(const struct acu_room_cfg *a, const struct acu_room_cfg
 
 const char *cfg_mode_name(enum acu_mode m)
 {
-	return (unsigned)m < sizeof mode_names / sizeof mode_names[0] ? mode_names[m] : "?";
+	for (const struct key_word *w = modes; w->word; w++)
+		if (w->value == (int)m)
+			return w->word;
+	return "?";
 }

@@ -126,7 +126,7 @@ def config_keys():
     keys = {}
     for sect, body in re.findall(r"static const struct key_def (\w+)_keys\[\] = \{(.*?)\n\};",
                                  src, re.S):
-        keys[sect] = re.findall(r'\[K_\w+\] = \{ "([^"]+)"', body)
+        keys[sect] = re.findall(r'\[K_\w+\] = [^"]*"([^"]+)"', body)
     assert {"daemon", "gpio", "limits", "safety", "alarm", "access", "room",
             "profile"} <= set(keys), keys
     return keys
