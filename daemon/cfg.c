@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,77 +42,42 @@ static const char *const sect_names[S__N] = {
 	"profile", "web",
 };
 
+/* Each section's keys, in the order of its table (daemon_keys[] etc., below the
+ * setters): the indexes of struct key_lines and of the tables. */
 enum { K_SOCKET, K_STATE_DIR, K_PROFILES_DIR, K_LOG_LEVEL, K_REALTIME_PRIORITY };
-static const char *const daemon_keys[] = {
-	"socket", "state_dir", "profiles_dir", "log_level", "realtime_priority", NULL,
-};
 
 enum {
 	K_BACKEND, K_CHIP, K_ACTIVE_LOW, K_HEARTBEAT, K_HEARTBEAT_HZ, K_SIM_STATE, K_SIM_TRACE,
 	K_DEBOUNCE_MS,
 };
-static const char *const gpio_keys[] = {
-	"backend", "chip", "active_low", "heartbeat", "heartbeat_hz", "sim_state", "sim_trace",
-	"debounce_ms", NULL,
-};
 
 enum { K_SESSION_MIN, K_SESSION_MAX, K_STIM_MAX };
-static const char *const limits_keys[] = { "session_min", "session_max", "stim_max", NULL };
 
-/* After require_needle_count, one key per soft flag in enum acu_flag order. */
-enum { K_REQUIRE_NEEDLE_COUNT };
-static const char *const safety_keys[] = {
-	"require_needle_count", "pregnancy", "epilepsy", "heart-disease", "bleeding-disorder",
-	"metal-implant", NULL,
+/* After require_needle_count, one key per soft flag. */
+enum {
+	K_REQUIRE_NEEDLE_COUNT, K_PREGNANCY, K_EPILEPSY, K_HEART_DISEASE, K_BLEEDING_DISORDER,
+	K_METAL_IMPLANT,
 };
 
 enum { K_ESCALATE_AFTER, K_CHECKIN_INTERVAL, K_TIMING_SHARE, K_CALL_ESCALATE_AFTER };
-static const char *const alarm_keys[] = {
-	"escalate_after", "checkin_interval", "timing_share", "call_escalate_after", NULL,
-};
 
 enum { K_DESK_GROUP, K_PRACTITIONER_GROUP, K_TECHNICIAN_GROUP, K_SOCKET_GROUP };
-static const char *const access_keys[] = {
-	"desk_group", "practitioner_group", "technician_group", "socket_group", NULL,
-};
 
 enum { K_KEEP };
-static const char *const history_keys[] = { "keep", NULL };
 
 enum {
 	K_BROKER, K_BOARD, K_TOPIC_PREFIX, K_USERNAME, K_PASSWORD_FILE, K_CA_FILE, K_CERT_FILE,
 	K_KEY_FILE, K_KEEPALIVE, K_PUBLISH_PATIENT, K_DISCOVERY, K_DISCOVERY_PREFIX, K_REMOTE,
 };
-static const char *const mqtt_keys[] = {
-	"broker", "board", "topic_prefix", "username", "password_file", "ca_file", "cert_file",
-	"key_file", "keepalive", "publish_patient", "discovery", "discovery_prefix", "remote", NULL,
-};
 
 enum { K_NAME, K_GATE, K_PULSE, K_ALARM, K_AUDIBLE, K_INTERLOCK, K_CALL, K_PRESENCE };
-static const char *const room_keys[] = {
-	"name", "gate", "pulse", "alarm", "audible", "interlock", "call", "presence", NULL,
-};
 
 enum {
 	K_DESCRIPTION, K_MODE, K_FREQUENCY_HZ, K_ALT_FREQUENCY_HZ, K_SWITCH_S, K_ON_S, K_OFF_S,
 	K_PULSE_WIDTH_US, K_DELAY_S, K_DURATION_S, K_CHANNELS, K_PREGNANCY_SAFE,
 };
-static const char *const profile_keys[] = {
-	"description", "mode", "frequency_hz", "alt_frequency_hz", "switch_s", "on_s", "off_s",
-	"pulse_width_us", "delay_s", "duration_s", "channels", "pregnancy_safe", NULL,
-};
 
 enum { K_LISTEN, K_TITLE, K_SHOW_PATIENT, K_MAX_CLIENTS, K_HOSTS };
-static const char *const web_keys[] = {
-	"listen", "title", "show_patient", "max_clients", "hosts", NULL,
-};
-
-static const char *const *const sect_keys[S__N] = {
-	NULL, daemon_keys, gpio_keys, limits_keys, safety_keys, alarm_keys, access_keys,
-	history_keys, mqtt_keys, room_keys, profile_keys, web_keys,
-};
-
-static const char *const mode_names[] = { "continuous", "dense-disperse", "intermittent" };
 
 /* Lines where each key of a room or profile was set, for checks made after the
  * key was read; 0 = not set. Kept here, not in cfg.h: only loading needs them. */
@@ -156,6 +122,43 @@ struct parser {
 	int err_line;                  /* -1: no error yet */
 	char err[PATH_MAX + 512];
 };
+
+/* A key: its name, how its value is read and the field it sets in its
+ * section's struct (sect_base()). Most keys are one of a few kinds of field;
+ * KD_FN keys have a setter of their own. */
+enum key_kind { KD_PATH, KD_TEXT, KD_GROUP, KD_BOOL, KD_INT, KD_DUR, KD_WORD, KD_FN };
+
+/* A KD_WORD value: one of a few words, each for a value of an int-sized field. */
+struct key_word {
+	const char *word;
+	int value;
+};
+_Static_assert(sizeof(enum acu_backend) == sizeof(int) && sizeof(enum acu_policy) == sizeof(int) &&
+	       sizeof(enum acu_mode) == sizeof(int), "KD_WORD fields are written as int");
+
+struct key_def {
+	const char *name;
+	enum key_kind kind;
+	int empty;             /* may be given empty on purpose */
+	size_t off, size;      /* the field; size tells int from int64_t for KD_DUR */
+	int64_t lo, hi;        /* KD_INT, KD_DUR */
+	const struct key_word *words; /* KD_WORD, up to a NULL word */
+	const char *what;      /* KD_WORD: what the words are, for the message */
+	int (*set)(struct parser *p, const struct key_def *d, void *base, const char *key,
+		   const char *v);
+};
+
+#define FIELD(type, m) .off = offsetof(type, m), .size = sizeof(((type *)0)->m)
+#define CFG(m) FIELD(struct acu_cfg, m)
+#define MQTT(m) FIELD(struct acu_mqtt_cfg, m)
+#define ROOM(m) FIELD(struct acu_room_cfg, m)
+#define PROF(m) FIELD(struct acu_profile_cfg, m)
+#define WEB(m) FIELD(struct acu_web_cfg, m)
+
+static void *field(void *base, const struct key_def *d)
+{
+	return (char *)base + d->off;
+}
 
 /* Copies what is known to fit (ids are checked first); cuts if not. */
 static void scopy(char *dst, size_t len, const char *src)
@@ -504,144 +507,28 @@ void cfg_profile_defaults(struct acu_profile_cfg *pr)
 	pr->pulse_width_us = 200;
 }
 
-static int set_daemon(struct parser *p, int k, const char *key, const char *v)
+static int set_heartbeat(struct parser *p, const struct key_def *d, void *base, const char *key,
+			 const char *v)
 {
-	static const struct { const char *name; int level; } levels[] = {
-		{ "err", LOG_ERR }, { "warning", LOG_WARNING }, { "notice", LOG_NOTICE },
-		{ "info", LOG_INFO }, { "debug", LOG_DEBUG },
-	};
-	struct acu_cfg *c = p->cfg;
-
-	switch (k) {
-	case K_SOCKET:
-		return get_path(p, key, v, c->socket, sizeof c->socket);
-	case K_STATE_DIR:
-		return get_path(p, key, v, c->state_dir, sizeof c->state_dir);
-	case K_PROFILES_DIR:
-		return get_path(p, key, v, c->profiles_dir, sizeof c->profiles_dir);
-	case K_LOG_LEVEL:
-		for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
-			if (strcmp(v, levels[i].name) == 0) {
-				c->log_level = levels[i].level;
-				return 0;
-			}
-		}
-		return perr(p, p->lineno,
-			    "%s: '%s' is not a log level (err, warning, notice, info, debug)", key, v);
-	case K_REALTIME_PRIORITY:
-		return get_int(p, key, v, 0, 99, &c->rt_priority);
-	}
-	return 0;
+	return get_line(p, key, v, "heartbeat", field(base, d));
 }
 
-static int set_gpio(struct parser *p, int k, const char *key, const char *v)
+static int set_timing_share(struct parser *p, const struct key_def *d, void *base,
+			    const char *key, const char *v)
 {
-	struct acu_cfg *c = p->cfg;
-
-	switch (k) {
-	case K_BACKEND:
-		if (strcmp(v, "gpiod") == 0)
-			c->backend = BACKEND_GPIOD;
-		else if (strcmp(v, "sim") == 0)
-			c->backend = BACKEND_SIM;
-		else
-			return perr(p, p->lineno, "%s: '%s' is not a backend (gpiod or sim)", key, v);
-		return 0;
-	case K_CHIP:
-		return get_group(p, key, v, c->chip, sizeof c->chip);
-	case K_ACTIVE_LOW:
-		return get_bool(p, key, v, &c->active_low);
-	case K_HEARTBEAT:
-		return get_line(p, key, v, "heartbeat", &c->heartbeat);
-	case K_HEARTBEAT_HZ:
-		return get_int(p, key, v, 1, 50, &c->heartbeat_hz);
-	case K_SIM_STATE:
-		return get_path(p, key, v, c->sim_state, sizeof c->sim_state);
-	case K_SIM_TRACE:
-		if (!*v) {
-			c->sim_trace[0] = '\0';
-			return 0;
-		}
-		return get_path(p, key, v, c->sim_trace, sizeof c->sim_trace);
-	case K_DEBOUNCE_MS:
-		return get_int(p, key, v, 0, 1000, &c->debounce_ms);
-	}
-	return 0;
-}
-
-static int set_limits(struct parser *p, int k, const char *key, const char *v)
-{
-	struct acu_cfg *c = p->cfg;
-
-	switch (k) {
-	case K_SESSION_MIN:
-		return get_dur(p, key, v, 1, 4 * 3600, &c->session_min);
-	case K_SESSION_MAX:
-		return get_dur(p, key, v, 1, 4 * 3600, &c->session_max);
-	case K_STIM_MAX:
-		return get_dur(p, key, v, 1, ACU_STIM_MAX_LIMIT_S, &c->stim_max);
-	}
-	return 0;
-}
-
-static int set_safety(struct parser *p, int k, const char *key, const char *v)
-{
-	struct acu_cfg *c = p->cfg;
-	int f;
-
-	if (k == K_REQUIRE_NEEDLE_COUNT)
-		return get_bool(p, key, v, &c->require_needle_count);
-	f = FL_SOFT_FIRST + k - 1;
-	if (strcmp(v, "refuse") == 0)
-		c->policy[f] = POLICY_REFUSE;
-	else if (strcmp(v, "warn") == 0)
-		c->policy[f] = POLICY_WARN;
-	else
-		return perr(p, p->lineno, "%s: '%s' is not a policy (refuse or warn)", key, v);
-	return 0;
-}
-
-static int set_alarm(struct parser *p, int k, const char *key, const char *v)
-{
-	struct acu_cfg *c = p->cfg;
-
-	if (k == K_ESCALATE_AFTER)
-		return get_dur(p, key, v, 0, 24 * 3600, &c->escalate_after);
-	if (k == K_TIMING_SHARE) {
-		if (acu_parse_share(v, &c->timing_share_ppm) < 0)
-			return perr(p, p->lineno, "%s: '%s' is not a share from 0%% to 100%% (e.g. "
-				    "1%%, 0.5%%)", key, v);
-		return 0;
-	}
-	if (k == K_CALL_ESCALATE_AFTER)
-		return get_dur(p, key, v, 0, 24 * 3600, &c->call_escalate_after);
-	return get_dur(p, key, v, 0, 24 * 3600, &c->checkin_interval);
-}
-
-static int set_access(struct parser *p, int k, const char *key, const char *v)
-{
-	struct acu_cfg *c = p->cfg;
-
-	switch (k) {
-	case K_DESK_GROUP:
-		return get_group(p, key, v, c->desk_group, sizeof c->desk_group);
-	case K_PRACTITIONER_GROUP:
-		return get_group(p, key, v, c->practitioner_group, sizeof c->practitioner_group);
-	case K_TECHNICIAN_GROUP:
-		return get_group(p, key, v, c->technician_group, sizeof c->technician_group);
-	case K_SOCKET_GROUP:
-		return get_group(p, key, v, c->socket_group, sizeof c->socket_group);
-	}
+	if (acu_parse_share(v, field(base, d)) < 0)
+		return perr(p, p->lineno, "%s: '%s' is not a share from 0%% to 100%% (e.g. "
+			    "1%%, 0.5%%)", key, v);
 	return 0;
 }
 
 /* keep: days ("365d"), or any duration of at least a day ("48h"). */
-static int set_history(struct parser *p, int k, const char *key, const char *v)
+static int set_history_keep(struct parser *p, const struct key_def *d, void *base,
+			    const char *key, const char *v)
 {
 	size_t n = strlen(v);
 	int64_t s, days;
 
-	(void)k;
 	if (n > 1 && v[n - 1] == 'd') {
 		char num[24];
 
@@ -659,102 +546,67 @@ static int set_history(struct parser *p, int k, const char *key, const char *v)
 	if (s < HISTORY_KEEP_MIN_S || s > HISTORY_KEEP_MAX_S)
 		return perr(p, p->lineno, "%s: %s is out of range (1d to %lldd)", key, v,
 			    (long long)(HISTORY_KEEP_MAX_S / HISTORY_DAY_S));
-	p->cfg->history_keep = s;
+	*(int64_t *)field(base, d) = s;
 	return 0;
 bad:
 	return perr(p, p->lineno, "%s: bad duration '%s' (use days as in 365d, or 48h, or seconds)",
 		    key, v);
 }
 
-static int set_room(struct parser *p, int k, const char *key, const char *v)
+/* gate and pulse: one line per channel; the number of lines read, or -1. */
+static int room_lines(struct parser *p, struct acu_room_cfg *r, const char *key, const char *v,
+		      struct acu_line *lines)
 {
-	struct acu_room_cfg *r = &p->cfg->rooms[p->cur];
 	struct line_list ll;
-	int n;
 
+	ll.lines = lines;
 	snprintf(ll.what, sizeof ll.what, "room %s", r->id);
-	switch (k) {
-	case K_NAME:
-		return get_text(p, key, v, r->name, sizeof r->name);
-	case K_GATE:
-		ll.lines = r->gate;
-		n = split_list(p, key, v, ACU_MAX_CHANNELS, "more than 8 channels", line_item, &ll);
-		if (n < 0)
-			return -1;
-		r->nchannels = n;
-		return 0;
-	case K_PULSE:
-		if (strcmp(v, "none") == 0) {
-			r->npulse = 0;
-			return 0;
-		}
-		ll.lines = r->pulse;
-		n = split_list(p, key, v, ACU_MAX_CHANNELS, "more than 8 channels", line_item, &ll);
-		if (n < 0)
-			return -1;
-		r->npulse = n;
-		return 0;
-	case K_ALARM:
-		snprintf(ll.what + strlen(ll.what), sizeof ll.what - strlen(ll.what), " alarm");
-		return get_line(p, key, v, ll.what, &r->alarm);
-	case K_AUDIBLE:
-		return get_bool(p, key, v, &r->audible);
-	case K_INTERLOCK:
-		snprintf(ll.what + strlen(ll.what), sizeof ll.what - strlen(ll.what), " interlock");
-		return get_line(p, key, v, ll.what, &r->interlock);
-	case K_CALL:
-	case K_PRESENCE:
-		snprintf(ll.what + strlen(ll.what), sizeof ll.what - strlen(ll.what), " %s", key);
-		return get_line(p, key, v, ll.what, k == K_CALL ? &r->call : &r->presence);
-	}
+	return split_list(p, key, v, ACU_MAX_CHANNELS, "more than 8 channels", line_item, &ll);
+}
+
+static int set_gate(struct parser *p, const struct key_def *d, void *base, const char *key,
+		    const char *v)
+{
+	struct acu_room_cfg *r = base;
+	int n = room_lines(p, r, key, v, field(base, d));
+
+	if (n < 0)
+		return -1;
+	r->nchannels = n;
 	return 0;
 }
 
-static int set_profile(struct parser *p, int k, const char *key, const char *v)
+static int set_pulse(struct parser *p, const struct key_def *d, void *base, const char *key,
+		     const char *v)
 {
-	struct acu_profile_cfg *pr = &p->cfg->profiles[p->cur];
-	int64_t s = 0;
-	int n;
+	struct acu_room_cfg *r = base;
+	int n = strcmp(v, "none") == 0 ? 0 : room_lines(p, r, key, v, field(base, d));
 
-	switch (k) {
-	case K_DESCRIPTION:
-		return get_text(p, key, v, pr->description, sizeof pr->description);
-	case K_MODE:
-		for (size_t i = 0; i < sizeof mode_names / sizeof mode_names[0]; i++) {
-			if (strcmp(v, mode_names[i]) == 0) {
-				pr->mode = (enum acu_mode)i;
-				return 0;
-			}
-		}
-		return perr(p, p->lineno,
-			    "%s: '%s' is not a mode (continuous, dense-disperse, intermittent)", key, v);
-	case K_FREQUENCY_HZ:
-		return get_int(p, key, v, 1, 200, &pr->frequency_hz);
-	case K_ALT_FREQUENCY_HZ:
-		return get_int(p, key, v, 1, 200, &pr->alt_frequency_hz);
-	case K_SWITCH_S:
-	case K_ON_S:
-	case K_OFF_S:
-		if (get_dur(p, key, v, 1, k == K_SWITCH_S ? 60 : 600, &s) < 0)
-			return -1;
-		*(k == K_SWITCH_S ? &pr->switch_s : k == K_ON_S ? &pr->on_s : &pr->off_s) = (int)s;
-		return 0;
-	case K_PULSE_WIDTH_US:
-		return get_int(p, key, v, 50, 1000, &pr->pulse_width_us);
-	case K_DELAY_S:
-		/* The session_max bound is checked once [limits] has surely been read. */
-		return get_dur(p, key, v, 0, 4 * 3600, &pr->delay_s);
-	case K_DURATION_S:
-		return get_dur(p, key, v, 1, ACU_STIM_MAX_LIMIT_S, &pr->duration_s);
-	case K_CHANNELS:
-		pr->channels = 0;
-		n = split_list(p, key, v, ACU_MAX_CHANNELS, "more than 8 channels", channel_item,
-			       &pr->channels);
-		return n < 0 ? -1 : 0;
-	case K_PREGNANCY_SAFE:
-		return get_bool(p, key, v, &pr->pregnancy_safe);
-	}
+	if (n < 0)
+		return -1;
+	r->npulse = n;
 	return 0;
+}
+
+/* alarm, interlock, call, presence: one line each, named after the key. */
+static int set_room_line(struct parser *p, const struct key_def *d, void *base, const char *key,
+			 const char *v)
+{
+	struct acu_room_cfg *r = base;
+	char what[48];
+
+	snprintf(what, sizeof what, "room %s %s", r->id, key);
+	return get_line(p, key, v, what, field(base, d));
+}
+
+static int set_channels(struct parser *p, const struct key_def *d, void *base, const char *key,
+			const char *v)
+{
+	unsigned *mask = field(base, d);
+
+	*mask = 0;
+	return split_list(p, key, v, ACU_MAX_CHANNELS, "more than 8 channels", channel_item,
+			  mask) < 0 ? -1 : 0;
 }
 
 static int host_item(struct parser *p, const char *key, const char *item, int idx, void *arg)
@@ -774,31 +626,30 @@ static int host_item(struct parser *p, const char *key, const char *item, int id
 
 /* [web] (SPEC §10): the board is off unless listen is set (or systemd passes
  * a socket). */
-static int set_web(struct parser *p, int k, const char *key, const char *v)
+static int set_listen(struct parser *p, const struct key_def *d, void *base, const char *key,
+		      const char *v)
 {
-	struct acu_web_cfg *w = &p->cfg->web;
+	struct acu_web_cfg *w = base;
 	const char *why = "";
 
-	switch (k) {
-	case K_LISTEN:
-		if (strlen(v) >= sizeof w->listen)
-			return perr(p, p->lineno, "%s: value too long", key);
-		if (web_parse_listen(v, w->host, sizeof w->host, &w->port, &why) < 0)
-			return perr(p, p->lineno, "%s: '%s': %s", key, v, why);
-		scopy(w->listen, sizeof w->listen, v);
-		return 0;
-	case K_TITLE:
-		return get_text(p, key, v, w->title, sizeof w->title);
-	case K_SHOW_PATIENT:
-		return get_bool(p, key, v, &w->show_patient);
-	case K_MAX_CLIENTS:
-		return get_int(p, key, v, 1, ACU_WEB_CLIENTS_MAX, &w->max_clients);
-	case K_HOSTS:
-		w->nhosts = 0;
-		return split_list(p, key, v, ACU_WEB_HOSTS_MAX, "more than " STR(ACU_WEB_HOSTS_MAX)
-				  " names", host_item, w) < 0 ? -1 : 0;
-	}
+	(void)d;
+	if (strlen(v) >= sizeof w->listen)
+		return perr(p, p->lineno, "%s: value too long", key);
+	if (web_parse_listen(v, w->host, sizeof w->host, &w->port, &why) < 0)
+		return perr(p, p->lineno, "%s: '%s': %s", key, v, why);
+	scopy(w->listen, sizeof w->listen, v);
 	return 0;
+}
+
+static int set_hosts(struct parser *p, const struct key_def *d, void *base, const char *key,
+		     const char *v)
+{
+	struct acu_web_cfg *w = base;
+
+	(void)d;
+	w->nhosts = 0;
+	return split_list(p, key, v, ACU_WEB_HOSTS_MAX, "more than " STR(ACU_WEB_HOSTS_MAX)
+			  " names", host_item, w) < 0 ? -1 : 0;
 }
 
 /* --- [mqtt] (SPEC §12) --- */
@@ -806,12 +657,15 @@ static int set_web(struct parser *p, int k, const char *key, const char *v)
 /* mqtt://HOST[:PORT] or mqtts://HOST[:PORT]; HOST a name, an IPv4 address
  * or [IPv6]. Nothing else: user info, paths and queries have keys of their own
  * or no meaning here. */
-static int mqtt_broker(struct parser *p, const char *key, const char *v, struct acu_mqtt_cfg *m)
+static int mqtt_broker(struct parser *p, const struct key_def *d, void *base, const char *key,
+		       const char *v)
 {
+	struct acu_mqtt_cfg *m = base;
 	const char *h, *end, *port = NULL;
 	size_t n;
 	int64_t num;
 
+	(void)d;
 	if (strncmp(v, "mqtt://", 7) == 0) {
 		m->tls = 0;
 		h = v + 7;
@@ -865,15 +719,25 @@ static int mqtt_broker(struct parser *p, const char *key, const char *v, struct 
 	return 0;
 }
 
+static int mqtt_board(struct parser *p, const struct key_def *d, void *base, const char *key,
+		      const char *v)
+{
+	if (!acu_valid_ref(v))
+		return perr(p, p->lineno, "%s: '%s' is not a board name (1 to 32 of A-Z a-z "
+			    "0-9 . _ -)", key, v);
+	snprintf(field(base, d), d->size, "%s", v);
+	return 0;
+}
+
 /* A topic prefix: levels of [A-Za-z0-9._-] joined by '/'; no wildcard, no
  * empty level, no '$' (the broker's own topics). */
-static int mqtt_topic_prefix(struct parser *p, const char *key, const char *v, char *dst,
-			     size_t len)
+static int mqtt_topic_prefix(struct parser *p, const struct key_def *d, void *base,
+			     const char *key, const char *v)
 {
 	size_t n = strlen(v);
 
-	if (n >= len)
-		return perr(p, p->lineno, "%s: longer than %zu characters", key, len - 1);
+	if (n >= d->size)
+		return perr(p, p->lineno, "%s: longer than %zu characters", key, d->size - 1);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)v[i];
 
@@ -882,49 +746,220 @@ static int mqtt_topic_prefix(struct parser *p, const char *key, const char *v, c
 			return perr(p, p->lineno, "%s: '%s' is not a topic prefix (levels of A-Z a-z "
 				    "0-9 . _ - separated by single '/')", key, v);
 	}
-	memcpy(dst, v, n + 1);
+	memcpy(field(base, d), v, n + 1);
 	return 0;
 }
 
-static int cfg_mqtt_set(struct parser *p, int k, const char *key, const char *v)
+static const struct key_word log_levels[] = {
+	{ "err", LOG_ERR }, { "warning", LOG_WARNING }, { "notice", LOG_NOTICE },
+	{ "info", LOG_INFO }, { "debug", LOG_DEBUG }, { NULL, 0 },
+};
+
+static const struct key_word backends[] = {
+	{ "gpiod", BACKEND_GPIOD }, { "sim", BACKEND_SIM }, { NULL, 0 },
+};
+
+static const struct key_word policies[] = {
+	{ "refuse", POLICY_REFUSE }, { "warn", POLICY_WARN }, { NULL, 0 },
+};
+
+/* Also cfg_mode_name()'s. */
+static const struct key_word modes[] = {
+	{ "continuous", MODE_CONTINUOUS }, { "dense-disperse", MODE_DENSE_DISPERSE },
+	{ "intermittent", MODE_INTERMITTENT }, { NULL, 0 },
+};
+
+/* The keys of each section (SPEC §5), indexed by the K_* enums: a key's name,
+ * kind, limits and field are here and nowhere else. */
+static const struct key_def daemon_keys[] = {
+	[K_SOCKET] = { "socket", KD_PATH, CFG(socket) },
+	[K_STATE_DIR] = { "state_dir", KD_PATH, CFG(state_dir) },
+	[K_PROFILES_DIR] = { "profiles_dir", KD_PATH, CFG(profiles_dir) },
+	[K_LOG_LEVEL] = { "log_level", KD_WORD, CFG(log_level), .words = log_levels,
+			  .what = "a log level (err, warning, notice, info, debug)" },
+	[K_REALTIME_PRIORITY] = { "realtime_priority", KD_INT, CFG(rt_priority), .lo = 0,
+				  .hi = 99 },
+};
+
+static const struct key_def gpio_keys[] = {
+	[K_BACKEND] = { "backend", KD_WORD, CFG(backend), .words = backends,
+			.what = "a backend (gpiod or sim)" },
+	[K_CHIP] = { "chip", KD_GROUP, CFG(chip) },
+	[K_ACTIVE_LOW] = { "active_low", KD_BOOL, CFG(active_low) },
+	[K_HEARTBEAT] = { "heartbeat", KD_FN, CFG(heartbeat), .set = set_heartbeat },
+	[K_HEARTBEAT_HZ] = { "heartbeat_hz", KD_INT, CFG(heartbeat_hz), .lo = 1, .hi = 50 },
+	[K_SIM_STATE] = { "sim_state", KD_PATH, CFG(sim_state) },
+	[K_SIM_TRACE] = { "sim_trace", KD_PATH, CFG(sim_trace), .empty = 1 },
+	[K_DEBOUNCE_MS] = { "debounce_ms", KD_INT, CFG(debounce_ms), .lo = 0, .hi = 1000 },
+};
+
+static const struct key_def limits_keys[] = {
+	[K_SESSION_MIN] = { "session_min", KD_DUR, CFG(session_min), .lo = 1, .hi = 4 * 3600 },
+	[K_SESSION_MAX] = { "session_max", KD_DUR, CFG(session_max), .lo = 1, .hi = 4 * 3600 },
+	[K_STIM_MAX] = { "stim_max", KD_DUR, CFG(stim_max), .lo = 1, .hi = ACU_STIM_MAX_LIMIT_S },
+};
+
+#define POLICY_KEY(name, flag)                                                    \
+	{ name, KD_WORD, CFG(policy[flag]), .words = policies,                     \
+	  .what = "a policy (refuse or warn)" }
+static const struct key_def safety_keys[] = {
+	[K_REQUIRE_NEEDLE_COUNT] = { "require_needle_count", KD_BOOL, CFG(require_needle_count) },
+	[K_PREGNANCY] = POLICY_KEY("pregnancy", FL_PREGNANCY),
+	[K_EPILEPSY] = POLICY_KEY("epilepsy", FL_EPILEPSY),
+	[K_HEART_DISEASE] = POLICY_KEY("heart-disease", FL_HEART_DISEASE),
+	[K_BLEEDING_DISORDER] = POLICY_KEY("bleeding-disorder", FL_BLEEDING_DISORDER),
+	[K_METAL_IMPLANT] = POLICY_KEY("metal-implant", FL_METAL_IMPLANT),
+};
+
+static const struct key_def alarm_keys[] = {
+	[K_ESCALATE_AFTER] = { "escalate_after", KD_DUR, CFG(escalate_after), .lo = 0,
+			       .hi = 24 * 3600 },
+	[K_CHECKIN_INTERVAL] = { "checkin_interval", KD_DUR, CFG(checkin_interval), .lo = 0,
+				 .hi = 24 * 3600 },
+	[K_TIMING_SHARE] = { "timing_share", KD_FN, CFG(timing_share_ppm),
+			     .set = set_timing_share },
+	[K_CALL_ESCALATE_AFTER] = { "call_escalate_after", KD_DUR, CFG(call_escalate_after),
+				    .lo = 0, .hi = 24 * 3600 },
+};
+
+static const struct key_def access_keys[] = {
+	[K_DESK_GROUP] = { "desk_group", KD_GROUP, CFG(desk_group) },
+	[K_PRACTITIONER_GROUP] = { "practitioner_group", KD_GROUP, CFG(practitioner_group) },
+	[K_TECHNICIAN_GROUP] = { "technician_group", KD_GROUP, CFG(technician_group) },
+	[K_SOCKET_GROUP] = { "socket_group", KD_GROUP, CFG(socket_group), .empty = 1 },
+};
+
+static const struct key_def history_keys[] = {
+	[K_KEEP] = { "keep", KD_FN, CFG(history_keep), .set = set_history_keep },
+};
+
+static const struct key_def mqtt_keys[] = {
+	[K_BROKER] = { "broker", KD_FN, .set = mqtt_broker },
+	[K_BOARD] = { "board", KD_FN, MQTT(board), .set = mqtt_board },
+	[K_TOPIC_PREFIX] = { "topic_prefix", KD_FN, MQTT(prefix), .set = mqtt_topic_prefix },
+	[K_USERNAME] = { "username", KD_GROUP, MQTT(username) },
+	[K_PASSWORD_FILE] = { "password_file", KD_PATH, MQTT(password_file) },
+	[K_CA_FILE] = { "ca_file", KD_PATH, MQTT(ca_file) },
+	[K_CERT_FILE] = { "cert_file", KD_PATH, MQTT(cert_file) },
+	[K_KEY_FILE] = { "key_file", KD_PATH, MQTT(key_file) },
+	[K_KEEPALIVE] = { "keepalive", KD_DUR, MQTT(keepalive), .lo = 5, .hi = 3600 },
+	[K_PUBLISH_PATIENT] = { "publish_patient", KD_BOOL, MQTT(publish_patient) },
+	[K_DISCOVERY] = { "discovery", KD_BOOL, MQTT(discovery) },
+	[K_DISCOVERY_PREFIX] = { "discovery_prefix", KD_FN, MQTT(discovery_prefix),
+				 .set = mqtt_topic_prefix },
+	[K_REMOTE] = { "remote", KD_BOOL, MQTT(remote) },
+};
+
+static const struct key_def room_keys[] = {
+	[K_NAME] = { "name", KD_TEXT, ROOM(name) },
+	[K_GATE] = { "gate", KD_FN, ROOM(gate), .set = set_gate },
+	[K_PULSE] = { "pulse", KD_FN, ROOM(pulse), .set = set_pulse },
+	[K_ALARM] = { "alarm", KD_FN, ROOM(alarm), .set = set_room_line },
+	[K_AUDIBLE] = { "audible", KD_BOOL, ROOM(audible) },
+	[K_INTERLOCK] = { "interlock", KD_FN, ROOM(interlock), .set = set_room_line },
+	[K_CALL] = { "call", KD_FN, ROOM(call), .set = set_room_line },
+	[K_PRESENCE] = { "presence", KD_FN, ROOM(presence), .set = set_room_line },
+};
+
+static const struct key_def profile_keys[] = {
+	[K_DESCRIPTION] = { "description", KD_TEXT, PROF(description), .empty = 1 },
+	[K_MODE] = { "mode", KD_WORD, PROF(mode), .words = modes,
+		     .what = "a mode (continuous, dense-disperse, intermittent)" },
+	[K_FREQUENCY_HZ] = { "frequency_hz", KD_INT, PROF(frequency_hz), .lo = 1, .hi = 200 },
+	[K_ALT_FREQUENCY_HZ] = { "alt_frequency_hz", KD_INT, PROF(alt_frequency_hz), .lo = 1,
+				 .hi = 200 },
+	[K_SWITCH_S] = { "switch_s", KD_DUR, PROF(switch_s), .lo = 1, .hi = 60 },
+	[K_ON_S] = { "on_s", KD_DUR, PROF(on_s), .lo = 1, .hi = 600 },
+	[K_OFF_S] = { "off_s", KD_DUR, PROF(off_s), .lo = 1, .hi = 600 },
+	[K_PULSE_WIDTH_US] = { "pulse_width_us", KD_INT, PROF(pulse_width_us), .lo = 50,
+			       .hi = 1000 },
+	/* The session_max bound is checked once [limits] has surely been read. */
+	[K_DELAY_S] = { "delay_s", KD_DUR, PROF(delay_s), .lo = 0, .hi = 4 * 3600 },
+	[K_DURATION_S] = { "duration_s", KD_DUR, PROF(duration_s), .lo = 1,
+			   .hi = ACU_STIM_MAX_LIMIT_S },
+	[K_CHANNELS] = { "channels", KD_FN, PROF(channels), .set = set_channels },
+	[K_PREGNANCY_SAFE] = { "pregnancy_safe", KD_BOOL, PROF(pregnancy_safe) },
+};
+
+static const struct key_def web_keys[] = {
+	[K_LISTEN] = { "listen", KD_FN, .set = set_listen },
+	[K_TITLE] = { "title", KD_TEXT, WEB(title) },
+	[K_SHOW_PATIENT] = { "show_patient", KD_BOOL, WEB(show_patient) },
+	[K_MAX_CLIENTS] = { "max_clients", KD_INT, WEB(max_clients), .lo = 1,
+			    .hi = ACU_WEB_CLIENTS_MAX },
+	[K_HOSTS] = { "hosts", KD_FN, .set = set_hosts },
+};
+
+#define KEYS(a) { a, (int)(sizeof a / sizeof a[0]) }
+static const struct {
+	const struct key_def *def;
+	int n;
+} sect_keys[S__N] = {
+	[S_DAEMON] = KEYS(daemon_keys), [S_GPIO] = KEYS(gpio_keys), [S_LIMITS] = KEYS(limits_keys),
+	[S_SAFETY] = KEYS(safety_keys), [S_ALARM] = KEYS(alarm_keys),
+	[S_ACCESS] = KEYS(access_keys), [S_HISTORY] = KEYS(history_keys),
+	[S_MQTT] = KEYS(mqtt_keys), [S_ROOM] = KEYS(room_keys), [S_PROFILE] = KEYS(profile_keys),
+	[S_WEB] = KEYS(web_keys),
+};
+
+/* The struct a section's fields are in. */
+static void *sect_base(struct parser *p)
 {
-	struct acu_mqtt_cfg *m = &p->cfg->mqtt;
+	switch (p->sect) {
+	case S_MQTT:
+		return &p->cfg->mqtt;
+	case S_WEB:
+		return &p->cfg->web;
+	case S_ROOM:
+		return &p->cfg->rooms[p->cur];
+	case S_PROFILE:
+		return &p->cfg->profiles[p->cur];
+	default:
+		return p->cfg;
+	}
+}
+
+/* Reads v into the field d names in base. */
+static int set_key(struct parser *p, const struct key_def *d, void *base, const char *key,
+		   const char *v)
+{
+	void *f = field(base, d);
 	int64_t s = 0;
 
-	switch (k) {
-	case K_BROKER:
-		return mqtt_broker(p, key, v, m);
-	case K_BOARD:
-		if (!acu_valid_ref(v))
-			return perr(p, p->lineno, "%s: '%s' is not a board name (1 to 32 of A-Z a-z "
-				    "0-9 . _ -)", key, v);
-		snprintf(m->board, sizeof m->board, "%s", v);
-		return 0;
-	case K_TOPIC_PREFIX:
-		return mqtt_topic_prefix(p, key, v, m->prefix, sizeof m->prefix);
-	case K_DISCOVERY_PREFIX:
-		return mqtt_topic_prefix(p, key, v, m->discovery_prefix, sizeof m->discovery_prefix);
-	case K_USERNAME:
-		return get_group(p, key, v, m->username, sizeof m->username);
-	case K_PASSWORD_FILE:
-		return get_path(p, key, v, m->password_file, sizeof m->password_file);
-	case K_CA_FILE:
-		return get_path(p, key, v, m->ca_file, sizeof m->ca_file);
-	case K_CERT_FILE:
-		return get_path(p, key, v, m->cert_file, sizeof m->cert_file);
-	case K_KEY_FILE:
-		return get_path(p, key, v, m->key_file, sizeof m->key_file);
-	case K_KEEPALIVE:
-		if (get_dur(p, key, v, 5, 3600, &s) < 0)
+	switch (d->kind) {
+	case KD_PATH:
+		/* Only a key that may be empty (sim_trace) gets here empty: unset. */
+		if (!*v) {
+			*(char *)f = '\0';
+			return 0;
+		}
+		return get_path(p, key, v, f, d->size);
+	case KD_TEXT:
+		return get_text(p, key, v, f, d->size);
+	case KD_GROUP:
+		return get_group(p, key, v, f, d->size);
+	case KD_BOOL:
+		return get_bool(p, key, v, f);
+	case KD_INT:
+		return get_int(p, key, v, (int)d->lo, (int)d->hi, f);
+	case KD_DUR:
+		if (get_dur(p, key, v, d->lo, d->hi, &s) < 0)
 			return -1;
-		m->keepalive = (int)s;
+		if (d->size == sizeof(int64_t))
+			*(int64_t *)f = s;
+		else
+			*(int *)f = (int)s;
 		return 0;
-	case K_PUBLISH_PATIENT:
-		return get_bool(p, key, v, &m->publish_patient);
-	case K_DISCOVERY:
-		return get_bool(p, key, v, &m->discovery);
-	case K_REMOTE:
-		return get_bool(p, key, v, &m->remote);
+	case KD_WORD:
+		for (const struct key_word *w = d->words; w->word; w++) {
+			if (strcmp(v, w->word) == 0) {
+				*(int *)f = w->value;
+				return 0;
+			}
+		}
+		return perr(p, p->lineno, "%s: '%s' is not %s", key, v, d->what);
+	case KD_FN:
+		return d->set(p, d, base, key, v);
 	}
 	return 0;
 }
@@ -949,7 +984,7 @@ static int cfg_mqtt_check(struct parser *p)
 		for (int i = 1; i < 4; i++)
 			if (kl->line[files[i]])
 				return perr(p, kl->line[files[i]], "%s: needs an mqtts:// broker "
-					    "(line %d says mqtt://)", mqtt_keys[files[i]],
+					    "(line %d says mqtt://)", mqtt_keys[files[i]].name,
 					    kl->line[K_BROKER]);
 	if (!kl->line[K_CERT_FILE] != !kl->line[K_KEY_FILE])
 		return perr(p, kl->line[kl->line[K_CERT_FILE] ? K_CERT_FILE : K_KEY_FILE],
@@ -958,8 +993,8 @@ static int cfg_mqtt_check(struct parser *p)
 		return perr(p, kl->line[K_PASSWORD_FILE], "password_file: needs username");
 	for (int i = 0; i < 4; i++)
 		if (paths[i][0] && access(paths[i], R_OK) < 0)
-			return perr(p, kl->line[files[i]], "%s %s: %s", mqtt_keys[files[i]], paths[i],
-				    strerror(errno));
+			return perr(p, kl->line[files[i]], "%s %s: %s", mqtt_keys[files[i]].name,
+				    paths[i], strerror(errno));
 	if (!m->board[0]) {
 		if (gethostname(host, sizeof host) < 0)
 			snprintf(host, sizeof host, "?");
@@ -977,18 +1012,6 @@ int cfg_mqtt_same(const struct acu_mqtt_cfg *a, const struct acu_mqtt_cfg *b)
 	return memcmp(a, b, sizeof *a) == 0;
 }
 
-static int (*const setters[S__N])(struct parser *, int, const char *, const char *) = {
-	NULL, set_daemon, set_gpio, set_limits, set_safety, set_alarm, set_access, set_history,
-	cfg_mqtt_set, set_room, set_profile, set_web,
-};
-
-/* Keys that may be given empty on purpose. */
-static int may_be_empty(enum sect s, int k)
-{
-	return (s == S_PROFILE && k == K_DESCRIPTION) || (s == S_ACCESS && k == K_SOCKET_GROUP) ||
-	       (s == S_GPIO && k == K_SIM_TRACE);
-}
-
 static struct key_lines *cur_keys(struct parser *p)
 {
 	if (p->sect == S_ROOM)
@@ -1001,9 +1024,9 @@ static struct key_lines *cur_keys(struct parser *p)
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct parser *p = user;
-	const char *const *keys;
+	const struct key_def *keys;
 	struct key_lines *kl;
-	int k;
+	int k, n;
 
 	(void)section; /* our reader tracks sections, with their lines */
 	if (p->err_line >= 0)
@@ -1016,11 +1039,12 @@ static int handler(void *user, const char *section, const char *name, const char
 		perr(p, p->lineno, "%s: key outside any section", name);
 		return 0;
 	}
-	keys = sect_keys[p->sect];
-	for (k = 0; keys[k]; k++)
-		if (strcmp(name, keys[k]) == 0)
+	keys = sect_keys[p->sect].def;
+	n = sect_keys[p->sect].n;
+	for (k = 0; k < n; k++)
+		if (strcmp(name, keys[k].name) == 0)
 			break;
-	if (!keys[k]) {
+	if (k == n) {
 		int f = acu_flag_parse(name);
 		if (p->sect == S_SAFETY && f >= 0 && ((1u << f) & FL_HARD_MASK))
 			perr(p, p->lineno,
@@ -1035,11 +1059,11 @@ static int handler(void *user, const char *section, const char *name, const char
 		return 0;
 	}
 	kl->line[k] = p->lineno;
-	if (!*value && !may_be_empty(p->sect, k)) {
+	if (!*value && !keys[k].empty) {
 		perr(p, p->lineno, "%s: a value is required", name);
 		return 0;
 	}
-	return setters[p->sect](p, k, name, value) == 0;
+	return set_key(p, &keys[k], sect_base(p), name, value) == 0;
 }
 
 /* Checks a room once its section is complete: the keys may come in any order. */
@@ -1596,5 +1620,8 @@ int cfg_room_same_wiring(const struct acu_room_cfg *a, const struct acu_room_cfg
 
 const char *cfg_mode_name(enum acu_mode m)
 {
-	return (unsigned)m < sizeof mode_names / sizeof mode_names[0] ? mode_names[m] : "?";
+	for (const struct key_word *w = modes; w->word; w++)
+		if (w->value == (int)m)
+			return w->word;
+	return "?";
 }

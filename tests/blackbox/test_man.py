@@ -124,9 +124,9 @@ def config_keys():
     with open(os.path.join(REPO, "daemon", "cfg.c")) as f:
         src = f.read()
     keys = {}
-    for sect, body in re.findall(r"static const char \*const (\w+)_keys\[\] = \{(.*?)\};",
+    for sect, body in re.findall(r"static const struct key_def (\w+)_keys\[\] = \{(.*?)\n\};",
                                  src, re.S):
-        keys[sect] = re.findall(r'"([^"]+)"', body)
+        keys[sect] = re.findall(r'\[K_\w+\] = [^"]*"([^"]+)"', body)
     assert {"daemon", "gpio", "limits", "safety", "alarm", "access", "room",
             "profile"} <= set(keys), keys
     return keys

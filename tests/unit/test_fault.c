@@ -64,6 +64,13 @@ static void running(struct acu_room *r, int armed)
 		CHECK_EQ(room_stim_on(r, &cfg, &n, &warned, &e), 0);
 }
 
+/* Most tests' start: that session, armed, and the clock at t. */
+static struct acu_now running_at(struct acu_room *r, int64_t t)
+{
+	running(r, 1);
+	return at(t);
+}
+
 static int arm(struct acu_room *r, int64_t t, struct acu_err *e)
 {
 	struct acu_now n = at(t);
@@ -77,10 +84,9 @@ static int arm(struct acu_room *r, int64_t t, struct acu_err *e)
 static void test_trip_held(void)
 {
 	struct acu_room r;
-	struct acu_now n = at(T0 + SEC(10));
+	struct acu_now n = running_at(&r, T0 + SEC(10));
 	struct acu_err e;
 
-	running(&r, 1);
 	CHECK_EQ(room_interlock(&r, 1, 1, &n), ROOM_IL_TRIPPED);
 	CHECK_DISARMED_BY(&r, AL_INTERLOCK, "interlock");
 	CHECK_EQ(r.interlock_tripped, 1);
@@ -107,11 +113,10 @@ static void test_trip_held(void)
 static void test_trip_blip(void)
 {
 	struct acu_room r;
-	struct acu_now n = at(T0 + SEC(20));
+	struct acu_now n = running_at(&r, T0 + SEC(20));
 	struct acu_err e;
 
 	/* Tripped and clear again before the read (two edges): it still trips. */
-	running(&r, 1);
 	CHECK_EQ(room_interlock(&r, 0, 2, &n), ROOM_IL_TRIPPED);
 	CHECK_DISARMED_BY(&r, AL_INTERLOCK, "interlock");
 	CHECK_EQ(r.interlock_tripped, 0);
@@ -153,11 +158,10 @@ static void test_trip_idle(void)
 static void test_unreadable(void)
 {
 	struct acu_room r;
-	struct acu_now n = at(T0 + SEC(30));
+	struct acu_now n = running_at(&r, T0 + SEC(30));
 	struct acu_err e;
 
 	/* S5: an input that cannot be read counts as tripped and raises gpio-fault. */
-	running(&r, 1);
 	CHECK_EQ(room_interlock(&r, -1, 0, &n), ROOM_IL_TRIPPED | ROOM_IL_UNREADABLE);
 	CHECK_GPIO_FAULT(&r, T0 + SEC(30));
 	CHECK_EQ(r.interlock_tripped, 1);
@@ -187,10 +191,9 @@ static void test_unreadable(void)
 static void test_gpio_fault(void)
 {
 	struct acu_room r;
-	struct acu_now n = at(T0 + SEC(40));
+	struct acu_now n = running_at(&r, T0 + SEC(40));
 	struct acu_err e;
 
-	running(&r, 1);
 	room_gpio_fault(&r, &n);
 	CHECK_GPIO_FAULT(&r, T0 + SEC(40));
 	/* A second failure later keeps the first instant. */
@@ -217,12 +220,11 @@ static void test_gpio_fault(void)
 static void test_timing(void)
 {
 	struct acu_room r;
-	struct acu_now n = at(T0 + SEC(60));
+	struct acu_now n = running_at(&r, T0 + SEC(60));
 	struct acu_err e;
 	int64_t none[ACU_MAX_CHANNELS] = { 0 }, three[ACU_MAX_CHANNELS] = { 3 };
 	int64_t one[ACU_MAX_CHANNELS] = { 1 }, two[ACU_MAX_CHANNELS] = { 2, 2 };
 
-	running(&r, 1);
 	room_pulses_late(&r, 0, none, 0, &n);
 	CHECK(!r.alarm[AL_TIMING].active);
 	CHECK_EQ(r.s.stim.missed, 0);
