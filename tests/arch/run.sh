@@ -242,11 +242,11 @@ echo \"check-arch: \$(uname -m) userland, \$(. /etc/os-release && echo \$PRETTY_
 gcc \$(gcc -dumpfullversion), glibc \$(ldd --version | sed -n '1s/.* //p'), \
 libgpiod \$(pkg-config --modversion libgpiod), libevent \$(pkg-config --modversion libevent)\"
 t0=\$(date +%s)
-make -s all
+make -s -j\$(nproc) all
 echo \"check-arch: build \$((\$(date +%s) - t0)) s\"
 [ '$tests' != build ] || exit 0
 t0=\$(date +%s)
-make -s unit
+make -s -j\$(nproc) unit
 echo \"check-arch: unit tests \$((\$(date +%s) - t0)) s\"
 ./acud --check-config -c etc/demo.conf
 if [ -n '$sel' ]; then
