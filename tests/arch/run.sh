@@ -194,7 +194,7 @@ fi
 # .acud-pkgs lists what is installed: a run installs only when it wants more.
 want=$(echo $PKGS | tr ' ' '\n' | sort -u)
 [ "$bpo" != 1 ] || want="$want libgpiod-dev/$suite-backports"
-have=$(tr ' ' '\n' < "$root/.acud-pkgs" 2>/dev/null | sed '/^$/d' | sort -u)
+have=$({ cat "$root/.acud-pkgs" 2>/dev/null || true; } | tr ' ' '\n' | sed '/^$/d' | sort -u)
 if [ -n "$(comm -23 <(echo "$want") <(echo "$have"))" ] || [ "${ACUD_ARCH_REFRESH:-0}" = 1 ]; then
 	say "apt-get install in the $suite $arch root ($(stamp) s)"
 	inside packages || die "apt-get install in the $suite $arch root failed"
