@@ -203,13 +203,19 @@ void gpio_close(struct gpio *g)
 	gpio_free(g);
 }
 
-static int set_line(struct gpio *g, struct gpio_line *l, int active)
+static int set_with(struct gpio *g, struct gpio_line *l, int active,
+		    int (*set)(struct gpio *, struct gpio_line *, int))
 {
 	/* Unknown after a failure: whatever is decided next is written again. */
-	int rc = g->be->set(g, l, active ^ l->spec.active_low);
+	int rc = set(g, l, active ^ l->spec.active_low);
 
 	__atomic_store_n(&l->active, rc < 0 ? -1 : active, __ATOMIC_RELAXED);
 	return rc < 0 ? -1 : 0;
+}
+
+static int set_line(struct gpio *g, struct gpio_line *l, int active)
+{
+	return set_with(g, l, active, g->be->set);
 }
 
 int gpio_offset(struct gpio *g, const struct gpio_line *l)
@@ -225,6 +231,18 @@ int gpio_set(struct gpio *g, struct gpio_line *l, int active)
 		return -1;
 	pthread_mutex_lock(&g->lock);
 	rc = set_line(g, l, !!active);
+	pthread_mutex_unlock(&g->lock);
+	return rc;
+}
+
+int gpio_set_rt(struct gpio *g, struct gpio_line *l, int active)
+{
+	int rc;
+
+	if (!l || l->dir != GPIO_OUT)
+		return -1;
+	pthread_mutex_lock(&g->lock);
+	rc = set_with(g, l, !!active, g->be->set_rt ? g->be->set_rt : g->be->set);
 	pthread_mutex_unlock(&g->lock);
 	return rc;
 }
@@ -269,5 +287,7 @@ int gpio_all_off(struct gpio *g)
 
 int gpio_emergency_off(struct gpio *g)
 {
+	if (g)
+		g->emergency = 1;
 	return all_off(g, set_line);
 }

@@ -26,7 +26,7 @@
 
 struct slot {
 	struct rtpulse_room in;        /* the loop's, as last handed over */
-	struct acu_profile_cfg *prof;  /* in.profile's schedule, copied */
+	const struct acu_profile_cfg *prof; /* in.profile's schedule: one of scheds */
 	struct train tr;
 	struct rtpulse_report rep;
 	int touched;                   /* rep holds something: read without the lock */
@@ -44,6 +44,11 @@ struct rtpulse {
 	int news;                      /* a report the loop has not been told of */
 	int64_t (*clock)(void);
 	int (*set)(struct gpio *g, struct gpio_line *l, int active);
+	/* Copies of the schedules handed over, one per distinct schedule (a
+	 * profile is 4.4 KiB, mostly its description and file name): the
+	 * loop's alone, read-only once a slot points at one, freed with p. */
+	struct acu_profile_cfg **scheds;
+	int nscheds;
 };
 
 static int64_t mono_now(void)
@@ -88,8 +93,6 @@ struct rtpulse *rtpulse_new(int nrooms, int64_t (*clock)(void),
 
 static void slots_free(struct rtpulse *p)
 {
-	for (int i = 0; i < p->nslots; i++)
-		free(p->slots[i].prof);
 	free(p->slots);
 	p->slots = NULL;
 	p->nslots = 0;
@@ -269,24 +272,51 @@ static void copy_schedule(struct acu_profile_cfg *dst, const struct acu_profile_
 	dst->channels = src->channels;
 }
 
+static int same_schedule(const struct acu_profile_cfg *a, const struct acu_profile_cfg *b)
+{
+	return a->mode == b->mode && a->frequency_hz == b->frequency_hz &&
+	       a->alt_frequency_hz == b->alt_frequency_hz && a->switch_s == b->switch_s &&
+	       a->on_s == b->on_s && a->off_s == b->off_s &&
+	       a->pulse_width_us == b->pulse_width_us && a->delay_s == b->delay_s &&
+	       a->duration_s == b->duration_s && a->channels == b->channels;
+}
+
+/* The copy of src's schedule, made the first time it is seen (outside the
+ * lock); NULL when out of memory. */
+static const struct acu_profile_cfg *sched_of(struct rtpulse *p,
+					       const struct acu_profile_cfg *src)
+{
+	struct acu_profile_cfg **more, *c;
+
+	for (int i = 0; i < p->nscheds; i++)
+		if (same_schedule(p->scheds[i], src))
+			return p->scheds[i];
+	more = realloc(p->scheds, (size_t)(p->nscheds + 1) * sizeof *more);
+	if (!more)
+		return NULL;
+	p->scheds = more;
+	c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	copy_schedule(c, src);
+	p->scheds[p->nscheds++] = c;
+	return c;
+}
+
 void rtpulse_set(struct rtpulse *p, int room, const struct rtpulse_room *in)
 {
-	struct acu_profile_cfg *prof = NULL;
+	const struct acu_profile_cfg *prof = NULL;
 	struct slot *s;
 
 	if (room < 0 || room >= p->nslots)
 		return;
 	s = &p->slots[room];
-	/* Allocated outside the lock, once per room with a train. */
-	if (in->profile && !s->prof)
-		prof = calloc(1, sizeof *prof);
+	if (in->profile)
+		prof = sched_of(p, in->profile);
 	pthread_mutex_lock(&p->mu);
-	if (prof)
-		s->prof = prof;
 	s->in = *in;
-	if (in->profile && s->prof)
-		copy_schedule(s->prof, in->profile);
-	else
+	s->prof = prof;
+	if (!prof)
 		s->in.profile = NULL;
 	s->dead = 0;
 	pthread_cond_signal(&p->cv);
@@ -357,9 +387,11 @@ void rtpulse_ack(struct rtpulse *p)
 
 static void prefault_stack(void)
 {
-	volatile char buf[RTPULSE_PREFAULT];
+	char buf[RTPULSE_PREFAULT];
 
-	memset((char *)buf, 0, sizeof buf);
+	memset(buf, 0, sizeof buf);
+	/* Else the memset of a dead buffer is dropped (it was, at -O3). */
+	__asm__ volatile("" : : "r"(buf) : "memory");
 }
 
 static void *thread_main(void *arg)
@@ -431,6 +463,9 @@ void rtpulse_free(struct rtpulse *p)
 		pthread_join(p->thread, NULL);
 	}
 	slots_free(p);
+	for (int i = 0; i < p->nscheds; i++)
+		free(p->scheds[i]);
+	free(p->scheds);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
 	close(p->efd);

@@ -713,6 +713,10 @@ static void rt_sync(struct acud *d)
 			continue;
 		memcpy(&before, r, sizeof before);
 		what = rt_take(d, r, &now);
+		/* S6 as the sim's files show it: the thread's edges are in them
+		 * before the change they made is reported. */
+		if (what & (RT_CUT | RT_FAULT))
+			gpio_sync(d->gpio);
 		if (what & RT_CUT)
 			cuts = 1;
 		else if ((what & (RT_ALARM | RT_FAULT)) &&
@@ -967,7 +971,7 @@ static void rt_start(struct acud *d)
 		log_info("realtime_priority = 0: pulses and cut-offs on the event loop");
 		return;
 	}
-	d->rtpulse = rtpulse_new(d->nrooms, NULL, gpio_set);
+	d->rtpulse = rtpulse_new(d->nrooms, NULL, gpio_set_rt);
 	if (!d->rtpulse)
 		fatalx("out of memory");
 	if (rtpulse_start(d->rtpulse, prio, why, sizeof why, warn, sizeof warn) < 0) {

@@ -35,6 +35,10 @@ struct gpio_backend {
 	/* Outputs are requested at their inactive level: no glitch at start. */
 	int (*request)(struct gpio *g, struct gpio_line *l, char *err, size_t errlen);
 	int (*set)(struct gpio *g, struct gpio_line *l, int physical);
+	/* Optional: the pulse thread's write (gpio_set_rt). It must not wait on
+	 * a file system: what the backend shows outside the line may follow from
+	 * a thread of its own (sim: the trace and state file). */
+	int (*set_rt)(struct gpio *g, struct gpio_line *l, int physical);
 	/* Reads every queued edge of an input: *edges gets how many level
 	 * changes it went through since the last read. Returns the current
 	 * physical level, or -1 when it cannot be read. */
@@ -42,8 +46,8 @@ struct gpio_backend {
 	/* The chip's offset of a configured line (a name resolved), or -1 when
 	 * the chip has no such line; no request is made. */
 	int (*resolve)(struct gpio *g, const struct acu_line *spec);
-	/* Optional: brings what the backend shows outside up to date once an
-	 * input event has been handled (sim: the state file). */
+	/* Optional: brings what the backend shows outside up to date (sim: the
+	 * trace and state file); see gpio_sync. */
 	void (*sync)(struct gpio *g);
 	void (*close)(struct gpio *g);
 };
@@ -57,6 +61,7 @@ struct gpio {
 	 * at a time (the sim backend rewrites one file for every line), with
 	 * priority inheritance so a loop holding it is never left behind. */
 	pthread_mutex_t lock;
+	int emergency;                 /* gpio_emergency_off: no lock, nothing deferred */
 };
 
 extern const struct gpio_backend gpio_backend_gpiod;
@@ -75,12 +80,17 @@ struct gpio_line *gpio_find(struct gpio *g, const struct acu_line *spec);
 int gpio_offset(struct gpio *g, const struct gpio_line *l);
 /* Logical level; 0 or -1 when the write failed. */
 int gpio_set(struct gpio *g, struct gpio_line *l, int active);
+/* The same from the pulse thread (rtpulse.c): the line is written at once,
+ * and nothing on the way waits on a file. */
+int gpio_set_rt(struct gpio *g, struct gpio_line *l, int active);
 /* S5, latched: the input's logical level now (-1: it cannot be read), and in
  * *edges how many level changes it went through since the last read (its
  * queued edges, however short the pulse; gate_interlock() says what that
  * means). */
 int gpio_read(struct gpio *g, struct gpio_line *l, int *edges);
-/* After an input event has been handled and its gates cut. */
+/* After an input event has been handled and its gates cut, and before the
+ * pulse thread's cuts are reported: what the backend shows outside (the sim's
+ * files) catches up with every write. */
 void gpio_sync(struct gpio *g);
 /* Drives every output inactive; returns the number of failed writes. */
 int gpio_all_off(struct gpio *g);

@@ -39,7 +39,7 @@ struct rtpulse_report {
 	int fault;                     /* a write failed: it drove every line of the room off */
 };
 
-/* set writes a line (gpio_set); clock may be replaced by tests (NULL:
+/* set writes a line (gpio_set_rt); clock may be replaced by tests (NULL:
  * CLOCK_MONOTONIC). */
 struct rtpulse *rtpulse_new(int nrooms, int64_t (*clock)(void),
 			    int (*set)(struct gpio *g, struct gpio_line *l, int active));
