@@ -45,7 +45,7 @@ export ACU_DAMAGE_STRIDE=${ACU_DAMAGE_STRIDE:-25}
 # libevent assertion under a storm of ignored signals (test_faults); RSS
 # bounds measure valgrind's own memory (test_watch); valgrind runs one thread at
 # a time, so the pulse thread's figures under a CPU hog are valgrind's (test_realtime).
-export VALGRIND_XFAIL=${VALGRIND_XFAIL:-test_pulses_100hz,test_slow_watcher_is_dropped_and_memory_bounded,test_stalled_watchers_together_hold_bounded_memory,test_f6_fault_signals_drive_outputs_off[SIGBUS],test_f6_fault_signals_drive_outputs_off[SIGSYS],test_f6_meaningless_signals_are_ignored,test_rt_pulses_keep_rate_under_cpu_hog,test_rt_expiry_cut_on_time_under_cpu_hog}
+export VALGRIND_XFAIL=${VALGRIND_XFAIL:-test_pulses_100hz,test_slow_watcher_is_dropped_and_memory_bounded,test_stalled_watchers_together_hold_bounded_memory,test_f6_fault_signals_drive_outputs_off[SIGBUS],test_f6_fault_signals_drive_outputs_off[SIGSYS],test_f6_meaningless_signals_are_ignored,test_rt_pulses_keep_rate_under_cpu_hog,test_rt_expiry_cut_on_time_under_cpu_hog,test_f6_reload_keeps_pulse_phase}
 export PYTHONPATH="$REPO/tests${PYTHONPATH:+:$PYTHONPATH}"
 
 # Two workers (pytest-xdist, the groups of make check): valgrind is CPU-bound
