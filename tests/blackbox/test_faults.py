@@ -339,9 +339,11 @@ def test_f5_unreadable_interlock_fails_closed(stimd):
         rep, t_send, t_reply = c.timed({"cmd": "reload"})
     assert rep.get("ok") is True, rep
     assert alarm(d.status("1"), "gpio-fault"), "unreadable interlock not found at attach"
-    # ... and its alarm line is lit at once (every line rewritten at attach)
+    # ... and its alarm line is lit at once (every line rewritten at attach).
+    # Lit, not still lit at the reply: the high alarm's pattern may turn it
+    # off again before a slow reload (valgrind) answers.
     ev = line_events(trace_of(d), R1_ALARM, since=t_send, until=t_reply)
-    assert ev and ev[-1][1] == 1, f"alarm line not driven at attach: {ev}"
+    assert any(lv == 1 for _, lv in ev), f"alarm line not driven at attach: {ev}"
     # readable and clear again, and a reload: arming works
     d.ok({"cmd": "sim-input", "line": R1_INTERLOCK, "level": CLEAR})
     r = d.status("1")
