@@ -223,28 +223,27 @@ int gpio_offset(struct gpio *g, const struct gpio_line *l)
 	return g && l ? g->be->resolve(g, &l->spec) : -1;
 }
 
-int gpio_set(struct gpio *g, struct gpio_line *l, int active)
+static int set_locked(struct gpio *g, struct gpio_line *l, int active,
+		      int (*set)(struct gpio *, struct gpio_line *, int))
 {
 	int rc;
 
 	if (!l || l->dir != GPIO_OUT)
 		return -1;
 	pthread_mutex_lock(&g->lock);
-	rc = set_line(g, l, !!active);
+	rc = set_with(g, l, !!active, set);
 	pthread_mutex_unlock(&g->lock);
 	return rc;
 }
 
+int gpio_set(struct gpio *g, struct gpio_line *l, int active)
+{
+	return set_locked(g, l, active, g->be->set);
+}
+
 int gpio_set_rt(struct gpio *g, struct gpio_line *l, int active)
 {
-	int rc;
-
-	if (!l || l->dir != GPIO_OUT)
-		return -1;
-	pthread_mutex_lock(&g->lock);
-	rc = set_with(g, l, !!active, g->be->set_rt ? g->be->set_rt : g->be->set);
-	pthread_mutex_unlock(&g->lock);
-	return rc;
+	return set_locked(g, l, active, g->be->set_rt ? g->be->set_rt : g->be->set);
 }
 
 int gpio_read(struct gpio *g, struct gpio_line *l, int *edges)
