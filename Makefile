@@ -175,12 +175,14 @@ blackbox: acud acuctl
 	$(PYTHON) -m pytest -q -p no:cacheprovider $(XDIST) tests/blackbox
 
 # Everything make check runs is built first, on every core; then the unit
-# tests, the virtual-clock runs and the black-box suite, in that order.
+# tests beside the virtual-clock runs (each one's output whole), and the
+# black-box suite once both have passed.
 NPROC      := $(shell getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 CHECK_BINS  = acud acuctl $(UNIT_BIN) $(VCLOCK_BINS)
 check:
 	@$(MAKE) --no-print-directory -j$(NPROC) $(CHECK_BINS)
-	@$(MAKE) --no-print-directory unit vclock blackbox
+	@$(MAKE) --no-print-directory -j2 -Otarget unit vclock
+	@$(MAKE) --no-print-directory blackbox
 
 demo: all
 	@mkdir -p demo

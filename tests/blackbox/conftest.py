@@ -395,3 +395,21 @@ def parse_ts(s):
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", s), \
         f"not RFC 3339: {s!r}"
     return datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+
+def pytest_collection_modifyitems(items):
+    """Grouped files first, the largest group first. pytest-xdist's loadgroup
+    hands out work in collection order and a group runs on one worker; the
+    pulse-timing group alone is most of a worker's share, so it must start at
+    once rather than after the other workers have drained the rest."""
+    def group(item):
+        m = item.get_closest_marker("xdist_group")
+        return (m.args[0] if m.args else m.kwargs.get("name")) if m else None
+    size = {}
+    for it in items:
+        g = group(it)
+        if g is not None:
+            size[g] = size.get(g, 0) + 1
+    # sort is stable: ungrouped tests keep their order after the groups.
+    items.sort(key=lambda it: (0, -size[group(it)], group(it)) if group(it) is not None
+               else (1, 0, ""))
