@@ -40,6 +40,11 @@ DEB_PKGS  := libevent-dev libjansson-dev libinih-dev libgpiod-dev libmosquitto-d
 ifeq ($(SANITIZE),1)
 BUILD     := build/san
 SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else ifeq ($(COVERAGE),1)
+# make coverage: gcov counters, unoptimised so that lines and branches are the source's.
+BUILD     := build/cov
+SANFLAGS  := --coverage
+OPT       := -O0
 else
 BUILD     := build/rel
 SANFLAGS  :=
@@ -74,7 +79,7 @@ PURE_OBJ   := $(patsubst %,$(BUILD)/daemon/%.o,util room gate sched train cfg re
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps check unit blackbox demo install uninstall clean lint
+.PHONY: all deps check check-bins unit blackbox demo install uninstall clean lint
 
 all: acud acuctl
 
@@ -179,8 +184,9 @@ blackbox: acud acuctl
 # black-box suite once both have passed.
 NPROC      := $(shell getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 CHECK_BINS  = acud acuctl $(UNIT_BIN) $(VCLOCK_BINS)
+check-bins: $(CHECK_BINS)
 check:
-	@$(MAKE) --no-print-directory -j$(NPROC) $(CHECK_BINS)
+	@$(MAKE) --no-print-directory -j$(NPROC) check-bins
 	@$(MAKE) --no-print-directory -j2 -Otarget unit vclock
 	@$(MAKE) --no-print-directory blackbox
 

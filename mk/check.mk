@@ -10,6 +10,8 @@
 #                                 every damaged state file, in full (make check
 #                                 runs a shorter crash loop and every 7th byte)
 #   make valgrind                 the black-box suite with acud under valgrind
+#   make coverage                 line and branch coverage of daemon/ over
+#                                 what make check runs (gcovr)
 
 # make check SANITIZE=1: ASan keeps freed memory in a quarantine (256 MB by
 # default) that the tests bounding acud's memory (slow watchers, floods) would
@@ -27,7 +29,7 @@ VC_OBJ     := $(VC_DAEMON:%.c=$(VC_BUILD)/%.o) $(VC_BUILD)/tests/fuzz/harness.o 
               $(BUILD)/daemon/gpio-backend.o
 VC_WRAP    := -Wl,--wrap=acu_now -Wl,--wrap=acu_mono_now
 
-.PHONY: vclock stress crashloop valgrind
+.PHONY: vclock stress crashloop valgrind coverage
 
 $(VC_BUILD)/%.o: %.c $(BUILD)/.flags | $(BUILD)/.deps
 	@mkdir -p $(@D)
@@ -38,7 +40,7 @@ $(VC_BUILD)/vc_random: $(VC_BUILD)/tests/vclock/vc_random.o $(VC_OBJ)
 
 # The fuzz targets' entry points with a plain main (tests/fuzz/replay.c), so
 # make check replays every saved crash input and seed without clang.
-VC_CFG_OBJ := $(patsubst %,$(VC_BUILD)/daemon/%.o,cfg util room gate sched roomjson log web-pure)
+VC_CFG_OBJ := $(patsubst %,$(VC_BUILD)/daemon/%.o,cfg util room gate sched roomjson log xmalloc web-pure)
 $(VC_BUILD)/replay_request: $(VC_BUILD)/tests/fuzz/fuzz_request.o $(VC_BUILD)/tests/fuzz/replay.o $(VC_OBJ)
 	$(CC) $(CFLAGS) $(SANFLAGS) $(VC_WRAP) -o $@ $^ $(LDLIBS_ACU) -lm
 $(VC_BUILD)/replay_session: $(VC_BUILD)/tests/fuzz/fuzz_session.o $(VC_BUILD)/tests/fuzz/replay.o $(VC_OBJ)
@@ -74,3 +76,19 @@ crashloop: acud acuctl
 
 valgrind: acud acuctl
 	tests/valgrind.sh
+
+# Everything make check runs, built with gcov counters in build/cov, then
+# gcovr's summary of daemon/ (the report in build/cov/coverage.txt). The tests
+# run to the end even when one fails, so the figures are of the whole run; the
+# target fails after the report if any did. acud processes killed with SIGKILL
+# (the crash loop) write no counters, so those paths count from the restarts.
+coverage:
+	$(call apt_need,gcovr,--no-install-recommends)
+	@find build/cov -name '*.gcda' -delete 2>/dev/null; true
+	@$(MAKE) --no-print-directory COVERAGE=1 WERROR=1 -j$(NPROC) check-bins
+	@rc=0; $(MAKE) --no-print-directory COVERAGE=1 WERROR=1 unit vclock blackbox || rc=$$?; \
+	 gcovr --root . --filter 'daemon/' --object-directory build/cov --branches \
+	   --exclude-unreachable-branches --exclude-throw-branches -o build/cov/coverage.txt \
+	   --print-summary $(if $(GCOVR_FLAGS),$(GCOVR_FLAGS)) || rc=1; \
+	 echo "coverage: report in build/cov/coverage.txt"; \
+	 $(MAKE) --no-print-directory acud acuctl > /dev/null; exit $$rc

@@ -57,7 +57,7 @@ static void prof(int i, enum acu_mode mode, int64_t delay_s, int64_t duration_s,
 
 static void room(int i, int nchannels, int pulses)
 {
-	char id[8];
+	char id[12];	/* any int: -O0 builds (make coverage) check the whole range */
 
 	snprintf(id, sizeof id, "%d", i + 1);
 	fixture_room(&rooms[i], id, nchannels, pulses);
