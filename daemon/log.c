@@ -2,13 +2,7 @@
  * the message's priority (sd-daemon(3)). The conventions of OpenBSD's
  * daemons: a name without x appends ": strerror(errno)", one with x does not;
  * fatal and fatalx drive the outputs off (the hook) and exit.
- *
- * Memory: where the daemon cannot keep its promises without it (start-up,
- * the bookkeeping of a change), xmalloc and its family, which are fatal; where
- * one request, one client or one record can fail alone (a connection, a
- * history query, an event's text), a checked allocation that fails that one
- * and says so. The pure modules (cfg.c, room.c, history-pure.c) never exit:
- * they report. */
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,31 +104,4 @@ void fatalx(const char *fmt, ...)
 	log_vmsg(LOG_CRIT, fmt, ap);
 	va_end(ap);
 	fatal_exit();
-}
-
-void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-
-	if (!p)
-		fatalx("out of memory (%zu bytes)", n);
-	return p;
-}
-
-void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size ? size : 1);
-
-	if (!p)
-		fatalx("out of memory (%zu x %zu bytes)", n, size);
-	return p;
-}
-
-void *xrealloc(void *old, size_t n)
-{
-	void *p = realloc(old, n ? n : 1);
-
-	if (!p)
-		fatalx("out of memory (%zu bytes)", n);
-	return p;
 }

@@ -17,7 +17,7 @@ FUZZ_CFLAGS    = $(WARN) -Wno-format-nonliteral -g -O1 $(FUZZ_SAN) -D_GNU_SOURCE
 # The harness replaces acud.c and server.c; time is virtual (harness.c).
 FUZZ_DAEMON_SRC := $(filter-out daemon/acud.c daemon/server.c daemon/web.c $(GPIOD_SRC),$(wildcard daemon/*.c))
 FUZZ_DAEMON_OBJ := $(FUZZ_DAEMON_SRC:%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/daemon/gpio-backend.o
-FUZZ_CFG_OBJ    := $(patsubst %,$(FUZZ_BUILD)/daemon/%.o,cfg util room gate sched roomjson log web-pure)
+FUZZ_CFG_OBJ    := $(patsubst %,$(FUZZ_BUILD)/daemon/%.o,cfg util room gate sched roomjson log xmalloc web-pure)
 FUZZ_WRAP       := -Wl,--wrap=acu_now -Wl,--wrap=acu_mono_now
 FUZZ_BINS       := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_OPTS       ?= -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
