@@ -30,6 +30,15 @@ static struct acu_cfg cfg;
 		CHECK_EQ((r)->alarm[kind].priority, PRIO_HIGH);                      \
 	} while (0)
 
+/* S5: reading the interlock at `level` after `edges` edges trips it and
+ * disarms the room; the latch then holds `latched` (the line's level now). */
+#define CHECK_TRIPS(r, level, edges, n, latched)                                     \
+	do {                                                                         \
+		CHECK_EQ(room_interlock(r, level, edges, n), ROOM_IL_TRIPPED);       \
+		CHECK_DISARMED_BY(r, AL_INTERLOCK, "interlock");                     \
+		CHECK_EQ((r)->interlock_tripped, (latched));                         \
+	} while (0)
+
 /* S7: a gpio-fault since `since`. */
 #define CHECK_GPIO_FAULT(r, since)                                                   \
 	do {                                                                         \
@@ -87,9 +96,7 @@ static void test_trip_held(void)
 	struct acu_now n = running_at(&r, T0 + SEC(10));
 	struct acu_err e;
 
-	CHECK_EQ(room_interlock(&r, 1, 1, &n), ROOM_IL_TRIPPED);
-	CHECK_DISARMED_BY(&r, AL_INTERLOCK, "interlock");
-	CHECK_EQ(r.interlock_tripped, 1);
+	CHECK_TRIPS(&r, 1, 1, &n, 1);
 	CHECK_EQ(r.alarm[AL_INTERLOCK].since_mono, T0 + SEC(10));
 	CHECK_EQ(r.alarm[AL_INTERLOCK].since_wall, T0 + SEC(10) + WALL_OFF);
 	CHECK_EQ(r.gpio_fault, 0);
@@ -117,9 +124,7 @@ static void test_trip_blip(void)
 	struct acu_err e;
 
 	/* Tripped and clear again before the read (two edges): it still trips. */
-	CHECK_EQ(room_interlock(&r, 0, 2, &n), ROOM_IL_TRIPPED);
-	CHECK_DISARMED_BY(&r, AL_INTERLOCK, "interlock");
-	CHECK_EQ(r.interlock_tripped, 0);
+	CHECK_TRIPS(&r, 0, 2, &n, 0);
 	/* The line is clear now: a new, explicit stim on may arm again. */
 	CHECK_EQ(arm(&r, T0 + SEC(21), &e), 0);
 	CHECK(!r.alarm[AL_INTERLOCK].active);
