@@ -11,7 +11,8 @@
 # and binfmt_misc run its second stage) and the build and test packages are
 # installed in it with apt-get; it is cached with the build tree inside it, so a
 # second run only copies the checkout in and rebuilds what changed. Then, inside
-# it: `make WERROR=1`, the unit tests, `acud --check-config -c etc/demo.conf`, and
+# it: `make WERROR=1`, the unit tests, `acud --check-config -c etc/demo.conf`, `make
+# demo` with a session started on it through acuctl, and
 # the black-box suite (ACUD_ARCH_TESTS: `full` = all of tests/blackbox, `quick` =
 # the named subset below, `none`). Every run happens in a private mount namespace,
 # so no mount outlives it. Exits non-zero on any failure; never skips a stage.
@@ -249,6 +250,17 @@ t0=\$(date +%s)
 make -s -j\$(nproc) unit
 echo \"check-arch: unit tests \$((\$(date +%s) - t0)) s\"
 ./acud --check-config -c etc/demo.conf
+# The README's quick start: make demo up and answering, a session started on it.
+t0=\$(date +%s)
+rm -rf demo; make -s demo > build/demo.log 2>&1 & mpid=\$!
+for i in \$(seq 600); do [ -S demo/run/acud.sock ] && break; sleep 0.1; done
+drc=0
+./acuctl -s demo/run/acud.sock start 1 20m --needles 6 --patient A1043 &&
+	./acuctl -s demo/run/acud.sock status | grep -q 'running.*A1043' || drc=1
+kill \$(pgrep -P \$mpid -x acud) 2>/dev/null || drc=1
+wait \$mpid 2>/dev/null || true
+[ \$drc = 0 ] || { cat build/demo.log; echo 'check-arch: make demo FAILED'; exit 1; }
+echo \"check-arch: make demo: a session started and shown (\$((\$(date +%s) - t0)) s)\"
 if [ -n '$sel' ]; then
 	t0=\$(date +%s); rc=0
 	env $envs python3 -m pytest -q -p no:cacheprovider -rfE --durations=15 $xdist $kexpr ${ACUD_ARCH_PYTEST:-} $sel || rc=\$?
