@@ -38,6 +38,9 @@ from simgpio import (HEARTBEAT, R1_ALARM, R1_GATES, R1_INTERLOCK, R1_PULSES, int
 # share one worker, so they never measure each other.
 pytestmark = pytest.mark.xdist_group("timing")
 
+# The high alarm's lamp flashes at 2 Hz: 250 ms on, 250 ms off (SPEC §4).
+NS_HALF_HIGH = 250_000_000
+
 TRIP, CLEAR = 0, 1
 
 
@@ -341,9 +344,16 @@ def test_f5_unreadable_interlock_fails_closed(stimd):
     assert alarm(d.status("1"), "gpio-fault"), "unreadable interlock not found at attach"
     # ... and its alarm line is lit at once (every line rewritten at attach).
     # Lit, not still lit at the reply: the high alarm's pattern may turn it
-    # off again before a slow reload (valgrind) answers.
+    # off again before a slow reload (valgrind) answers. A reload slower than
+    # the pattern's half period (250 ms: emulation) may reach the attach in an
+    # off half, which it writes as such: then lit within the next period.
     ev = line_events(trace_of(d), R1_ALARM, since=t_send, until=t_reply)
-    assert any(lv == 1 for _, lv in ev), f"alarm line not driven at attach: {ev}"
+    if t_reply - t_send < NS_HALF_HIGH:
+        assert any(lv == 1 for _, lv in ev), f"alarm line not driven at attach: {ev}"
+    else:
+        wait_for(lambda: any(lv == 1 for _, lv in
+                             line_events(trace_of(d), R1_ALARM, since=t_send)),
+                 timeout=(t_reply - t_send) / 1e9 + 2.0, what="alarm line lit after attach")
     # readable and clear again, and a reload: arming works
     d.ok({"cmd": "sim-input", "line": R1_INTERLOCK, "level": CLEAR})
     r = d.status("1")
@@ -486,8 +496,17 @@ def test_f6_meaningless_signals_are_ignored(make_daemon):
     d, sp = _arm_room1(make_daemon)
     sigs = [signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM, signal.SIGVTALRM, signal.SIGPROF,
             signal.SIGIO, signal.SIGRTMIN, signal.SIGRTMIN + 5, signal.SIGRTMAX]
+    sent = []
     for s in sigs:
-        os.kill(d.pid, s)
+        try:
+            os.kill(d.pid, s)
+            sent.append(s)
+        except OSError as e:
+            # qemu-user keeps the highest real-time signals for itself and
+            # refuses to send them (EINVAL): no process there can get them.
+            if e.errno != errno.EINVAL or s <= signal.SIGRTMIN + 5:
+                raise
+    assert sent[:8] == sigs[:8], sent
     time.sleep(0.3)
     assert d.alive(), "acud died of a signal it should ignore"
     assert read_state(sp)["17"] == 1
