@@ -11,8 +11,9 @@
 # and binfmt_misc run its second stage) and the build and test packages are
 # installed in it with apt-get; it is cached with the build tree inside it, so a
 # second run only copies the checkout in and rebuilds what changed. Then, inside
-# it: `make WERROR=1`, the unit tests, `acud --check-config -c etc/demo.conf`, `make
-# demo` with a session started on it through acuctl, and
+# it: `make WERROR=1`, the unit tests, the virtual-clock runs (`make vclock`),
+# `acud --check-config -c etc/demo.conf`, `make demo` with a session started on
+# it through acuctl, and
 # the black-box suite (ACUD_ARCH_TESTS: `full` = all of tests/blackbox, `quick` =
 # the named subset below, `none`). Every run happens in a private mount namespace,
 # so no mount outlives it. Exits non-zero on any failure; never skips a stage.
@@ -234,6 +235,9 @@ kexpr=
 # Emulation is 5-20 times slower than the host: the timing bounds get the slack
 # `make valgrind` gives them, and the randomized and crash runs are shorter.
 # The history's queries read 30 day files instead of a year's 365.
+# The randomized run on a virtual clock: a quarter of make check's steps emulated.
+vcsteps=
+[ -z "$qarch" ] || vcsteps="ACU_VC_STEPS=5000"
 envs="ACU_TOL=1.0 ACU_TIMER_SLACK=3 ACU_RESPONSE_BOUND=10 ACU_RANDOM_STEPS=300 \
 ACU_CRASH_CYCLES=20 ACU_CRASH_FULL_CYCLES=10 ACU_DAMAGE_STRIDE=25 ACU_HISTORY_DAYS=30"
 script="set -e; cd $src
@@ -249,6 +253,9 @@ echo \"check-arch: build \$((\$(date +%s) - t0)) s\"
 t0=\$(date +%s)
 make -s -j\$(nproc) unit
 echo \"check-arch: unit tests \$((\$(date +%s) - t0)) s\"
+t0=\$(date +%s)
+$vcsteps make -s -j\$(nproc) vclock
+echo \"check-arch: virtual-clock runs \$((\$(date +%s) - t0)) s\"
 ./acud --check-config -c etc/demo.conf
 # The README's quick start: make demo up and answering, a session started on it.
 t0=\$(date +%s)
