@@ -184,7 +184,6 @@ blackbox: acud acuctl
 # black-box suite once both have passed.
 NPROC      := $(shell getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 CHECK_BINS  = acud acuctl $(UNIT_BIN) $(VCLOCK_BINS)
-check-bins: $(CHECK_BINS)
 check:
 	@$(MAKE) --no-print-directory -j$(NPROC) check-bins
 	@$(MAKE) --no-print-directory -j2 -Otarget unit vclock
@@ -219,5 +218,9 @@ clean:
 
 # Optional parts (vmtest, bench, fuzz, ...) each live in a file of their own.
 include $(wildcard mk/*.mk)
+
+# After the fragments: a rule's prerequisites are expanded as it is read, and
+# check.mk defines VCLOCK_BINS.
+check-bins: $(CHECK_BINS)
 
 -include $(shell find build -path build/deb -prune -o -type f -name '*.d' -print 2>/dev/null)

@@ -21,11 +21,12 @@ export ASAN_OPTIONS ?= quarantine_size_mb=16
 endif
 
 # The virtual-clock driver: the fuzz harness (tests/fuzz/harness.c) in place
-# of acud.c and server.c, built with $(CC) like everything else.
+# of acud.c and server.c, built with $(CC) like everything else, linked with
+# acud's own objects (the clock is swapped at link time, --wrap).
 VC_BUILD   := $(BUILD)/vclock
 # The gpiod backend is the one the Makefile picked for libgpiod's version.
 VC_DAEMON  := $(filter-out daemon/acud.c daemon/server.c daemon/web.c $(GPIOD_SRC),$(wildcard daemon/*.c))
-VC_OBJ     := $(VC_DAEMON:%.c=$(VC_BUILD)/%.o) $(VC_BUILD)/tests/fuzz/harness.o \
+VC_OBJ     := $(VC_DAEMON:%.c=$(BUILD)/%.o) $(VC_BUILD)/tests/fuzz/harness.o \
               $(BUILD)/daemon/gpio-backend.o
 VC_WRAP    := -Wl,--wrap=acu_now -Wl,--wrap=acu_mono_now
 
@@ -40,7 +41,7 @@ $(VC_BUILD)/vc_random: $(VC_BUILD)/tests/vclock/vc_random.o $(VC_OBJ)
 
 # The fuzz targets' entry points with a plain main (tests/fuzz/replay.c), so
 # make check replays every saved crash input and seed without clang.
-VC_CFG_OBJ := $(patsubst %,$(VC_BUILD)/daemon/%.o,cfg util room gate sched roomjson log xmalloc web-pure)
+VC_CFG_OBJ := $(patsubst %,$(BUILD)/daemon/%.o,cfg util room gate sched roomjson log xmalloc web-pure)
 $(VC_BUILD)/replay_request: $(VC_BUILD)/tests/fuzz/fuzz_request.o $(VC_BUILD)/tests/fuzz/replay.o $(VC_OBJ)
 	$(CC) $(CFLAGS) $(SANFLAGS) $(VC_WRAP) -o $@ $^ $(LDLIBS_ACU) -lm
 $(VC_BUILD)/replay_session: $(VC_BUILD)/tests/fuzz/fuzz_session.o $(VC_BUILD)/tests/fuzz/replay.o $(VC_OBJ)
