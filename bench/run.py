@@ -54,6 +54,8 @@ PULSE_ROOMS = list(range(25, 33))
 P1_ROOM = 1
 P2_ROOMS = list(range(2, 25))
 P4_ROOMS = list(range(2, 10))
+# P4 alternates acud and its floor in this many rounds.
+P4_ROUNDS = 10
 SCALE_ROOMS = 256
 
 
@@ -641,13 +643,25 @@ def pulse_analysis(acud, rooms, starts, stops):
 
 
 def p4(args, acud, res):
-    log("P4: cut-off latency: stop, flag pacemaker, interlock")
+    """Cut-off latency against bench/hopref, in alternating rounds, so that the
+    daemon and its floor see the same machine: a load that comes and goes
+    (other work on a shared machine) falls on both alike."""
+    log(f"P4: cut-off latency: stop, flag pacemaker, interlock; {args.p4_trials} each, "
+        f"and the floor (bench/hopref) {3 * args.p4_trials} times, in {P4_ROUNDS} alternating rounds")
     rooms = [f"{i}:{ilock_line(i)}" for i in P4_ROOMS]
-    text = gen(args, "cutoff", acud.sock, args.p4_trials, "cont", *rooms)
+    hop = HopRef(args, acud)
+    text = []
+    try:
+        for k in range(P4_ROUNDS):
+            n = args.p4_trials * (k + 1) // P4_ROUNDS - args.p4_trials * k // P4_ROUNDS
+            text += gen(args, "cutoff", acud.sock, n, "cont", *rooms).splitlines()
+            hop.trials(3 * n)
+    finally:
+        hop.stop()
     trace = Trace(acud.trace)
     lat = {"stop": [], "flag": [], "interlock": []}
     bad = 0
-    for line in text.splitlines():
+    for line in text:
         _, kind, room, send = line.split()
         off = trace.first(gate_line(int(room)), 0, int(send), int(send) + NS)
         if off is None:
@@ -656,35 +670,45 @@ def p4(args, acud, res):
         lat[kind].append(off - int(send))
     res["P4"] = {k: stats_us(v) for k, v in lat.items()}
     res["P4"]["unmatched"] = bad
-    res["P4"]["floor"] = hop_floor(args, acud, 3 * args.p4_trials)
+    res["P4"]["floor"] = hop.result()
+    res["P4"]["rounds"] = P4_ROUNDS
     res["P4"]["note"] = ("CLOCK_MONOTONIC just before send() in the client to the gate-off "
                          "trace line: includes the socket hop; the floor is bench/hopref doing "
-                         "only that hop (read a request, write one trace line)")
+                         "only that hop (read a request, write one trace line), measured in "
+                         "rounds alternating with acud's")
 
 
-def hop_floor(args, acud, trials):
-    """The same hop with nothing behind it: bench/hopref, same client, same
-    trace file system, measured right after acud's trials."""
-    d = os.path.join(os.path.dirname(acud.dir), "hopref")
-    os.makedirs(d, exist_ok=True)
-    sock, trace = os.path.join(d, "hop.sock"), os.path.join(os.path.dirname(acud.trace), "hoptrace")
-    log(f"P4: floor: bench/hopref, {trials} requests")
-    proc = subprocess.Popen([args.hopref, sock, trace])
-    try:
+class HopRef:
+    """P4's floor: bench/hopref on a socket of its own, the same client and
+    the same trace file system as acud's."""
+
+    def __init__(self, args, acud):
+        self.args = args
+        d = os.path.join(os.path.dirname(acud.dir), "hopref")
+        os.makedirs(d, exist_ok=True)
+        self.sock = os.path.join(d, "hop.sock")
+        self.trace = os.path.join(os.path.dirname(acud.trace), "hoptrace")
+        self.sends = []
+        self.proc = subprocess.Popen([args.hopref, self.sock, self.trace])
         deadline = time.time() + 10
-        while not os.path.exists(sock):
-            if proc.poll() is not None or time.time() > deadline:
+        while not os.path.exists(self.sock):
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.stop()
                 sys.exit("bench: hopref did not start")
             time.sleep(0.02)
-        sends = [int(l.split()[1]) for l in gen(args, "hop", sock, trials).splitlines()
-                 if l.startswith("H ")]
-    finally:
-        proc.terminate()
-        proc.wait()
-    wrote = [int(l.split()[0]) for l in open(trace) if l.strip()]
-    if len(wrote) != len(sends):
-        sys.exit(f"bench: hopref wrote {len(wrote)} lines for {len(sends)} requests")
-    return stats_us([w - s for s, w in zip(sends, wrote)])
+
+    def trials(self, n):
+        self.sends += [int(l.split()[1]) for l in gen(self.args, "hop", self.sock, n).splitlines()
+                       if l.startswith("H ")]
+
+    def stop(self):
+        end(self.proc, signal.SIGTERM, 10)
+
+    def result(self):
+        wrote = [int(l.split()[0]) for l in open(self.trace) if l.strip()]
+        if len(wrote) != len(self.sends):
+            sys.exit(f"bench: hopref wrote {len(wrote)} lines for {len(self.sends)} requests")
+        return stats_us([w - s for s, w in zip(self.sends, wrote)])
 
 
 def p5(args, binary, tmp, redis, res):
@@ -1183,7 +1207,7 @@ def main():
     ap.add_argument("--p1-secs", type=int, default=4)
     ap.add_argument("--p2-secs", type=int, default=30)
     ap.add_argument("--p3-secs", type=int, default=30)
-    ap.add_argument("--p4-trials", type=int, default=100)
+    ap.add_argument("--p4-trials", type=int, default=200)
     ap.add_argument("--p5-secs", type=int, default=30)
     ap.add_argument("--p6-watchers", type=int, default=1000)
     ap.add_argument("--p6-trials", type=int, default=50)
