@@ -1024,6 +1024,12 @@ def spread(d):
     return f"{fmt_us(d['p50_us'])} / {fmt_us(d['p99_us'])} / {fmt_us(d['max_us'])}"
 
 
+def p50_p99(d, first=False):
+    """p50 / p99 of a result (its first-reached pair with first)."""
+    k = "first_" if first else ""
+    return f"{fmt_us(d[k + 'p50_us'])} / {fmt_us(d[k + 'p99_us'])}"
+
+
 def rows_of(res):
     """(id, measure, acud, reference, ratio, target, holds) per line of the table."""
     rows = []
@@ -1049,8 +1055,8 @@ def rows_of(res):
             ratio = a["rps"] / r["rps"]
             row("P1", f"status, {n} conn: req/s", f"{a['rps']:.0f}",
                 f"{r['rps']:.0f} (redis PING_INLINE)", ratio, "ratio >= 1.0", ratio >= 1.0)
-            row("P1", f"status, {n} conn: p50 / p99", f"{fmt_us(a['p50_us'])} / {fmt_us(a['p99_us'])}",
-                f"{fmt_us(r['p50_us'])} / {fmt_us(r['p99_us'])}", a["p99_us"] / r["p99_us"])
+            row("P1", f"status, {n} conn: p50 / p99", p50_p99(a),
+                p50_p99(r), a["p99_us"] / r["p99_us"])
             row("P1", f"  same client on redis PING, {n} conn", "",
                 f"{x['rps']:.0f}/s, p99 {fmt_us(x['p99_us'])}", a["rps"] / x["rps"])
     if "P2" in res:
@@ -1081,13 +1087,13 @@ def rows_of(res):
             l = res["P4"][k]
             ratio = l["p99_us"] / f["p99_us"] if l["n"] and f["n"] and f["p99_us"] else None
             row("P4", f"cut-off, {name}: p50 / p99 (incl. socket hop)",
-                f"{fmt_us(l['p50_us'])} / {fmt_us(l['p99_us'])}",
-                f"{fmt_us(f['p50_us'])} / {fmt_us(f['p99_us'])} (hopref: the same hop alone)",
+                p50_p99(l),
+                f"{p50_p99(f)} (hopref: the same hop alone)",
                 ratio, "p99 <= 1.5x floor", ratio is not None and ratio <= 1.5)
         if "P1" in res:
             ref = res["P1"]["c1"]["redis_benchmark"]
             row("P4", "  socket round trip for scale", "",
-                f"{fmt_us(ref['p50_us'])} / {fmt_us(ref['p99_us'])} (redis PING, P1)")
+                f"{p50_p99(ref)} (redis PING, P1)")
     if "P5" in res:
         p = res["P5"]
         row("P5", f"idle wake-ups/s over {p['idle_secs']:.0f} s", f"{p['acud_wakeups_per_s']:.2f}",
@@ -1106,26 +1112,26 @@ def rows_of(res):
         a, r, lr = p["acud"], p["redis_publish"], p["redis_lrange_300"]
         row("P6", f"status of {p['rooms']} rooms: p50 / p99",
             f"{fmt_us(a['status_p50_us'])} / {fmt_us(a['status_p99_us'])}",
-            f"{fmt_us(lr['p50_us'])} / {fmt_us(lr['p99_us'])} (redis LRANGE_300)",
+            f"{p50_p99(lr)} (redis LRANGE_300)",
             a["status_p99_us"] / lr["p99_us"], "p99 <= 5 ms", a["status_p99_us"] <= 5000)
         row("P6", f"fan-out to {p['watchers']} watchers: p50 / p99",
-            f"{fmt_us(a['p50_us'])} / {fmt_us(a['p99_us'])}",
-            f"{fmt_us(r['p50_us'])} / {fmt_us(r['p99_us'])} (redis PUBLISH)",
+            p50_p99(a),
+            f"{p50_p99(r)} (redis PUBLISH)",
             a["p99_us"] / r["p99_us"], "p99 <= 50 ms", a["p99_us"] <= 50000)
         row("P6", "  first watcher reached: p50 / p99",
-            f"{fmt_us(a['first_p50_us'])} / {fmt_us(a['first_p99_us'])}",
-            f"{fmt_us(r['first_p50_us'])} / {fmt_us(r['first_p99_us'])} (redis)")
+            p50_p99(a, first=True),
+            f"{p50_p99(r, first=True)} (redis)")
     if "P7" in res:
         p = res["P7"]
         w, sw = p["event_streams"], p["socket_watchers"]
         row("P7", f"room change to {p['clients']} SSE clients: p50 / p99",
-            f"{fmt_us(w['p50_us'])} / {fmt_us(w['p99_us'])}",
-            f"{fmt_us(sw['p50_us'])} / {fmt_us(sw['p99_us'])} ({p['clients']} socket watchers)",
+            p50_p99(w),
+            f"{p50_p99(sw)} ({p['clients']} socket watchers)",
             w["p99_us"] / sw["p99_us"] if sw["p99_us"] else None, "p99 <= 50 ms",
             w["p99_us"] <= 50000)
         row("P7", "  first SSE client reached: p50 / p99",
-            f"{fmt_us(w['first_p50_us'])} / {fmt_us(w['first_p99_us'])}",
-            f"{fmt_us(sw['first_p50_us'])} / {fmt_us(sw['first_p99_us'])} (socket)")
+            p50_p99(w, first=True),
+            f"{p50_p99(sw, first=True)} (socket)")
         a, b = p["p3_alone"], p["p3_with_streams"]
         da, db = a["deviation"], b["deviation"]
         ca, cb = a["cyclictest"], b["cyclictest"]
@@ -1143,8 +1149,8 @@ def rows_of(res):
         p = res["P8"]
         m, w = p["mqtt"], p["socket_watcher"]
         row("P8", f"room change to subscriber: p50 / p99 ({m['n']} changes)",
-            f"{fmt_us(m['p50_us'])} / {fmt_us(m['p99_us'])} (mosquitto)",
-            f"{fmt_us(w['p50_us'])} / {fmt_us(w['p99_us'])} (socket watcher)",
+            f"{p50_p99(m)} (mosquitto)",
+            f"{p50_p99(w)} (socket watcher)",
             m["p99_us"] / w["p99_us"] if m["n"] and w["p99_us"] else None, "p99 <= 10 ms",
             m["n"] > 0 and not p["lost"] and m["p99_us"] <= 10000)
         a, b = p["pulses_stalled_broker"], p["pulses_no_mqtt"]
