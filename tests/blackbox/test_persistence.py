@@ -20,10 +20,12 @@ def test_sessions_survive_kill9(make_daemon):
     d.ok({"cmd": "pause", "room": "2"})
     d.start_session("3", 400, needles=4, patient="DUE3")
     d.ok({"cmd": "stop", "room": "3"})
+    t_before = time.monotonic()
     before = {r["id"]: r for r in d.status()}
     d.kill9()
     d.restart()
     after = {r["id"]: r for r in d.status()}
+    down = time.monotonic() - t_before
     assert after["4"]["state"] == "idle"
     for rid in ("1", "2", "3"):
         b, a = before[rid], after[rid]
@@ -32,7 +34,10 @@ def test_sessions_survive_kill9(make_daemon):
     assert after["1"]["state"] == "running"
     assert after["1"]["needles"] == 8
     assert after["1"]["ends_at"] == before["1"]["ends_at"]
-    assert abs(after["1"]["remaining_s"] - before["1"]["remaining_s"]) <= 3
+    # The timer ran on while the daemon was down, and no more than that (a
+    # restart under valgrind takes seconds).
+    gone = before["1"]["remaining_s"] - after["1"]["remaining_s"]
+    assert -1 <= gone <= down + 1, f"{gone} s gone from the timer over {down:.1f} s"
     assert after["2"]["state"] == "paused"
     assert after["2"]["remaining_s"] == before["2"]["remaining_s"]
     assert after["3"]["state"] == "due"
