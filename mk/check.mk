@@ -90,6 +90,6 @@ coverage:
 	@rc=0; $(MAKE) --no-print-directory COVERAGE=1 WERROR=1 unit vclock blackbox || rc=$$?; \
 	 gcovr --root . --filter 'daemon/' --object-directory build/cov --branches \
 	   --exclude-unreachable-branches --exclude-throw-branches -o build/cov/coverage.txt \
-	   --print-summary $(if $(GCOVR_FLAGS),$(GCOVR_FLAGS)) || rc=1; \
+	   --print-summary $(GCOVR_FLAGS) || rc=1; \
 	 echo "coverage: report in build/cov/coverage.txt"; \
 	 $(MAKE) --no-print-directory acud acuctl > /dev/null; exit $$rc

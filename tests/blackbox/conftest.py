@@ -405,11 +405,11 @@ def pytest_collection_modifyitems(items):
     def group(item):
         m = item.get_closest_marker("xdist_group")
         return (m.args[0] if m.args else m.kwargs.get("name")) if m else None
+    groups = {it: group(it) for it in items}
     size = {}
-    for it in items:
-        g = group(it)
+    for g in groups.values():
         if g is not None:
             size[g] = size.get(g, 0) + 1
     # sort is stable: ungrouped tests keep their order after the groups.
-    items.sort(key=lambda it: (0, -size[group(it)], group(it)) if group(it) is not None
-               else (1, 0, ""))
+    items.sort(key=lambda it: (1, 0, "") if groups[it] is None
+               else (0, -size[groups[it]], groups[it]))
