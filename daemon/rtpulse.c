@@ -179,8 +179,10 @@ static int64_t train_pass(struct rtpulse *p, struct slot *s, int64_t now)
 		if (s->tr.high) {
 			if (lines_low(p, s) < 0)
 				room_fault(p, s);
-			else
+			else if (prof)
 				train_fell(&s->tr, prof, now);
+			else
+				train_stop(&s->tr); /* handed over without a schedule */
 			s->tr.high = 0;
 		}
 		return ACU_NEVER;

@@ -265,6 +265,18 @@ static void test_handover(void)
 	rtpulse_set(p, 1, &in);
 	CHECK_EQ(rtpulse_run(p), ACU_NEVER);
 	CHECK_EQ(gpio_active(&pulse[0]), 0);
+	/* No profile while a pulse is high (a reload took the profile away):
+	 * the pulse ends at the next pass; the train has no schedule to read. */
+	in.profile = &prof;
+	rtpulse_set(p, 1, &in);
+	clk = in.armed_at + MS(30);
+	rtpulse_run(p);
+	CHECK_EQ(gpio_active(&pulse[0]), 1);
+	in.profile = NULL;
+	rtpulse_set(p, 1, &in);
+	clk += 100000;
+	CHECK_EQ(rtpulse_run(p), ACU_NEVER);
+	CHECK_EQ(gpio_active(&pulse[0]), 0);
 	rtpulse_free(p);
 }
 
