@@ -305,24 +305,47 @@ static const struct acu_profile_cfg *sched_of(struct rtpulse *p,
 	return c;
 }
 
-void rtpulse_set(struct rtpulse *p, int room, const struct rtpulse_room *in)
+int rtpulse_hastens(const struct rtpulse_room *was, const struct acu_profile_cfg *was_sched,
+		    const struct rtpulse_room *now, const struct acu_profile_cfg *now_sched)
+{
+	if (now->gpio != was->gpio || now->ngate != was->ngate || now->npulse != was->npulse ||
+	    memcmp(now->gate, was->gate, sizeof now->gate) != 0 ||
+	    memcmp(now->pulse, was->pulse, sizeof now->pulse) != 0)
+		return 1;
+	/* Pulses: the same train (schedule and phase) on no new channel. */
+	if (now_sched && now->pulse_on &&
+	    (now_sched != was_sched || now->armed_at != was->armed_at ||
+	     (now->pulse_on & ~was->pulse_on) != 0))
+		return 1;
+	/* A cut: one already planned, on no other gate and not sooner. */
+	if (now->cut && (!was->cut || (now->cut & ~was->cut) != 0 || now->cut_at < was->cut_at))
+		return 1;
+	return 0;
+}
+
+int rtpulse_set(struct rtpulse *p, int room, const struct rtpulse_room *in)
 {
 	const struct acu_profile_cfg *prof = NULL;
 	struct slot *s;
+	int wake;
 
 	if (room < 0 || room >= p->nslots)
-		return;
+		return 0;
 	s = &p->slots[room];
 	if (in->profile)
 		prof = sched_of(p, in->profile);
 	pthread_mutex_lock(&p->mu);
+	/* Compared with what the thread holds now (it clears a cut it made). */
+	wake = s->dead || rtpulse_hastens(&s->in, s->prof, in, prof);
 	s->in = *in;
 	s->prof = prof;
 	if (!prof)
 		s->in.profile = NULL;
 	s->dead = 0;
-	pthread_cond_signal(&p->cv);
+	if (wake)
+		pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
+	return wake;
 }
 
 int rtpulse_take(struct rtpulse *p, int room, struct rtpulse_report *out)

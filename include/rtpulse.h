@@ -54,7 +54,20 @@ int rtpulse_start(struct rtpulse *p, int prio, char *why, size_t whylen, char *w
 void rtpulse_free(struct rtpulse *p);
 /* Every room dropped and the count changed: before lines are released. */
 void rtpulse_reset(struct rtpulse *p, int nrooms);
-void rtpulse_set(struct rtpulse *p, int room, const struct rtpulse_room *in);
+/* Returns whether the thread was woken for it: only when the change can
+ * need an edge or a cut before the thread's next wake (rtpulse_hastens).
+ * Else it finds the change at that wake: a change that only takes work away
+ * (a stop, a cut the loop makes itself) costs the loop no wake-up of the
+ * thread, which would preempt it on the way to the cut. */
+int rtpulse_set(struct rtpulse *p, int room, const struct rtpulse_room *in);
+/* Pure: whether a room handed over as now (its schedule copy now_sched),
+ * where the thread holds was (was_sched), may need an edge or a cut before
+ * the thread's next wake, which was set: other lines, a channel newly
+ * pulsed or another train (schedule or arming), a cut on another gate or
+ * sooner. Less pulsing, a cut dropped or later, are found at that wake; a
+ * pulse in progress on a channel taken out ends at its own fall. */
+int rtpulse_hastens(const struct rtpulse_room *was, const struct acu_profile_cfg *was_sched,
+		    const struct rtpulse_room *now, const struct acu_profile_cfg *now_sched);
 /* 1 when there was anything to take (pulses counted or more). */
 int rtpulse_take(struct rtpulse *p, int room, struct rtpulse_report *out);
 /* Whether the room has anything to take, without the lock (the loop asks

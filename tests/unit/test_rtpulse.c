@@ -355,6 +355,134 @@ static void test_fault(void)
 	rtpulse_free(p);
 }
 
+/* The rises and gate writes of a run (falls left out: a pulse in progress on
+ * a channel taken out ends at a pass, whichever), copied out of writes[]. */
+static int actions(struct write *out, int max, int from)
+{
+	int n = 0;
+
+	for (int i = from; i < nwrites && n < max; i++)
+		if (writes[i].level == 1 || writes[i].l == &gate[0] || writes[i].l == &gate[1])
+			out[n++] = writes[i];
+	return n;
+}
+
+/* One hand-over of now where was runs, at `at`: whether it woke the thread,
+ * the thread's next wake before it (*wake_at), and the actions to `to` when
+ * the thread passes at once (eager) and when it passes only at its next wake
+ * unless woken (lazy). */
+static int handover_run(const struct rtpulse_room *was, const struct rtpulse_room *now,
+			int64_t at, int64_t to, int64_t *wake_at, struct write *eager, int *neager,
+			struct write *lazy, int *nlazy)
+{
+	int woke = 0;
+
+	for (int k = 0; k < 2; k++) {
+		struct rtpulse *p = begin(1, 0, was);
+		int64_t next = rtpulse_run(p);
+		int from;
+
+		while (next != ACU_NEVER && next <= at) {
+			clk = next;
+			next = rtpulse_run(p);
+		}
+		clk = at;
+		from = nwrites;
+		woke = rtpulse_set(p, 0, now);
+		*wake_at = next;
+		if (k == 1 && !woke) {
+			if (next == ACU_NEVER || next > to) {
+				rtpulse_free(p);
+				*nlazy = actions(lazy, 64, from);
+				continue;
+			}
+			clk = next;
+		}
+		run_until(p, to);
+		if (k == 0)
+			*neager = actions(eager, 64, from);
+		else
+			*nlazy = actions(lazy, 64, from);
+		rtpulse_free(p);
+	}
+	return woke;
+}
+
+/* The thread is woken for a hand-over only when the change can need an edge
+ * or a cut before its next wake: over every combination of lines, train,
+ * channels, arming and cut, at a pulse's high and between pulses, a thread
+ * left asleep makes every rise and cut that one woken at once makes, at the
+ * same instants; and a change that only takes work away (a stop, a flag, an
+ * interlock: the cut-off path) does not wake it. */
+static void test_wake(void)
+{
+	struct acu_profile_cfg a = profile(100), b = profile(50);
+	static const unsigned ons[] = { 0, 1, 2, 3 };
+	static const int64_t cut_ats[] = { MS(4), MS(5), MS(6), MS(25) };
+	static struct gpio_line other;
+	struct write eager[64], lazy[64];
+	int combos = 0, quiet = 0;
+
+	for (int phase = 0; phase < 2; phase++)
+	for (int lines = 0; lines < 3; lines++)
+	for (int wp = 0; wp < 2; wp++)
+	for (int np = 0; np < 3; np++)
+	for (int arm = 0; arm < 2; arm++)
+	for (int wo = 0; wo < 4; wo++)
+	for (int no = 0; no < 4; no++)
+	for (int wc = 0; wc < 3; wc++)
+	for (int nc = 0; nc < 9; nc++) {
+		const struct acu_profile_cfg *scheds[] = { NULL, &a, &b };
+		struct rtpulse_room was = room_in(wp ? &a : NULL, ons[wo]);
+		struct rtpulse_room now = room_in(scheds[np], ons[no]);
+		int64_t at = phase ? T0 + 100000 : T0 + MS(3), wake_at;
+		int ne = 0, nl = 0, woke;
+
+		if (lines == 1)
+			now.gate[1] = &other;
+		else if (lines == 2)
+			now.npulse = 1;
+		if (arm)
+			now.armed_at = T0 + MS(7);
+		if (wc) {
+			was.cut = wc;
+			was.cut_at = T0 + MS(5);
+		}
+		if (nc) {
+			now.cut = 1 + (unsigned)(nc - 1) / 4;
+			now.cut_at = T0 + cut_ats[(nc - 1) % 4];
+		}
+		woke = handover_run(&was, &now, at, T0 + MS(40), &wake_at, eager, &ne, lazy, &nl);
+		combos++;
+		if (woke)
+			continue;
+		quiet++;
+		CHECK_EQ(nl, ne);
+		for (int i = 0; i < ne && i < nl; i++) {
+			CHECK_EQ(lazy[i].t, eager[i].t);
+			CHECK(lazy[i].l == eager[i].l && lazy[i].level == eager[i].level);
+			CHECK(eager[i].t >= wake_at);
+		}
+	}
+	CHECK(quiet > 0 && quiet < combos);
+
+	/* The cut-off path: pulsing with a cut planned at expiry, then the
+	 * gates go off (stop): no wake; started again: a wake. */
+	{
+		struct rtpulse_room was = room_in(&a, 3), now = room_in(&a, 0);
+		int64_t wake_at;
+		int ne, nl;
+
+		was.cut = 3;
+		was.cut_at = T0 + SEC(600);
+		CHECK_EQ(handover_run(&was, &now, T0 + MS(3), T0 + MS(40), &wake_at, eager, &ne,
+				      lazy, &nl), 0);
+		CHECK_EQ(ne, 0);
+		CHECK_EQ(handover_run(&now, &was, T0 + MS(3), T0 + MS(40), &wake_at, eager, &ne,
+				      lazy, &nl), 1);
+	}
+}
+
 /* The real thread at an ordinary priority and the loop handing over and
  * taking back at once: for TSan. What is checked cannot depend on timing. */
 static int64_t real_clock(void)
@@ -408,6 +536,7 @@ int main(int argc, char **argv)
 	test_handover();
 	test_cut();
 	test_fault();
+	test_wake();
 	if (argc > 1 && strcmp(argv[1], "threads") == 0)
 		test_threads();
 	return unit_report("test_rtpulse");
