@@ -408,6 +408,15 @@ static int handover_run(const struct rtpulse_room *was, const struct rtpulse_roo
 	return woke;
 }
 
+/* The next digit of *k in the given base: one loop over every combination. */
+static int digit(int *k, int base)
+{
+	int d = *k % base;
+
+	*k /= base;
+	return d;
+}
+
 /* The thread is woken for a hand-over only when the change can need an edge
  * or a cut before its next wake: over every combination of lines, train,
  * channels, arming and cut, at a pulse's high and between pulses, a thread
@@ -423,15 +432,10 @@ static void test_wake(void)
 	struct write eager[64], lazy[64];
 	int combos = 0, quiet = 0;
 
-	for (int phase = 0; phase < 2; phase++)
-	for (int lines = 0; lines < 3; lines++)
-	for (int wp = 0; wp < 2; wp++)
-	for (int np = 0; np < 3; np++)
-	for (int arm = 0; arm < 2; arm++)
-	for (int wo = 0; wo < 4; wo++)
-	for (int no = 0; no < 4; no++)
-	for (int wc = 0; wc < 3; wc++)
-	for (int nc = 0; nc < 9; nc++) {
+	for (int combo = 0; combo < 2 * 3 * 2 * 3 * 2 * 4 * 4 * 3 * 9; combo++) {
+		int k = combo, nc = digit(&k, 9), wc = digit(&k, 3), no = digit(&k, 4);
+		int wo = digit(&k, 4), arm = digit(&k, 2), np = digit(&k, 3), wp = digit(&k, 2);
+		int lines = digit(&k, 3), phase = digit(&k, 2);
 		const struct acu_profile_cfg *scheds[] = { NULL, &a, &b };
 		struct rtpulse_room was = room_in(wp ? &a : NULL, ons[wo]);
 		struct rtpulse_room now = room_in(scheds[np], ons[no]);
