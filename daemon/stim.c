@@ -1014,6 +1014,17 @@ int stim_open(struct acud *d, char *err, size_t errlen)
 	return 0;
 }
 
+/* The heartbeat and the chip let go of, after the rooms' own events. */
+static void gpio_release(struct acud *d)
+{
+	if (d->heartbeat)
+		event_free(d->heartbeat);
+	d->heartbeat = NULL;
+	gpio_close(d->gpio);
+	d->gpio = NULL;
+	d->gates_on = 0;
+}
+
 /* Everything off and every line released: the last thing before exit. */
 void stim_close(struct acud *d)
 {
@@ -1029,12 +1040,7 @@ void stim_close(struct acud *d)
 		log_errx("stop: some outputs could not be driven inactive");
 	rooms_detach(d);
 	button_free(d);
-	if (d->heartbeat)
-		event_free(d->heartbeat);
-	d->heartbeat = NULL;
-	gpio_close(d->gpio);
-	d->gpio = NULL;
-	d->gates_on = 0;
+	gpio_release(d);
 }
 
 /* The fatal path: no allocation, no event loop, no lock, only the writes. */
@@ -1131,12 +1137,7 @@ int stim_reload(struct acud *d, const struct acu_cfg *old_cfg, struct acu_room *
 	if (d->rtpulse)
 		rtpulse_reset(d->rtpulse, d->nrooms);
 	rt_array_free(d);
-	if (d->heartbeat)
-		event_free(d->heartbeat);
-	d->heartbeat = NULL;
-	gpio_close(d->gpio);
-	d->gpio = NULL;
-	d->gates_on = 0;
+	gpio_release(d);
 	if (stim_open(d, err, errlen) < 0)
 		return -1;
 	for (int i = 0; i < d->nrooms; i++)
