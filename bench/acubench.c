@@ -645,8 +645,10 @@ static int cmd_fanout(int argc, char **argv)
 
 		s = mono();
 		send_all(ctl->fd, trigger, tlen);
+		/* A change goes out once saved: under stress-ng --io one fsync
+		 * has taken over 5 s here. */
 		while (done < nwatch) {
-			int n = epoll_wait(ep, evs, 512, 5000);
+			int n = epoll_wait(ep, evs, 512, 30000);
 			if (n <= 0)
 				die("fanout: trial %d: %d of %d watchers got the event", t, done, nwatch);
 			for (int k = 0; k < n; k++) {
