@@ -30,6 +30,12 @@ struct room_rt {
 	struct rtpulse_report rep;
 	const char *cut_cause;
 	int64_t test_from, test_until; /* `test ROOM alarm`: the lamp's patterns */
+	/* The interlock's edges read in a change, told to the line watchers
+	 * once its gates are written (S6: a cut before any report). */
+	struct {
+		int set, level, edges;
+		struct acu_now at;
+	} il_seen;
 };
 
 /* The shell's part of room r: kept beside the rooms, not in them. */
@@ -439,8 +445,25 @@ static int interlock_read(struct acud *d, struct acu_room *r, const struct acu_n
 	if (!rt || !rt->interlock || !d->gpio)
 		return 0;
 	*level = gpio_read(d->gpio, rt->interlock, &edges);
-	lines_edge(d, rt->interlock, *level, edges, now);
+	if (edges > 0 || *level < 0) {
+		if (!rt->il_seen.set)
+			rt->il_seen.at = *now;
+		rt->il_seen.set = 1;
+		rt->il_seen.level = *level;
+		rt->il_seen.edges += edges > 0 ? edges : 0;
+	}
 	return room_interlock(r, *level, edges, now);
+}
+
+/* What interlock_read saw, to the line watchers: after the change's writes. */
+static void interlock_seen_publish(struct acud *d, const struct acu_room *r)
+{
+	struct room_rt *rt = rt_of(d, r);
+
+	if (!rt || !rt->il_seen.set)
+		return;
+	lines_edge(d, rt->interlock, rt->il_seen.level, rt->il_seen.edges, &rt->il_seen.at);
+	memset(&rt->il_seen, 0, sizeof rt->il_seen);
 }
 
 static json_t *interlock_record(int what, int level)
@@ -481,6 +504,7 @@ static int interlock_in_change(struct acud *d, struct acu_room *r, const struct 
 int stim_interlock_fresh(struct acud *d, struct acu_room *r, const struct acu_now *now)
 {
 	interlock_log(r, interlock_in_change(d, r, now));
+	interlock_seen_publish(d, r);
 	return r->interlock_tripped;
 }
 
@@ -499,6 +523,7 @@ static void interlock_event(struct acud *d, struct acu_room *r)
 				msg, sizeof msg) < 0)
 		log_errx("%s", msg);
 	gpio_sync(d->gpio);
+	interlock_seen_publish(d, r);
 	/* Logged after the gates are off: stderr can block. */
 	interlock_log(r, what);
 }
@@ -869,6 +894,7 @@ int stim_apply(struct acud *d, struct acu_room *r, const struct acu_now *now, co
 	pulse_schedule(d, r, now);
 	alarm_update(d, r, now);
 	heartbeat_update(d);
+	interlock_seen_publish(d, r);
 	interlock_log(r, il);
 	return changed;
 }
@@ -947,6 +973,7 @@ static void rooms_attach(struct acud *d, const struct acu_now *now)
 			r->s.stim.ch[c].on = 0;
 		/* S5: a held trip or an unreadable input counts from the start. */
 		interlock_log(r, interlock_in_change(d, r, now));
+		interlock_seen_publish(d, r);
 	}
 }
 

@@ -85,17 +85,48 @@ enum acu_role client_role(struct acud *d, const struct client *c)
 	return c->role;
 }
 
+/* S5, S6: an interlock edge (or an input that cannot be read) is told to the
+ * line watchers only once its room's gates are off. */
+static void check_line_event(json_t *event)
+{
+	struct acud *d = &fh_daemon;
+	const char *room = json_string_value(json_object_get(event, "room"));
+	const char *fn = json_string_value(json_object_get(event, "function"));
+	json_t *level = json_object_get(event, "level");
+
+	if (!room || !fn || strcmp(fn, "interlock") != 0 ||
+	    (json_integer_value(json_object_get(event, "edges")) <= 0 &&
+	     json_is_integer(level) && json_integer_value(level) == 0))
+		return;
+	for (int i = 0; i < d->nrooms; i++) {
+		const struct acu_room *r = &d->rooms[i];
+
+		if (strcmp(r->cfg->id, room) != 0)
+			continue;
+		for (int c = 0; c < r->cfg->nchannels; c++) {
+			const struct gpio_line *l = gpio_find(d->gpio, &r->cfg->gate[c]);
+
+			if (l && gpio_active(l) != 0) {
+				fprintf(stderr, "fuzz: S6 violated: room %s's interlock edge reported "
+					"while its gate %d is on\n", room, c + 1);
+				abort();
+			}
+		}
+	}
+}
+
 /* No clients: the event is encoded as it would be for watchers, and must encode. */
 static void check_event(void *arg, enum publish_kind kind, json_t *event)
 {
 	char *text;
 
 	(void)arg;
-	(void)kind;
 	if (!event) {
 		fprintf(stderr, "fuzz: a NULL event was published\n");
 		abort();
 	}
+	if (kind == PUBLISH_LINE)
+		check_line_event(event);
 	text = json_dumps(event, JSON_COMPACT);
 	if (!text) {
 		fprintf(stderr, "fuzz: an event does not encode\n");
