@@ -90,15 +90,16 @@ static int check_aliases(struct gpio *g, const struct acu_cfg *cfg, char *err, s
 static struct gpio *gpio_new(const struct acu_cfg *cfg, char *err, size_t errlen)
 {
 	struct gpio *g = calloc(1, sizeof *g);
-	int max = 1;
+	int max = 1; /* the heartbeat */
 
 	if (!g) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	g->be = cfg->backend == BACKEND_SIM ? &gpio_backend_sim : &gpio_backend_gpiod;
+	/* Its gates and pulses, alarm, interlock, call and presence. */
 	for (int i = 0; i < cfg->nrooms; i++)
-		max += 2 * ACU_MAX_CHANNELS + 4;
+		max += cfg->rooms[i].nchannels + cfg->rooms[i].npulse + 4;
 	g->lines = calloc((size_t)max, sizeof *g->lines);
 	if (!g->lines) {
 		free(g);
