@@ -1109,11 +1109,34 @@ static int grow(void **arr, int *cap, int need, size_t size, void **aux, size_t 
 	return 0;
 }
 
+/* The cfg's copy of the file being read, made the first time. */
+static const char *file_of(struct parser *p)
+{
+	struct acu_cfg *c = p->cfg;
+	char **more, *s;
+
+	for (int i = 0; i < c->nfiles; i++)
+		if (strcmp(c->files[i], p->file) == 0)
+			return c->files[i];
+	more = realloc(c->files, (size_t)(c->nfiles + 1) * sizeof *more);
+	if (!more)
+		return NULL;
+	c->files = more;
+	s = strdup(p->file);
+	if (!s)
+		return NULL;
+	c->files[c->nfiles++] = s;
+	return s;
+}
+
 static int new_room(struct parser *p, const char *id)
 {
 	struct acu_cfg *c = p->cfg;
 	struct acu_room_cfg *r;
+	const char *file = file_of(p);
 
+	if (!file)
+		return perr(p, p->lineno, "out of memory");
 	if (!acu_valid_ref(id))
 		return perr(p, p->lineno, "bad room id '%s' (1 to 32 of A-Z a-z 0-9 . _ -)", id);
 	for (int i = 0; i < c->nrooms; i++)
@@ -1131,7 +1154,7 @@ static int new_room(struct parser *p, const char *id)
 	scopy(r->id, sizeof r->id, id);
 	memcpy(r->name, "Room ", 6);
 	scopy(r->name + 5, sizeof r->name - 5, id);
-	scopy(r->file, sizeof r->file, p->file);
+	r->file = file;
 	r->line = p->lineno;
 	r->alarm.offset = -1;
 	r->interlock.offset = -1;
@@ -1145,7 +1168,10 @@ static int new_profile(struct parser *p, const char *name)
 {
 	struct acu_cfg *c = p->cfg;
 	struct acu_profile_cfg *pr;
+	const char *file = file_of(p);
 
+	if (!file)
+		return perr(p, p->lineno, "out of memory");
 	if (!acu_valid_ref(name))
 		return perr(p, p->lineno, "bad profile name '%s' (1 to 32 of A-Z a-z 0-9 . _ -)",
 			    name);
@@ -1165,7 +1191,7 @@ static int new_profile(struct parser *p, const char *name)
 	memset(&p->prof_keys[c->nprofiles], 0, sizeof *p->prof_keys);
 	cfg_profile_defaults(pr);
 	scopy(pr->name, sizeof pr->name, name);
-	scopy(pr->file, sizeof pr->file, p->file);
+	pr->file = file;
 	pr->line = p->lineno;
 	p->cur = c->nprofiles++;
 	return 0;
@@ -1575,6 +1601,9 @@ void cfg_free(struct acu_cfg *cfg)
 		return;
 	free(cfg->rooms);
 	free(cfg->profiles);
+	for (int i = 0; i < cfg->nfiles; i++)
+		free(cfg->files[i]);
+	free(cfg->files);
 	free(cfg);
 }
 

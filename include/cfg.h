@@ -30,7 +30,8 @@ struct acu_room_cfg {
 	struct acu_line interlock;
 	struct acu_line call;          /* the patient's call button or cord (SPEC §11) */
 	struct acu_line presence;      /* the presence button at the door */
-	char file[PATH_MAX];           /* where the section starts, for messages */
+	const char *file;              /* where the section starts, for messages: one of
+					* the cfg's files */
 	int line;
 };
 
@@ -47,7 +48,7 @@ struct acu_profile_cfg {
 	int64_t duration_s;            /* 0: the session's remainder */
 	unsigned channels;             /* bit c-1 for channel c; 0: all of the room's */
 	int pregnancy_safe;
-	char file[PATH_MAX];
+	const char *file;              /* one of the cfg's files */
 	int line;
 };
 
@@ -122,6 +123,10 @@ struct acu_cfg {
 	struct acu_room_cfg *rooms;
 	int nprofiles;
 	struct acu_profile_cfg *profiles;
+	/* Every file a section was read from, once: the rooms' and profiles'
+	 * `file` (a PATH_MAX array in each cost 4 KiB a room). */
+	int nfiles;
+	char **files;
 };
 
 /* Loads PATH and the profiles directory it names. On error returns NULL and
