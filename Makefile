@@ -199,7 +199,8 @@ demo: all
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-	  --std=c11 -Iinclude -D_GNU_SOURCE --suppress=missingIncludeSystem daemon cli
+	  --std=c11 -Iinclude -D_GNU_SOURCE --suppress=missingIncludeSystem \
+	  --include=$$(pkg-config --variable=includedir jansson)/jansson.h daemon cli
 	@# The gpiod backend of the libgpiod installed: the other one's header is not.
 	clang-tidy --quiet $(filter-out $(GPIOD_SRC),$(wildcard daemon/*.c)) $(GPIOD_BACKEND) cli/*.c -- $(WARN) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS)
 

@@ -43,6 +43,11 @@ static void put_value(struct sbuf *b, json_t *v, const char *yes, const char *no
 	json_t *e;
 	char *text;
 
+	/* A key the reply lacks (an older or newer acud) reads as null. */
+	if (!v) {
+		sb_puts(b, "-");
+		return;
+	}
 	switch (json_typeof(v)) {
 	case JSON_STRING:
 		sb_clean_all(b, json_string_value(v));

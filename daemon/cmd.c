@@ -648,7 +648,7 @@ static json_t *cmd_test(struct acud *d, struct client *c, json_t *req, struct ac
 	if (req_str(req, "output", 1, &output, err) < 0 ||
 	    req_int(req, "duration_s", 0, TEST_MIN_S, TEST_MAX_S, &s, err) < 0)
 		goto refused;
-	if (strcmp(output, "alarm") != 0) {
+	if (!output || strcmp(output, "alarm") != 0) {
 		acu_fail(err, E_BAD_REQUEST, "output: only 'alarm' can be tested (never a gate or "
 			 "a pulse line)");
 		goto refused;
