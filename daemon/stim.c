@@ -785,6 +785,11 @@ static unsigned rt_absorb(struct acud *d, struct acu_room *r, const struct acu_n
 	unsigned cut;
 
 	rt_take(d, r, now);
+	/* S6 as the sim's files show it, as in rt_sync: the thread's edges are
+	 * in them before this change reports what they did. The writes below
+	 * find those lines where the thread left them and write nothing. */
+	if (rt->rep.cut || rt->rep.fault)
+		gpio_sync(d->gpio);
 	if (rt->rep.fault && !r->gpio_fault) {
 		errno = EIO;
 		stim_fault(d, r, now);
