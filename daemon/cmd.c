@@ -200,12 +200,15 @@ static json_t *session_cmd(struct acud *d, struct client *c, json_t *req, struct
 		if (memcmp(&before, r, sizeof before) != 0 &&
 		    commit_change(d, r, &before, &now, NULL, name, msg, sizeof msg) < 0)
 			log_errx("%s", msg);
+		stim_interlock_told(d, r);
 		return NULL;
 	}
 	warn_flags(d, c, r, warned);
 	fault = r->gpio_fault;
-	if (commit_change(d, r, &before, &now, command_record(c, name, req), name, msg,
-			sizeof msg) < 0) {
+	rc = commit_change(d, r, &before, &now, command_record(c, name, req), name, msg,
+			   sizeof msg);
+	stim_interlock_told(d, r);
+	if (rc < 0) {
 		acu_fail(err, E_STORAGE, "the change took effect but could not be saved: %s", msg);
 		return NULL;
 	}

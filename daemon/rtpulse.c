@@ -44,8 +44,7 @@ struct rtpulse {
 	int news;                      /* a report the loop has not been told of */
 	int64_t (*clock)(void);
 	int (*set)(struct gpio *g, struct gpio_line *l, int active);
-	/* Copies of the schedules handed over, one per distinct schedule (a
-	 * profile is 4.4 KiB, mostly its description and file name): the
+	/* Copies of the schedules handed over, one per distinct schedule: the
 	 * loop's alone, read-only once a slot points at one, freed with p. */
 	struct acu_profile_cfg **scheds;
 	int nscheds;

@@ -504,8 +504,12 @@ static int interlock_in_change(struct acud *d, struct acu_room *r, const struct 
 int stim_interlock_fresh(struct acud *d, struct acu_room *r, const struct acu_now *now)
 {
 	interlock_log(r, interlock_in_change(d, r, now));
-	interlock_seen_publish(d, r);
 	return r->interlock_tripped;
+}
+
+void stim_interlock_told(struct acud *d, const struct acu_room *r)
+{
+	interlock_seen_publish(d, r);
 }
 
 /* An interlock edge outside any change (its fd woke the loop, or a request is

@@ -223,6 +223,9 @@ void stim_inputs_poll(struct acud *d);
 /* S5: the room's interlock read fresh, inside a change about to arm (the
  * caller commits); returns whether it is tripped. */
 int stim_interlock_fresh(struct acud *d, struct acu_room *r, const struct acu_now *now);
+/* The edges stim_interlock_fresh read, to the line watchers: once the
+ * command's change (if any) has written its gates (S6). */
+void stim_interlock_told(struct acud *d, const struct acu_room *r);
 int stim_reload_check(struct acud *d, const struct acu_cfg *next, char *err, size_t errlen);
 int stim_reload(struct acud *d, const struct acu_cfg *old_cfg, struct acu_room *old_rooms,
 		int old_nrooms, char *err, size_t errlen);
