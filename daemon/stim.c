@@ -456,7 +456,7 @@ static int interlock_read(struct acud *d, struct acu_room *r, const struct acu_n
 }
 
 /* What interlock_read saw, to the line watchers: after the change's writes. */
-static void interlock_seen_publish(struct acud *d, const struct acu_room *r)
+void stim_interlock_told(struct acud *d, const struct acu_room *r)
 {
 	struct room_rt *rt = rt_of(d, r);
 
@@ -507,11 +507,6 @@ int stim_interlock_fresh(struct acud *d, struct acu_room *r, const struct acu_no
 	return r->interlock_tripped;
 }
 
-void stim_interlock_told(struct acud *d, const struct acu_room *r)
-{
-	interlock_seen_publish(d, r);
-}
-
 /* An interlock edge outside any change (its fd woke the loop, or a request is
  * about to run): applied and committed before anything else happens. */
 static void interlock_event(struct acud *d, struct acu_room *r)
@@ -527,7 +522,7 @@ static void interlock_event(struct acud *d, struct acu_room *r)
 				msg, sizeof msg) < 0)
 		log_errx("%s", msg);
 	gpio_sync(d->gpio);
-	interlock_seen_publish(d, r);
+	stim_interlock_told(d, r);
 	/* Logged after the gates are off: stderr can block. */
 	interlock_log(r, what);
 }
@@ -903,7 +898,7 @@ int stim_apply(struct acud *d, struct acu_room *r, const struct acu_now *now, co
 	pulse_schedule(d, r, now);
 	alarm_update(d, r, now);
 	heartbeat_update(d);
-	interlock_seen_publish(d, r);
+	stim_interlock_told(d, r);
 	interlock_log(r, il);
 	return changed;
 }
@@ -982,7 +977,7 @@ static void rooms_attach(struct acud *d, const struct acu_now *now)
 			r->s.stim.ch[c].on = 0;
 		/* S5: a held trip or an unreadable input counts from the start. */
 		interlock_log(r, interlock_in_change(d, r, now));
-		interlock_seen_publish(d, r);
+		stim_interlock_told(d, r);
 	}
 }
 
