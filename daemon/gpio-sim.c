@@ -23,6 +23,7 @@
 
 #include "daemon.h"
 #include "gpio.h"
+#include "rtpulse.h"
 
 /* 0.6 s of 8 channels at 100 Hz; the writer empties it every 5 ms or so. */
 #define SIM_RING 1024
@@ -365,16 +366,9 @@ static int sim_open(struct gpio *g, const struct acu_cfg *cfg, char *err, size_t
 			return -1;
 		}
 	}
-	/* Priority inheritance: a loop write holding the gpio lock may wait
-	 * here for the writer, and the pulse thread for that loop write. */
-	{
-		pthread_mutexattr_t ma;
-
-		pthread_mutexattr_init(&ma);
-		pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_INHERIT);
-		pthread_mutex_init(&s->io, &ma);
-		pthread_mutexattr_destroy(&ma);
-	}
+	/* A loop write holding the gpio lock may wait here for the writer, and
+	 * the pulse thread for that loop write. */
+	rtpulse_mutex_init(&s->io);
 	g->priv = s;
 	writer_start(g);
 	return 0;

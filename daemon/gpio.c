@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gpio.h"
+#include "rtpulse.h"
 
 static void describe(const struct acu_line *l, char *buf, size_t len)
 {
@@ -133,14 +134,7 @@ static struct gpio *gpio_new(const struct acu_cfg *cfg, char *err, size_t errlen
 		free(g);
 		return NULL;
 	}
-	{
-		pthread_mutexattr_t a;
-
-		pthread_mutexattr_init(&a);
-		pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT);
-		pthread_mutex_init(&g->lock, &a);
-		pthread_mutexattr_destroy(&a);
-	}
+	rtpulse_mutex_init(&g->lock);
 	return g;
 }
 

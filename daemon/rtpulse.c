@@ -58,11 +58,20 @@ static int64_t mono_now(void)
 	return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
 }
 
+void rtpulse_mutex_init(pthread_mutex_t *mu)
+{
+	pthread_mutexattr_t ma;
+
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_INHERIT);
+	pthread_mutex_init(mu, &ma);
+	pthread_mutexattr_destroy(&ma);
+}
+
 struct rtpulse *rtpulse_new(int nrooms, int64_t (*clock)(void),
 			    int (*set)(struct gpio *g, struct gpio_line *l, int active))
 {
 	struct rtpulse *p = calloc(1, sizeof *p);
-	pthread_mutexattr_t ma;
 	pthread_condattr_t ca;
 
 	if (!p)
@@ -79,10 +88,7 @@ struct rtpulse *rtpulse_new(int nrooms, int64_t (*clock)(void),
 	p->nslots = nrooms;
 	p->clock = clock ? clock : mono_now;
 	p->set = set;
-	pthread_mutexattr_init(&ma);
-	pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_INHERIT);
-	pthread_mutex_init(&p->mu, &ma);
-	pthread_mutexattr_destroy(&ma);
+	rtpulse_mutex_init(&p->mu);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->cv, &ca);

@@ -9,6 +9,7 @@
 #ifndef ACU_RTPULSE_H
 #define ACU_RTPULSE_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include "acud.h"
 #include "cfg.h"
@@ -16,6 +17,11 @@
 struct gpio;
 struct gpio_line;
 struct rtpulse;
+
+/* A lock the pulse thread may wait on (the GPIO lock, the sim writer's, the
+ * hand-over's): with priority inheritance, so that whoever holds it runs at
+ * the thread's priority until it lets go. */
+void rtpulse_mutex_init(pthread_mutex_t *mu);
 
 /* One room as the loop hands it over; replaces what was handed before. */
 struct rtpulse_room {
