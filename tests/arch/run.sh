@@ -207,14 +207,7 @@ fi
 # --- the checkout, copied in (its build tree stays between runs) -----------------------
 mkdir -p "$root$src"
 find "$root$src" -mindepth 1 -maxdepth 1 ! -name build -exec rm -rf {} +
-if git -C "$top" rev-parse --git-dir >/dev/null 2>&1; then
-	(cd "$top" && git ls-files -z --cached --others --exclude-standard |
-		xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
-		tar --null -T - -cf -) | tar -xf - -C "$root$src"
-else
-	(cd "$top" && tar --exclude=./build --exclude=./acud --exclude=./acuctl --exclude=./demo \
-		-cf - .) | tar -xf - -C "$root$src"
-fi
+"$top/tests/checkout-copy.sh" "$top" "$root$src"
 
 # --- build and tests inside ------------------------------------------------------------
 case "$tests" in

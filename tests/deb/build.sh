@@ -29,14 +29,7 @@ ver=$(dpkg-parsechangelog -l "$top/debian/changelog" -S Version)
 srcdir=$out/acud-$ver
 rm -rf "$out"
 mkdir -p "$srcdir"
-if git -C "$top" rev-parse --git-dir >/dev/null 2>&1; then
-	(cd "$top" && git ls-files -z --cached --others --exclude-standard |
-		xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
-		tar --null -T - -cf -) | tar -xf - -C "$srcdir"
-else
-	(cd "$top" && tar --exclude=./build --exclude=./acud --exclude=./acuctl --exclude=./demo \
-		-cf - .) | tar -xf - -C "$srcdir"
-fi
+"$top/tests/checkout-copy.sh" "$top" "$srcdir"
 
 cd "$srcdir"
 if ! dpkg-checkbuilddeps >/dev/null 2>&1; then
