@@ -77,6 +77,15 @@ static struct acu_cfg *load(const char *text)
 	return cfg_load(conf, err, sizeof err);
 }
 
+/* A config that must load: a check, and cfg_load's error when it did not. */
+static int loaded(const struct acu_cfg *c)
+{
+	CHECK(c != NULL);
+	if (!c)
+		fprintf(stderr, "  cfg_load: %s\n", err);
+	return c != NULL;
+}
+
 /* The error must start with "CONF:LINE: " and contain the fragment. */
 static int check_error(const char *file, const char *text, int line, const char *fragment)
 {
@@ -179,11 +188,8 @@ static void test_full(void)
 
 	reset_profiles_dir();
 	c = load(full_conf);
-	CHECK(c != NULL);
-	if (!c) {
-		fprintf(stderr, "%s\n", err);
+	if (!loaded(c))
 		return;
-	}
 	CHECK_STR(c->path, conf);
 	path_in(want, "run/acud.sock");
 	CHECK_STR(c->socket, want);
@@ -298,11 +304,8 @@ static void test_web(void)
 	}
 	c = load("[web]\nlisten = [::1]:8081\ntitle = Riverside Acupuncture\nshow_patient = no\n"
 		 "max_clients = 512\nhosts = board.clinic.lan, reception\n[room 1]\ngate = 17\n");
-	CHECK(c != NULL);
-	if (!c) {
-		fprintf(stderr, "%s\n", err);
+	if (!loaded(c))
 		return;
-	}
 	CHECK_STR(c->web.listen, "[::1]:8081");
 	CHECK_STR(c->web.host, "::1");
 	CHECK_EQ(c->web.port, 8081);
@@ -321,11 +324,8 @@ static void test_defaults(void)
 	const struct acu_profile_cfg *p;
 
 	c = load("[room 1]\ngate = 17\n[profile plain]\n");
-	CHECK(c != NULL);
-	if (!c) {
-		fprintf(stderr, "%s\n", err);
+	if (!loaded(c))
 		return;
-	}
 	CHECK_STR(c->socket, ACU_DEFAULT_SOCKET);
 	CHECK_STR(c->state_dir, ACU_DEFAULT_STATE_DIR);
 	CHECK_STR(c->profiles_dir, ACU_DEFAULT_PROFILES_DIR); /* absent: no error */
@@ -522,11 +522,8 @@ static void test_polarity_and_wiring(void)
 
 	c = load("[room 1]\ngate = 1, !2\npulse = 3, 4\ninterlock = !5\n"
 		 "[room 2]\ngate = 11\n[gpio]\nactive_low = on\nheartbeat = 9\n");
-	CHECK(c != NULL);
-	if (!c) {
-		fprintf(stderr, "%s\n", err);
+	if (!loaded(c))
 		return;
-	}
 	CHECK_EQ(c->rooms[0].gate[0].active_low, 1);
 	CHECK_EQ(c->rooms[0].gate[1].active_low, 0);
 	CHECK_EQ(c->rooms[0].pulse[0].active_low, 1);
