@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,7 +32,7 @@
 #define WRITE_BATCH (256 * 1024)       /* bytes per write() at most */
 
 struct history_job {
-	struct history_job *next;
+	STAILQ_ENTRY(history_job) entry;
 	char room[ACU_ID_MAX + 1];     /* "" = every room */
 	int64_t since;
 	int limit;
@@ -71,7 +72,7 @@ struct history {
 	int quit;                      /* atomic too: a running query polls it */
 	int outstanding;               /* queries queued or running */
 	uint64_t durable;              /* the newest persist generation on disk */
-	struct history_job *waiting, *waiting_tail, *done, *done_tail;
+	STAILQ_HEAD(history_jobs, history_job) waiting, done; /* oldest first */
 	int efd;                       /* worker -> loop: queries finished */
 };
 
@@ -800,14 +801,12 @@ static void *worker(void *arg)
 		struct history_job *j;
 		uint64_t one = 1;
 
-		while (!h->waiting && !h->quit)
+		while (STAILQ_EMPTY(&h->waiting) && !h->quit)
 			pthread_cond_wait(&h->cv, &h->mu);
 		if (h->quit)
 			break;
-		j = h->waiting;
-		h->waiting = j->next;
-		if (!h->waiting)
-			h->waiting_tail = NULL;
+		j = STAILQ_FIRST(&h->waiting);
+		STAILQ_REMOVE_HEAD(&h->waiting, entry);
 		wait_durable(h, j->after);
 		pthread_mutex_unlock(&h->mu);
 
@@ -820,12 +819,7 @@ static void *worker(void *arg)
 
 		pthread_mutex_lock(&h->mu);
 		/* Handed over: from here on the loop's, never touched here again. */
-		j->next = NULL;
-		if (h->done_tail)
-			h->done_tail->next = j;
-		else
-			h->done = j;
-		h->done_tail = j;
+		STAILQ_INSERT_TAIL(&h->done, j, entry);
 		h->outstanding--;
 		pthread_cond_broadcast(&h->cv);
 		if (write(h->efd, &one, sizeof one) < 0 && errno != EAGAIN)
@@ -877,11 +871,7 @@ struct history_job *history_query_start(struct history *h, const char *room, int
 		}
 		h->worker_started = 1;
 	}
-	if (h->waiting_tail)
-		h->waiting_tail->next = j;
-	else
-		h->waiting = j;
-	h->waiting_tail = j;
+	STAILQ_INSERT_TAIL(&h->waiting, j, entry);
 	h->outstanding++;
 	pthread_cond_broadcast(&h->cv);
 	pthread_mutex_unlock(&h->mu);
@@ -898,12 +888,13 @@ int history_query_fd(const struct history *h)
 	return h->efd;
 }
 
-static void deliver(struct history_job *list)
+/* Every job of the list, taken from it, to its caller. */
+static void deliver(struct history_jobs *list)
 {
-	while (list) {
-		struct history_job *j = list;
+	struct history_job *j;
 
-		list = j->next;
+	while ((j = STAILQ_FIRST(list))) {
+		STAILQ_REMOVE_HEAD(list, entry);
 		j->done(j->arg, j->entries, j->entries ? NULL : &j->err);
 		free(j);
 	}
@@ -911,23 +902,22 @@ static void deliver(struct history_job *list)
 
 void history_query_collect(struct history *h, int wait)
 {
-	struct history_job *list;
+	struct history_jobs list = STAILQ_HEAD_INITIALIZER(list);
 	uint64_t n;
 
 	if (read(h->efd, &n, sizeof n) < 0 && errno != EAGAIN)
 		log_debug("history: eventfd: %s", strerror(errno));
 	pthread_mutex_lock(&h->mu);
-	while (wait && !h->done && h->outstanding && h->worker_started)
+	while (wait && STAILQ_EMPTY(&h->done) && h->outstanding && h->worker_started)
 		pthread_cond_wait(&h->cv, &h->mu);
-	list = h->done;
-	h->done = h->done_tail = NULL;
+	STAILQ_CONCAT(&list, &h->done);
 	pthread_mutex_unlock(&h->mu);
-	deliver(list);
+	deliver(&list);
 }
 
 void history_query_stop(struct history *h)
 {
-	struct history_job *list, *j;
+	struct history_job *j;
 
 	if (!h)
 		return;
@@ -938,14 +928,11 @@ void history_query_stop(struct history *h)
 	if (h->worker_started)
 		pthread_join(h->worker, NULL);
 	h->worker_started = 0;
-	list = h->done;
-	h->done = h->done_tail = NULL;
-	deliver(list);
-	list = h->waiting;
-	h->waiting = h->waiting_tail = NULL;
-	for (j = list; j; j = j->next)
+	/* The worker is gone: both lists are the loop's. */
+	deliver(&h->done);
+	STAILQ_FOREACH(j, &h->waiting, entry)
 		acu_fail(&j->err, E_INTERNAL, "acud is shutting down");
-	deliver(list);
+	deliver(&h->waiting);
 }
 
 /* --- open and close ------------------------------------------------------------ */
@@ -967,6 +954,8 @@ struct history *history_open(const char *state_dir, int64_t keep_s, char *err, s
 		return NULL;
 	}
 	h->keep_s = keep_s;
+	STAILQ_INIT(&h->waiting);
+	STAILQ_INIT(&h->done);
 	h->dirfd = h->fd = -1;
 	h->cut_size = -1;
 	history_queue_init(&h->q, HISTORY_PENDING_MAX);

@@ -7,6 +7,7 @@
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -38,7 +39,7 @@
 struct client {
 	struct server *srv;
 	struct bufferevent *bev;
-	struct client *prev, *next;
+	LIST_ENTRY(client) entry;
 	uid_t uid;
 	gid_t gid;
 	int ngroups;
@@ -64,7 +65,7 @@ struct deferred {
 
 /* A reply or event waiting for its generation to be on disk. */
 struct outmsg {
-	struct outmsg *next;
+	STAILQ_ENTRY(outmsg) entry;
 	uint64_t gen;
 	uint64_t seq;                  /* an event's number; for a reply, the last event made before it */
 	struct client *c;              /* the client of a reply; NULL once it is gone */
@@ -78,10 +79,10 @@ struct server {
 	struct acud *d;
 	struct evconnlistener *listener;
 	struct event *resume;          /* re-enables accepting after EMFILE */
-	struct client *clients;
+	LIST_HEAD(, client) clients;
 	int nclients;
 	char path[108];
-	struct outmsg *out_head, *out_tail;
+	STAILQ_HEAD(, outmsg) outbox;   /* in the order made */
 	uint64_t done;                 /* durable generation, as last reported */
 	uint64_t seq;                  /* events made so far */
 	unsigned long refused;         /* connections refused since last logged */
@@ -94,15 +95,11 @@ struct server {
 static void client_free(struct client *c)
 {
 	struct server *s = c->srv;
+	struct outmsg *m;
 
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		s->clients = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	LIST_REMOVE(c, entry);
 	s->nclients--;
-	for (struct outmsg *m = s->out_head; m; m = m->next)
+	STAILQ_FOREACH(m, &s->outbox, entry)
 		if (m->c == c)
 			m->c = NULL;
 	/* The reply, when it comes, finds nobody to go to; its maker may stop. */
@@ -322,7 +319,7 @@ static int must_wait(struct server *s, uint64_t *gen)
 	if (!d->persist)
 		return 0;
 	*gen = persist_queued(d->persist);
-	return s->out_head || *gen > s->done;
+	return !STAILQ_EMPTY(&s->outbox) || *gen > s->done;
 }
 
 static void outbox_add(struct server *s, uint64_t gen, uint64_t seq, struct client *c,
@@ -336,11 +333,7 @@ static void outbox_add(struct server *s, uint64_t gen, uint64_t seq, struct clie
 	m->sets_watching = sets_watching;
 	m->saves = saves;
 	m->msg = msg;
-	if (s->out_tail)
-		s->out_tail->next = m;
-	else
-		s->out_head = m;
-	s->out_tail = m;
+	STAILQ_INSERT_TAIL(&s->outbox, m, entry);
 }
 
 static void deliver_event(struct server *s, json_t *event, uint64_t seq);
@@ -376,7 +369,7 @@ static void trim_watchers(struct server *s, size_t total)
 		size_t most = 0;
 
 		/* A scan per drop: rare, and no allocation on the way to freeing. */
-		for (c = s->clients; c; c = c->next) {
+		LIST_FOREACH(c, &s->clients, entry) {
 			size_t n;
 
 			if (!c->watching)
@@ -426,10 +419,10 @@ static void deliver_event(struct server *s, json_t *event, uint64_t seq)
 		return;
 	}
 	/* Encoded once for every watcher. */
-	for (c = s->clients; c; c = next) {
+	for (c = LIST_FIRST(&s->clients); c; c = next) {
 		struct evbuffer *out;
 
-		next = c->next;
+		next = LIST_NEXT(c, entry); /* c may be dropped */
 		/* Input edges go to `lines --watch` only, and only they. */
 		if (!c->watching || c->watch_lines != line)
 			continue;
@@ -479,16 +472,14 @@ static int client_reply(struct client *c, json_t *reply, uint64_t queued_before)
 
 void server_flush(struct server *s, uint64_t done, int failed, const char *why)
 {
+	struct outmsg *m;
+
 	if (!s)
 		return;
 	if (done > s->done)
 		s->done = done;
-	while (s->out_head && s->out_head->gen <= s->done) {
-		struct outmsg *m = s->out_head;
-
-		s->out_head = m->next;
-		if (!s->out_head)
-			s->out_tail = NULL;
+	while ((m = STAILQ_FIRST(&s->outbox)) && m->gen <= s->done) {
+		STAILQ_REMOVE_HEAD(&s->outbox, entry);
 		if (!m->is_reply) {
 			deliver_event(s, m->msg, m->seq);
 		} else if (m->c) {
@@ -751,10 +742,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	bufferevent_priority_set(c->bev, ACU_PRIO_CLIENT);
 	bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	c->next = s->clients;
-	if (s->clients)
-		s->clients->prev = c;
-	s->clients = c;
+	LIST_INSERT_HEAD(&s->clients, c, entry);
 	s->nclients++;
 }
 
@@ -827,6 +815,8 @@ struct server *server_open(struct acud *d, char *err, size_t errlen)
 		return NULL;
 	}
 	s->d = d;
+	LIST_INIT(&s->clients);
+	STAILQ_INIT(&s->outbox);
 	snprintf(s->path, sizeof s->path, "%s", d->cfg->socket);
 	if (server_check_socket(s->path, err, errlen) < 0)
 		goto fail;
@@ -880,15 +870,16 @@ fail:
 
 void server_close(struct server *s)
 {
+	struct client *c;
+	struct outmsg *m;
+
 	if (!s)
 		return;
 	publish_unsubscribe(s->d, &s->sub);
-	while (s->clients)
-		client_free(s->clients); /* NOLINT(clang-analyzer-unix.Malloc): unlinks itself */
-	while (s->out_head) {
-		struct outmsg *m = s->out_head;
-
-		s->out_head = m->next;
+	while ((c = LIST_FIRST(&s->clients)))
+		client_free(c); /* NOLINT(clang-analyzer-unix.Malloc): unlinks itself */
+	while ((m = STAILQ_FIRST(&s->outbox))) {
+		STAILQ_REMOVE_HEAD(&s->outbox, entry);
 		json_decref(m->msg);
 		free(m);
 	}

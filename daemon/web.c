@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -73,14 +74,14 @@ struct web_conn {
 	int64_t since;                 /* accepted, or its last request read (monotonic) */
 	int stream;                    /* an event stream's: no request deadline */
 	int cut;                       /* shut down by the sweep already */
-	struct web_conn *next;
+	LIST_ENTRY(web_conn) entry;
 };
 
 /* A message on its way to every stream. */
 struct web_msg {
 	uint64_t seq;
 	size_t len;
-	struct web_msg *next;
+	STAILQ_ENTRY(web_msg) entry;
 	char text[];
 };
 
@@ -90,7 +91,7 @@ struct web_client {
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon;
 	struct bufferevent *bev;
-	struct web_client *prev, *next;
+	LIST_ENTRY(web_client) entry;
 };
 
 struct web {
@@ -98,15 +99,15 @@ struct web {
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound[BOUND_MAX];
 	int nbound;
-	struct web_conn *conns;
+	LIST_HEAD(, web_conn) conns;
 	int nconns;
-	struct web_client *clients;
+	LIST_HEAD(, web_client) clients;
 	int nclients;
 	struct event *sweep;
 	struct event *keepalive;
 	struct event *resume;          /* accepting again after EMFILE */
 	struct event *flush;           /* queued messages go out, FLUSH_BATCH streams a call */
-	struct web_msg *head, *tail;
+	STAILQ_HEAD(, web_msg) queue;  /* oldest first */
 	uint64_t seq;                  /* the last message queued */
 	size_t queued;                 /* bytes in the queue */
 	struct evbuffer *scratch;
@@ -149,16 +150,16 @@ static void sweep_soon(struct web *w, int64_t after_ns)
  * deadline. Returns whether connections other than streams remain. */
 static int sweep_conns(struct web *w, int64_t now)
 {
-	struct web_conn **p = &w->conns;
+	struct web_conn *c, *next;
 	int others = 0;
 
-	while (*p) {
-		struct web_conn *c = *p;
+	for (c = LIST_FIRST(&w->conns); c; c = next) {
 		bufferevent_event_cb ecb = NULL;
 
+		next = LIST_NEXT(c, entry);
 		bufferevent_getcb(c->bev, NULL, NULL, &ecb, NULL);
 		if (!ecb) {
-			*p = c->next;
+			LIST_REMOVE(c, entry);
 			w->nconns--;
 			bufferevent_decref(c->bev); /* the last reference: the socket closes */
 			free(c);
@@ -172,7 +173,6 @@ static int sweep_conns(struct web *w, int64_t now)
 				c->cut = 1;
 			}
 		}
-		p = &c->next;
 	}
 	return others;
 }
@@ -192,7 +192,9 @@ static struct web_conn *conn_of(struct web *w, struct evhttp_request *req)
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
 
-	for (struct web_conn *c = w->conns; c; c = c->next)
+	struct web_conn *c;
+
+	LIST_FOREACH(c, &w->conns, entry)
 		if (c->bev == bev)
 			return c;
 	return NULL;
@@ -245,8 +247,7 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 	c = xcalloc(1, sizeof *c);
 	c->bev = bev;
 	c->since = acu_mono_now();
-	c->next = w->conns;
-	w->conns = c;
+	LIST_INSERT_HEAD(&w->conns, c, entry);
 	w->nconns++;
 	if (!event_pending(w->sweep, EV_TIMEOUT, NULL))
 		sweep_soon(w, NS);
@@ -259,12 +260,7 @@ static void client_unlink(struct web_client *c)
 {
 	struct web *w = c->w;
 
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		w->clients = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	LIST_REMOVE(c, entry);
 	w->nclients--;
 	if (!w->nclients)
 		event_del(w->keepalive);
@@ -300,12 +296,15 @@ static void drop_slow(struct web *w)
 		struct web_client *c, *victim = NULL;
 		int n = 0, pick;
 
-		for (c = w->clients; c && n < (int)(sizeof backlog / sizeof backlog[0]); c = c->next)
+		LIST_FOREACH(c, &w->clients, entry) {
+			if (n == (int)(sizeof backlog / sizeof backlog[0]))
+				break;
 			backlog[n++] = client_backlog(c);
+		}
 		pick = web_drop_pick(backlog, n, CLIENT_BACKLOG_MAX, BACKLOG_TOTAL_MAX);
 		if (pick < 0)
 			return;
-		for (c = w->clients; pick-- > 0; c = c->next)
+		for (c = LIST_FIRST(&w->clients); pick-- > 0; c = LIST_NEXT(c, entry))
 			;
 		victim = c;
 		if (rate_ok(&w->dropped_logged, &w->dropped)) {
@@ -327,16 +326,18 @@ static void drop_slow(struct web *w)
  * given anything, in one chunk each; returns whether any is still behind. */
 static int flush_some(struct web *w, int max)
 {
+	struct web_client *c;
+	struct web_msg *m;
 	int behind = 0;
 
-	for (struct web_client *c = w->clients; c; c = c->next) {
+	LIST_FOREACH(c, &w->clients, entry) {
 		if (c->next_seq > w->seq)
 			continue;
 		if (max == 0) {
 			behind = 1;
 			break;
 		}
-		for (struct web_msg *m = w->head; m; m = m->next)
+		STAILQ_FOREACH(m, &w->queue, entry)
 			if (m->seq >= c->next_seq)
 				evbuffer_add(w->scratch, m->text, m->len);
 		evhttp_send_reply_chunk(c->req, w->scratch);
@@ -350,18 +351,14 @@ static int flush_some(struct web *w, int max)
 	{
 		uint64_t low = w->seq + 1;
 
-		for (struct web_client *c = w->clients; c; c = c->next)
+		LIST_FOREACH(c, &w->clients, entry)
 			if (c->next_seq < low)
 				low = c->next_seq;
-		while (w->head && w->head->seq < low) {
-			struct web_msg *m = w->head;
-
-			w->head = m->next;
+		while ((m = STAILQ_FIRST(&w->queue)) && m->seq < low) {
+			STAILQ_REMOVE_HEAD(&w->queue, entry);
 			w->queued -= m->len;
 			free(m);
 		}
-		if (!w->head)
-			w->tail = NULL;
 	}
 	return behind;
 }
@@ -383,13 +380,8 @@ static void broadcast(struct web *w, const char *text, size_t len)
 
 	m->seq = ++w->seq;
 	m->len = len;
-	m->next = NULL;
 	memcpy(m->text, text, len);
-	if (w->tail)
-		w->tail->next = m;
-	else
-		w->head = m;
-	w->tail = m;
+	STAILQ_INSERT_TAIL(&w->queue, m, entry);
 	w->queued += len;
 	if (w->queued > QUEUE_MAX)
 		flush_some(w, -1);
@@ -665,10 +657,7 @@ static void serve_events(struct web *w, struct evhttp_request *req, struct web_c
 	 * that takes nothing for STREAM_STALL_S is given up. */
 	bufferevent_set_timeouts(c->bev, NULL, &stall);
 	evhttp_connection_set_closecb(evcon, stream_closed, c);
-	c->next = w->clients;
-	if (w->clients)
-		w->clients->prev = c;
-	w->clients = c;
+	LIST_INSERT_HEAD(&w->clients, c, entry);
 	if (!w->nclients++) {
 		const struct timeval every = { KEEPALIVE_S, 0 };
 
@@ -876,6 +865,9 @@ struct web *web_open(struct acud *d, char *err, size_t errlen)
 
 	err[0] = '\0';
 	w->d = d;
+	LIST_INIT(&w->conns);
+	LIST_INIT(&w->clients);
+	STAILQ_INIT(&w->queue);
 	w->http = evhttp_new(d->base);
 	if (!w->http)
 		fatalx("web: cannot create the HTTP server");
@@ -938,15 +930,16 @@ fail:
 
 void web_close(struct web *w)
 {
+	struct web_conn *c;
+	struct web_msg *m;
+
 	if (!w)
 		return;
 	publish_unsubscribe(w->d, &w->sub);
 	/* Frees every connection; stream_closed lets go of the streams. */
 	evhttp_free(w->http);
-	while (w->conns) {
-		struct web_conn *c = w->conns;
-
-		w->conns = c->next;
+	while ((c = LIST_FIRST(&w->conns))) {
+		LIST_REMOVE(c, entry);
 		bufferevent_decref(c->bev);
 		free(c);
 	}
@@ -954,10 +947,8 @@ void web_close(struct web *w)
 	event_free(w->keepalive);
 	event_free(w->resume);
 	event_free(w->flush);
-	while (w->head) {
-		struct web_msg *m = w->head;
-
-		w->head = m->next;
+	while ((m = STAILQ_FIRST(&w->queue))) {
+		STAILQ_REMOVE_HEAD(&w->queue, entry);
 		free(m);
 	}
 	evbuffer_free(w->scratch);
