@@ -1,9 +1,9 @@
-#!/bin/sh
+#!/bin/bash
 # checkout-copy.sh TOP DEST: the checkout at TOP, as a developer has it, into
 # DEST (which exists): in a git checkout the files git tracks and the new ones
 # it does not ignore, else everything but the build's outputs. For the roots
 # that build acud elsewhere (tests/arch/run.sh, tests/deb/build.sh).
-set -eu
+set -euo pipefail
 top=$1
 dest=$2
 if git -C "$top" rev-parse --git-dir >/dev/null 2>&1; then
