@@ -77,13 +77,17 @@ static struct acu_cfg *load(const char *text)
 	return cfg_load(conf, err, sizeof err);
 }
 
-/* A config that must load: a check, and cfg_load's error when it did not. */
-static int loaded(const struct acu_cfg *c)
+/* A config that must load: a check at the caller's line, with cfg_load's
+ * error when it did not. */
+#define loaded(c) loaded_at((c), __LINE__)
+static int loaded_at(const struct acu_cfg *c, int line)
 {
-	CHECK(c != NULL);
-	if (!c)
-		fprintf(stderr, "  cfg_load: %s\n", err);
-	return c != NULL;
+	unit_checks++;
+	if (c)
+		return 1;
+	unit_failures++;
+	fprintf(stderr, "%s:%d: check failed: the config did not load: %s\n", __FILE__, line, err);
+	return 0;
 }
 
 /* The error must start with "CONF:LINE: " and contain the fragment. */
