@@ -62,6 +62,12 @@ static void persist_cb(evutil_socket_t fd, short what, void *arg)
 	storage_report(d, &rep);
 	history_durable(d->history, rep.done);
 	server_flush(d->server, rep.done, rep.failed, rep.why);
+	/* Armed only while records wait: an idle board has no timer to wake it. */
+	if (history_pending(d->history) && !evtimer_pending(d->history_retry, NULL)) {
+		const struct timeval later = { 5, 0 };
+
+		evtimer_add(d->history_retry, &later);
+	}
 }
 
 /* A history query finished on the worker: its reply goes out. */
@@ -75,7 +81,8 @@ static void history_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Records wait in memory (a full disk): the writer thread tries them again
- * now and then even when nothing else is written. */
+ * a while later even when nothing else is written; its report re-arms this
+ * while any still wait. */
 static void history_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct acud *d = arg;
@@ -487,16 +494,11 @@ int main(int argc, char **argv)
 	event_add(d->persist_ev, NULL);
 	d->history_ev = event_new(d->base, history_query_fd(d->history), EV_READ | EV_PERSIST,
 				  history_cb, d);
-	d->history_retry = event_new(d->base, -1, EV_PERSIST, history_retry_cb, d);
+	d->history_retry = evtimer_new(d->base, history_retry_cb, d);
 	if (!d->history_ev || !d->history_retry)
 		fatalx("cannot create the history events");
 	event_priority_set(d->history_ev, ACU_PRIO_CLIENT);
 	event_add(d->history_ev, NULL);
-	{
-		const struct timeval every = { 5, 0 };
-
-		event_add(d->history_retry, &every);
-	}
 
 	/* Before the socket listens: a client may connect (and a supervisor send
 	 * SIGTERM) as soon as it does, and the signal must find its handler. */
