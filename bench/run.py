@@ -15,6 +15,7 @@ whether the target holds; bench/results.json gets every figure.
                                                                 vs cyclictest (same priority, same load)
   P4 cut-off         stop / flag pacemaker / interlock -> gate off (client send to trace)
                      vs bench/hopref: read one request from a Unix socket, write one line
+                     (and, for scale, hopref -e: the same hop through libevent)
   P5 idle cost       wake-ups/s idle vs redis-server; peak RSS with 32 sessions vs
                      bench/floor (acud's shared libraries, doing nothing)
   P6 scale           256 rooms, 1000 watchers: status-all p99, fan-out to all watchers
@@ -647,17 +648,22 @@ def p4(args, acud, res):
     daemon and its floor see the same machine: a load that comes and goes
     (other work on a shared machine) falls on both alike."""
     log(f"P4: cut-off latency: stop, flag pacemaker, interlock; {args.p4_trials} each, "
-        f"and the floor (bench/hopref) {3 * args.p4_trials} times, in {P4_ROUNDS} alternating rounds")
+        f"and the floor (bench/hopref) and the libevent hop (hopref -e) {3 * args.p4_trials} times "
+        f"each, in {P4_ROUNDS} alternating rounds")
     rooms = [f"{i}:{ilock_line(i)}" for i in P4_ROOMS]
-    hop = HopRef(args, acud)
+    hop, hopev = HopRef(args, acud), None
     text = []
     try:
+        hopev = HopRef(args, acud, libevent=True)
         for k in range(P4_ROUNDS):
             n = args.p4_trials * (k + 1) // P4_ROUNDS - args.p4_trials * k // P4_ROUNDS
             text += gen(args, "cutoff", acud.sock, n, "cont", *rooms).splitlines()
             hop.trials(3 * n)
+            hopev.trials(3 * n)
     finally:
         hop.stop()
+        if hopev:
+            hopev.stop()
     trace = Trace(acud.trace)
     lat = {"stop": [], "flag": [], "interlock": []}
     bad = 0
@@ -671,25 +677,29 @@ def p4(args, acud, res):
     res["P4"] = {k: stats_us(v) for k, v in lat.items()}
     res["P4"]["unmatched"] = bad
     res["P4"]["floor"] = hop.result()
+    res["P4"]["libevent_hop"] = hopev.result()
     res["P4"]["rounds"] = P4_ROUNDS
     res["P4"]["note"] = ("CLOCK_MONOTONIC just before send() in the client to the gate-off "
                          "trace line: includes the socket hop; the floor is bench/hopref doing "
                          "only that hop (read a request, write one trace line), measured in "
-                         "rounds alternating with acud's")
+                         "rounds alternating with acud's; libevent_hop is the same hop through "
+                         "libevent (hopref -e), acud's own event loop set-up")
 
 
 class HopRef:
     """P4's floor: bench/hopref on a socket of its own, the same client and
     the same trace file system as acud's."""
 
-    def __init__(self, args, acud):
+    def __init__(self, args, acud, libevent=False):
         self.args = args
-        d = os.path.join(os.path.dirname(acud.dir), "hopref")
+        name = "hopref-e" if libevent else "hopref"
+        d = os.path.join(os.path.dirname(acud.dir), name)
         os.makedirs(d, exist_ok=True)
         self.sock = os.path.join(d, "hop.sock")
-        self.trace = os.path.join(os.path.dirname(acud.trace), "hoptrace")
+        self.trace = os.path.join(os.path.dirname(acud.trace), name + ".trace")
         self.sends = []
-        self.proc = subprocess.Popen([args.hopref, self.sock, self.trace])
+        self.proc = subprocess.Popen([args.hopref] + (["-e"] if libevent else []) +
+                                     [self.sock, self.trace])
         deadline = time.time() + 10
         while not os.path.exists(self.sock):
             if self.proc.poll() is not None or time.time() > deadline:
@@ -1090,6 +1100,12 @@ def rows_of(res):
                 p50_p99(l),
                 f"{p50_p99(f)} (hopref: the same hop alone)",
                 ratio, "p99 <= 1.5x floor", ratio is not None and ratio <= 1.5)
+        ev = res["P4"].get("libevent_hop")
+        if ev:
+            l = res["P4"]["stop"]
+            row("P4", "  stop against the same hop through libevent", "",
+                f"{p50_p99(ev)} (hopref -e)",
+                l["p99_us"] / ev["p99_us"] if l["n"] and ev["n"] and ev["p99_us"] else None)
         if "P1" in res:
             ref = res["P1"]["c1"]["redis_benchmark"]
             row("P4", "  socket round trip for scale", "",

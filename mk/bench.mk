@@ -33,7 +33,7 @@ $(BENCH_GEN): bench/acubench.c mk/bench.mk
 
 $(BENCH_HOP): bench/hopref.c mk/bench.mk
 	@mkdir -p $(@D)
-	$(CC) $(WARN) -g -O2 -D_GNU_SOURCE -o $@ bench/hopref.c
+	$(CC) $(WARN) -g -O2 -D_GNU_SOURCE -o $@ bench/hopref.c -levent
 
 # Every shared library acud's ELF header names, and nothing else.
 $(BENCH_FLOOR): bench/floor.c $(BENCH_ACUD) mk/bench.mk
