@@ -5,7 +5,7 @@
  * loop, no state: what is left of acud's cut-off latency above this is acud's.
  *
  * With -e it takes the same hop through libevent as acud does (a listener, a
- * bufferevent, EVENT_BASE_FLAG_PRECISE_TIMER): not the floor, but the share of
+ * bufferevent, acud's base flags): not the floor, but the share of
  * the gap that any libevent daemon pays, printed beside it.
  *
  *   hopref [-e] SOCK TRACE */
@@ -65,8 +65,11 @@ static void ev_read(struct bufferevent *bev, void *arg)
 	(void)arg;
 	while ((l = evbuffer_readln(in, NULL, EVBUFFER_EOL_LF))) {
 		free(l);
-		if (stamp() < 0)
-			return;
+		/* No answer would leave the client waiting for ever. */
+		if (stamp() < 0) {
+			perror("hopref: trace");
+			exit(1);
+		}
 		bufferevent_write(bev, ok, sizeof ok - 1);
 	}
 }
@@ -101,11 +104,13 @@ static int hop_libevent(int ls)
 
 	if (!cfg)
 		return 1;
+	/* As acud.c sets up its base. */
 	event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_NO_CACHE_TIME);
 	base = event_base_new_with_config(cfg);
 	event_config_free(cfg);
 	if (!base || evutil_make_socket_nonblocking(ls) < 0 ||
-	    !evconnlistener_new(base, ev_accept, base, LEV_OPT_CLOSE_ON_FREE, -1, ls))
+	    !evconnlistener_new(base, ev_accept, base, LEV_OPT_CLOSE_ON_FREE, 0, ls))
 		return 1;
 	return event_base_dispatch(base) < 0;
 }

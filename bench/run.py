@@ -1101,9 +1101,9 @@ def rows_of(res):
                 f"{p50_p99(f)} (hopref: the same hop alone)",
                 ratio, "p99 <= 1.5x floor", ratio is not None and ratio <= 1.5)
         ev = res["P4"].get("libevent_hop")
-        if ev:
+        if ev is not None:
             l = res["P4"]["stop"]
-            row("P4", "  stop against the same hop through libevent", "",
+            row("P4", "  stop against the same hop through libevent", p50_p99(l),
                 f"{p50_p99(ev)} (hopref -e)",
                 l["p99_us"] / ev["p99_us"] if l["n"] and ev["n"] and ev["p99_us"] else None)
         if "P1" in res:

@@ -33,7 +33,8 @@ $(BENCH_GEN): bench/acubench.c mk/bench.mk
 
 $(BENCH_HOP): bench/hopref.c mk/bench.mk
 	@mkdir -p $(@D)
-	$(CC) $(WARN) -g -O2 -D_GNU_SOURCE -o $@ bench/hopref.c -levent
+	$(CC) $(WARN) -g -O2 -D_GNU_SOURCE $(shell pkg-config --cflags libevent) -o $@ bench/hopref.c \
+	  $(shell pkg-config --libs libevent)
 
 # Every shared library acud's ELF header names, and nothing else.
 $(BENCH_FLOOR): bench/floor.c $(BENCH_ACUD) mk/bench.mk
