@@ -1229,7 +1229,7 @@ def main():
     ap.add_argument("--p1-secs", type=int, default=4)
     ap.add_argument("--p2-secs", type=int, default=30)
     ap.add_argument("--p3-secs", type=int, default=30)
-    ap.add_argument("--p4-trials", type=int, default=200)
+    ap.add_argument("--p4-trials", type=int, default=1000)
     ap.add_argument("--p5-secs", type=int, default=30)
     ap.add_argument("--p6-watchers", type=int, default=1000)
     ap.add_argument("--p6-trials", type=int, default=50)

@@ -2,7 +2,7 @@
 # every figure beside a reference taken in the same run; P2 and P3 under
 # stress-ng on every core, P4 and P5 against floor programs built here
 # (bench/hopref.c, bench/floor.c). Not part of `make check`. Prints the table
-# and writes bench/results.json; about 3 minutes.
+# and writes bench/results.json; about 4 minutes.
 # BENCH_ARGS passes options to bench/run.py (e.g. BENCH_ARGS='--only P1,P5').
 BENCH_BUILD := bench/build
 BENCH_OPT   ?= -O3
