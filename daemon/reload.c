@@ -138,8 +138,13 @@ int reload_config(struct acud *d, char *err, size_t errlen)
 	free(old_rooms);
 	cfg_free(old_cfg);
 	reload_access(d);
-	if (d->history)
+	if (d->history) {
 		history_set_keep(d->history, cfg->history_keep);
+		/* A shorter keep applies now, not at the next record: the writer
+		 * prunes in the batch this reload's reply waits for. */
+		if (d->persist)
+			persist_history(d->persist, NULL, 0);
+	}
 	if (state_save(d, &now, msg, sizeof msg) < 0)
 		log_errx("%s", msg);
 	commit_reschedule(d);
