@@ -58,6 +58,7 @@ struct sim_line {
 	int edges;                     /* inputs: level changes since the last read */
 	int broken;                    /* inputs: cannot be read (sim-input level -1) */
 	int pipe_w;                    /* inputs: write end, fed by sim-input */
+	char key[40];                  /* key_of, once: every save and trace line names it */
 };
 
 /* The simulated world outside the process: what each input line's far end
@@ -81,6 +82,17 @@ static void key_of(const struct gpio_line *l, char *buf, size_t len)
 		snprintf(buf, len, "%d", off);
 	else
 		snprintf(buf, len, "%s", l->spec.name);
+}
+
+/* The line's key, formatted once at its request. */
+static const char *line_key(const struct gpio_line *l, char *buf, size_t len)
+{
+	const struct sim_line *sl = l->priv;
+
+	if (sl)
+		return sl->key;
+	key_of(l, buf, len);
+	return buf;
 }
 
 static struct sim_world *world_find(const char *key)
@@ -151,8 +163,8 @@ static int sim_save(struct gpio *g)
 	}
 	for (int i = 0; i < n && off < s->buflen; i++) {
 		const struct sim_line *sl = sorted[i]->priv;
-		key_of(sorted[i], key, sizeof key);
-		off += (size_t)snprintf(s->buf + off, s->buflen - off, "%s=%d\n", key,
+		off += (size_t)snprintf(s->buf + off, s->buflen - off, "%s=%d\n",
+					line_key(sorted[i], key, sizeof key),
 					__atomic_load_n(&sl->level, __ATOMIC_RELAXED));
 	}
 	if (off > s->buflen)
@@ -165,8 +177,8 @@ static int trace_line(struct gpio *g, const struct sim_edge *e, char *buf, size_
 {
 	char key[40];
 
-	key_of(&g->lines[e->line], key, sizeof key);
-	return snprintf(buf, len, "%lld %s %d\n", (long long)e->ns, key, e->level);
+	return snprintf(buf, len, "%lld %s %d\n", (long long)e->ns,
+			line_key(&g->lines[e->line], key, sizeof key), e->level);
 }
 
 static void trace_write(struct sim *s, const char *buf, size_t len)
@@ -405,16 +417,15 @@ static int sim_request(struct gpio *g, struct gpio_line *l, char *err, size_t er
 		return -1;
 	}
 	sl->pipe_w = -1;
+	key_of(l, sl->key, sizeof sl->key);
 	/* Inactive at start, inputs included: an interlock starts clear. */
 	sl->level = l->spec.active_low;
 	if (l->dir == GPIO_IN) {
-		char key[40];
 		const struct sim_world *w;
 
 		/* Requested again (a rewiring reload): the far end still holds
 		 * what it held. */
-		key_of(l, key, sizeof key);
-		w = world_find(key);
+		w = world_find(sl->key);
 		if (w) {
 			sl->level = w->level;
 			sl->edges = w->edges;
@@ -562,8 +573,7 @@ int gpio_sim_input(struct gpio *g, const char *line, const int *levels, int n, c
 	else
 		snprintf(want, sizeof want, "%s", line);
 	for (int i = 0; i < g->nlines; i++) {
-		key_of(&g->lines[i], key, sizeof key);
-		if (strcmp(key, want) == 0)
+		if (strcmp(line_key(&g->lines[i], key, sizeof key), want) == 0)
 			l = &g->lines[i];
 	}
 	if (!l || l->dir != GPIO_IN) {
