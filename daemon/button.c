@@ -167,6 +167,7 @@ void button_attach(struct acud *d)
 		event_priority_set(b->ev, ACU_PRIO_TIME);
 		event_priority_set(b->settle, ACU_PRIO_TIME);
 		event_add(b->ev, NULL);
+		stim_inputs_watch_button(d, l->fd, bs->n - 1);
 		button_read(b);
 	}
 	free(bs->memo);
@@ -223,4 +224,12 @@ void button_poll(struct acud *d)
 	for (int i = 0; i < n; i++)
 		if (pfd[i].revents)
 			button_read(&bs->b[i]);
+}
+
+void button_ready(struct acud *d, int i)
+{
+	struct buttons *bs = d->buttons;
+
+	if (bs && i < bs->n)
+		button_read(&bs->b[i]);
 }

@@ -205,8 +205,9 @@ static json_t *session_cmd(struct acud *d, struct client *c, json_t *req, struct
 	}
 	warn_flags(d, c, r, warned);
 	fault = r->gpio_fault;
-	rc = commit_change(d, r, &before, &now, command_record(c, name, req), name, msg,
-			   sizeof msg);
+	/* The record is built after the gates are driven: a stop waits for no copy. */
+	commit_outputs(d, r, &now, name);
+	rc = commit_finish(d, r, &before, &now, command_record(c, name, req), msg, sizeof msg);
 	stim_interlock_told(d, r);
 	if (rc < 0) {
 		acu_fail(err, E_STORAGE, "the change took effect but could not be saved: %s", msg);

@@ -77,15 +77,22 @@ void commit_report(struct acud *d, struct acu_room *r, const struct acu_room *be
 	publish(d, PUBLISH_ROOM, ev);
 }
 
-int commit_change(struct acud *d, struct acu_room *r, const struct acu_room *before,
-		const struct acu_now *now, json_t *record, const char *cause, char *err,
-		size_t errlen)
+/* The first half of a change: its outputs, before anything is built or saved
+ * (a command's history record included), so that a cut waits for nothing. */
+void commit_outputs(struct acud *d, struct acu_room *r, const struct acu_now *now,
+		    const char *cause)
 {
-	int rc;
-
 	/* One history sync for everything this change writes. */
 	d->history_batch++;
 	stim_apply(d, r, now, cause);
+}
+
+/* The second half: the save, then what the change tells the world. */
+int commit_finish(struct acud *d, struct acu_room *r, const struct acu_room *before,
+		  const struct acu_now *now, json_t *record, char *err, size_t errlen)
+{
+	int rc;
+
 	if ((r->s.flags ^ before->s.flags) & FL_HARD_MASK)
 		state_journal_write(d);
 	/* With the writer thread this only queues the save; its outcome comes
@@ -103,6 +110,14 @@ int commit_change(struct acud *d, struct acu_room *r, const struct acu_room *bef
 	d->history_batch--;
 	history_flush(d);
 	return rc < 0 ? -1 : 0;
+}
+
+int commit_change(struct acud *d, struct acu_room *r, const struct acu_room *before,
+		  const struct acu_now *now, json_t *record, const char *cause, char *err,
+		  size_t errlen)
+{
+	commit_outputs(d, r, now, cause);
+	return commit_finish(d, r, before, now, record, err, errlen);
 }
 
 /* Every room whose deadline passed has its gates driven first, then one save

@@ -5,6 +5,8 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -518,9 +520,13 @@ static void interlock_event(struct acud *d, struct acu_room *r)
 
 	memcpy(&before, r, sizeof before);
 	what = interlock_read(d, r, &now, &level);
-	if (what && commit_change(d, r, &before, &now, interlock_record(what, level), "interlock",
-				msg, sizeof msg) < 0)
-		log_errx("%s", msg);
+	if (what) {
+		/* The record after the cut. */
+		commit_outputs(d, r, &now, "interlock");
+		if (commit_finish(d, r, &before, &now, interlock_record(what, level), msg,
+				  sizeof msg) < 0)
+			log_errx("%s", msg);
+	}
 	gpio_sync(d->gpio);
 	stim_interlock_told(d, r);
 	/* Logged after the gates are off: stderr can block. */
@@ -536,16 +542,36 @@ static void input_cb(evutil_socket_t fd, short what, void *arg)
 	interlock_event(rt->d, rt_room(rt));
 }
 
-/* S5: a trip is handled before any later request: whatever edge is queued
- * on any interlock is read and committed now, one poll(2) for them all. */
-void stim_inputs_poll(struct acud *d)
+/* The interlock and button lines in one epoll set, so that the check before
+ * every request is one epoll_wait(2) whatever the number of rooms; a poll(2)
+ * over all of them cost several times the rest of a stop's path. Made with
+ * the room table (rt_array); -1 when it could not be, or a line could not be
+ * added: then stim_inputs_poll polls every line as before. */
+#define INPUT_BUTTON 0x80000000u
+
+void stim_inputs_watch(struct acud *d, int fd, uint32_t tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = tag };
+
+	if (d->inputs_ep < 0 || fd < 0)
+		return;
+	if (epoll_ctl(d->inputs_ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		log_warn("input lines: epoll_ctl; each request polls every line instead");
+		close(d->inputs_ep);
+		d->inputs_ep = -1;
+	}
+}
+
+void stim_inputs_watch_button(struct acud *d, int fd, int index)
+{
+	stim_inputs_watch(d, fd, INPUT_BUTTON | (uint32_t)index);
+}
+
+/* Without the set: every line in one poll(2). */
+static void inputs_poll_all(struct acud *d)
 {
 	struct pollfd pfd[ACU_MAX_ROOMS];
 	int idx[ACU_MAX_ROOMS], n = 0;
-
-	/* And what the pulse thread did (a cut, pulses to count), taken in. */
-	if (d->rtpulse)
-		rt_sync(d);
 
 	for (int i = 0; i < d->nrooms && n < ACU_MAX_ROOMS; i++) {
 		const struct room_rt *rt = rt_of(d, &d->rooms[i]);
@@ -563,6 +589,47 @@ void stim_inputs_poll(struct acud *d)
 				interlock_event(d, &d->rooms[idx[k]]);
 	/* The room buttons after the interlocks: a trip is handled first. */
 	button_poll(d);
+}
+
+/* S5: a trip is handled before any later request: whatever edge is queued
+ * on any interlock is read and committed now, then the buttons'. */
+void stim_inputs_poll(struct acud *d)
+{
+	struct epoll_event ev[3 * ACU_MAX_ROOMS];
+	unsigned char room[ACU_MAX_ROOMS] = { 0 }, button[2 * ACU_MAX_ROOMS] = { 0 };
+	int n, nbutton = 0;
+
+	/* And what the pulse thread did (a cut, pulses to count), taken in. */
+	if (d->rtpulse)
+		rt_sync(d);
+	if (!d->room_rt)
+		return;
+	if (d->inputs_ep < 0) {
+		inputs_poll_all(d);
+		return;
+	}
+	n = epoll_wait(d->inputs_ep, ev, (int)(sizeof ev / sizeof ev[0]), 0);
+	if (n < 0) {
+		if (errno != EINTR)
+			log_warn("input lines: epoll_wait");
+		inputs_poll_all(d);
+		return;
+	}
+	/* In room order, as one poll over them all would have them. */
+	for (int k = 0; k < n; k++) {
+		uint32_t tag = ev[k].data.u32;
+
+		if (!(tag & INPUT_BUTTON) && tag < ACU_MAX_ROOMS)
+			room[tag] = 1;
+		else if ((tag & ~INPUT_BUTTON) < 2 * ACU_MAX_ROOMS)
+			button[tag & ~INPUT_BUTTON] = 1, nbutton++;
+	}
+	for (int i = 0; i < d->nrooms && i < ACU_MAX_ROOMS; i++)
+		if (room[i])
+			interlock_event(d, &d->rooms[i]);
+	for (int i = 0; nbutton && i < 2 * ACU_MAX_ROOMS; i++)
+		if (button[i])
+			button_ready(d, i);
 }
 
 /* --- gates ---------------------------------------------------------------- */
@@ -942,6 +1009,7 @@ static struct room_rt *rt_new(struct acud *d, int index)
 		rt->input_ev = event_new(d->base, rt->interlock->fd, EV_READ | EV_PERSIST, input_cb, rt);
 		event_priority_set(rt->input_ev, ACU_PRIO_TIME);
 		event_add(rt->input_ev, NULL);
+		stim_inputs_watch(d, rt->interlock->fd, (uint32_t)index);
 	}
 	return rt;
 }
@@ -951,6 +1019,9 @@ static void rt_array(struct acud *d)
 {
 	d->room_rt = xcalloc((size_t)d->nrooms + 1, sizeof *d->room_rt);
 	d->room_rt_n = d->nrooms;
+	d->inputs_ep = epoll_create1(EPOLL_CLOEXEC);
+	if (d->inputs_ep < 0)
+		log_warn("input lines: epoll_create1; each request polls every line instead");
 	for (int i = 0; i < d->nrooms; i++)
 		d->room_rt[i] = rt_new(d, i);
 	button_attach(d);
@@ -958,6 +1029,10 @@ static void rt_array(struct acud *d)
 
 static void rt_array_free(struct acud *d)
 {
+	/* The set is rt_array's: closed only where one was made. */
+	if (d->room_rt && d->inputs_ep >= 0)
+		close(d->inputs_ep);
+	d->inputs_ep = -1;
 	button_detach(d);
 	for (int i = 0; d->room_rt && i < d->room_rt_n; i++)
 		rt_free(d->room_rt[i]);

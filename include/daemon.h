@@ -71,6 +71,8 @@ struct acud {
 	char storage_why[256];
 	struct event *storage_retry;
 	struct buttons *buttons;       /* button.c: the call and presence inputs */
+	int inputs_ep;                 /* stim.c: epoll set of the input lines; valid
+					* while room_rt is, -1 when there is none */
 	struct mqtt *mqtt;             /* mqtt.c: NULL without [mqtt] broker */
 };
 
@@ -184,6 +186,12 @@ struct acu_room *commit_room(struct acud *d, const char *id);
 int commit_change(struct acud *d, struct acu_room *r, const struct acu_room *before,
 		  const struct acu_now *now, json_t *record, const char *cause, char *err,
 		  size_t errlen);
+/* commit_change in two halves, for a caller with a record to build between
+ * them: the outputs (a cut waits for nothing), then everything else. */
+void commit_outputs(struct acud *d, struct acu_room *r, const struct acu_now *now,
+		    const char *cause);
+int commit_finish(struct acud *d, struct acu_room *r, const struct acu_room *before,
+		  const struct acu_now *now, json_t *record, char *err, size_t errlen);
 /* What a change tells the world (history, alarms, the room event), and the
  * alarm part alone. */
 void commit_report(struct acud *d, struct acu_room *r, const struct acu_room *before,
@@ -220,6 +228,10 @@ int stim_apply(struct acud *d, struct acu_room *r, const struct acu_now *now, co
 /* S5: every queued interlock edge read and committed now; run before each
  * request so that a trip is handled before anything asked after it. */
 void stim_inputs_poll(struct acud *d);
+/* Adds an input line's fd to the set stim_inputs_poll reads (stim.c: the
+ * interlocks; button.c: the buttons, by attach index). */
+void stim_inputs_watch(struct acud *d, int fd, uint32_t tag);
+void stim_inputs_watch_button(struct acud *d, int fd, int index);
 /* S5: the room's interlock read fresh, inside a change about to arm (the
  * caller commits); returns whether it is tripped. */
 int stim_interlock_fresh(struct acud *d, struct acu_room *r, const struct acu_now *now);
@@ -242,6 +254,8 @@ void button_attach(struct acud *d);
 void button_detach(struct acud *d);
 void button_free(struct acud *d);
 void button_poll(struct acud *d);
+/* Button i (attach order) may have an edge: read it. */
+void button_ready(struct acud *d, int i);
 
 /* lines.c: what the technician sees of the GPIO lines (SPEC §11). */
 struct gpio_line;

@@ -6,7 +6,9 @@ The sim backend keeps the PHYSICAL level of every line: an active-low line (`!N`
 is inactive at physical 1.
 """
 
+import json
 import os
+import socket
 import time
 
 # Wiring used by most stimulation tests.
@@ -286,3 +288,20 @@ def wait_state(path, line, level, timeout=6.0):
     """Polls the sim state file until line reads level."""
     return wait_for(lambda: os.path.exists(path) and read_state(path).get(line) == level,
                     timeout, f"line {line} at {level} in {path}")
+
+
+def pipelined(d, reqs):
+    """Every request in one write on one connection: acud reads them in one
+    go, faster than any debounce period, and answers them in one loop turn."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(d.socket)
+        s.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in reqs))
+        buf = b""
+        while buf.count(b"\n") < len(reqs):
+            chunk = s.recv(65536)
+            assert chunk, "acud closed the connection"
+            buf += chunk
+    reps = [json.loads(x) for x in buf.splitlines()]
+    assert all(r.get("ok") for r in reps), reps
+    return reps

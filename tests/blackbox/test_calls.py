@@ -7,16 +7,14 @@ closed: the closed circuit reads 1, an open one 0 = calling), presence on 20
 and an interlock on 6; room 2 has an audible buzzer on 25, call on 7 and
 presence on 8. Input levels given to sim-input are PHYSICAL."""
 
-import json
 import os
-import socket
 import subprocess
 import time
 
 import pytest
 
 from conftest import ACUCTL, alarm, err_code, parse_ts
-from simgpio import edges, intervals, mono_ns, read_trace, stim_config, wait_for
+from simgpio import edges, intervals, mono_ns, pipelined, read_trace, stim_config, wait_for
 
 ROOMS = """\
 [room 1]
@@ -133,6 +131,15 @@ def test_call_raises_without_session_and_shows_everywhere(cd):
     assert call_alarm(d, "2") is None
 
 
+def test_press_handled_before_the_request_after_it(cd):
+    """The check before every request (stim_inputs_poll) reads the buttons
+    too: a status read in the same go as the press already shows the call,
+    without the loop's next turn."""
+    reps = pipelined(cd, [{"cmd": "sim-input", "line": CALL1, "level": PRESS1},
+                          {"cmd": "status", "room": "1"}])
+    assert alarm(reps[1]["room"], "call"), reps[1]
+
+
 def test_call_escalates_after_configured_time(cd):
     d = cd
     with d.connect() as w:
@@ -233,23 +240,6 @@ def test_lamp_rates_and_silence_keeps_lamp(make_daemon):
     time.sleep(1.2)
     assert [e for e in edges(read_trace(trace), BUZZER2, 1, since=t_sil)] == []
     assert call_alarm(d, "2") is not None
-
-
-def pipelined(d, reqs):
-    """Every request in one write on one connection: acud reads them in one
-    go, faster than any debounce period."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(10)
-        s.connect(d.socket)
-        s.sendall(b"".join(json.dumps(r).encode() + b"\n" for r in reqs))
-        buf = b""
-        while buf.count(b"\n") < len(reqs):
-            chunk = s.recv(65536)
-            assert chunk, "acud closed the connection"
-            buf += chunk
-    reps = [json.loads(x) for x in buf.splitlines()]
-    assert all(r.get("ok") for r in reps), reps
-    return reps
 
 
 def test_bounce_burst_is_one_call(make_daemon):

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import ACUD, alarm, err_code, parse_ts, run
 from simgpio import (HEARTBEAT, R1_ALARM, R1_GATES, R1_INTERLOCK, R1_PULSES, STIM_OUTPUTS,
-                     edges, intervals, line_events, mono_ns, pulse_stats, read_state,
+                     edges, intervals, line_events, mono_ns, pipelined, pulse_stats, read_state,
                      read_trace, start, start_armed, start_ok, state_path, stim, stim_config,
                      wait_for, wait_state)
 
@@ -474,6 +474,19 @@ def test_S5_interlock(stimd):
     tr = trace_of(d)
     for ln in R1_GATES:
         assert not no_active_after(tr, ln, t)
+
+
+def test_S5_trip_handled_before_the_request_after_it(stimd):
+    """S5: a status read in the same go as the trip (one write, one loop
+    turn) finds the room disarmed and its gates off: the inputs are read
+    before each request, not at the loop's next turn."""
+    d = stimd
+    start_armed(d)
+    reps = pipelined(d, [{"cmd": "sim-input", "line": R1_INTERLOCK, "level": 0},
+                         {"cmd": "status", "room": "1"}])
+    r = reps[1]["room"]
+    assert r["stim"]["armed"] is False and r["stim"]["blocked"] == "interlock", r["stim"]
+    assert alarm(r, "interlock"), r["alarms"]
 
 
 # --- S6 -------------------------------------------------------------------------
