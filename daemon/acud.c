@@ -445,6 +445,7 @@ int main(int argc, char **argv)
 
 		event_config_set_max_dispatch_interval(ec, &slice, -1, ACU_PRIO_CLIENT);
 	}
+	d->inputs_ep = -1; /* made with the room table (stim.c) */
 	d->base = event_base_new_with_config(ec);
 	event_config_free(ec);
 	if (!d->base || event_base_priority_init(d->base, ACU_NPRIO) < 0)

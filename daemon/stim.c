@@ -592,7 +592,8 @@ static void inputs_poll_all(struct acud *d)
 }
 
 /* S5: a trip is handled before any later request: whatever edge is queued
- * on any interlock is read and committed now, then the buttons'. */
+ * on any interlock is read and committed now, then the buttons' (those
+ * seen by the same epoll_wait; one pressed meanwhile waits for the loop). */
 void stim_inputs_poll(struct acud *d)
 {
 	struct epoll_event ev[3 * ACU_MAX_ROOMS];

@@ -132,12 +132,23 @@ def test_call_raises_without_session_and_shows_everywhere(cd):
 
 
 def test_press_handled_before_the_request_after_it(cd):
-    """The check before every request (stim_inputs_poll) reads the buttons
-    too: a status read in the same go as the press already shows the call,
-    without the loop's next turn."""
-    reps = pipelined(cd, [{"cmd": "sim-input", "line": CALL1, "level": PRESS1},
-                          {"cmd": "status", "room": "1"}])
-    assert alarm(reps[1]["room"], "call"), reps[1]
+    """sim-input reads the input lines before it answers (stim_inputs_poll,
+    the same check S5 runs before every request): a status read in the same
+    go as the press already shows the call. Also once the set of input lines
+    is made again, by a reload and by a reload that adds a line."""
+    d = cd
+
+    def shows_call(line, level, room):
+        reps = pipelined(d, [{"cmd": "sim-input", "line": line, "level": level},
+                             {"cmd": "status", "room": room}])
+        assert alarm(reps[1]["room"], "call"), reps[1]
+
+    shows_call(CALL1, PRESS1, "1")
+    d.ok({"cmd": "reload"})
+    shows_call(CALL2, 1, "2")
+    d.write_config(conf().replace("name = Cedar\ngate = 13\n", "name = Cedar\ngate = 13\ncall = 12\n"))
+    d.ok({"cmd": "reload"})
+    shows_call("12", 1, "3")
 
 
 def test_call_escalates_after_configured_time(cd):

@@ -477,10 +477,13 @@ def test_S5_interlock(stimd):
 
 
 def test_S5_trip_handled_before_the_request_after_it(stimd):
-    """S5: a status read in the same go as the trip (one write, one loop
-    turn) finds the room disarmed and its gates off: the inputs are read
-    before each request, not at the loop's next turn."""
+    """S5: sim-input reads the interlocks before it answers (stim_inputs_poll,
+    the check run before every request): a status read in the same go as the
+    trip (one write, one loop turn) finds the room disarmed, not at the
+    loop's next turn. After a reload, which makes the set of input lines
+    again."""
     d = stimd
+    d.ok({"cmd": "reload"})
     start_armed(d)
     reps = pipelined(d, [{"cmd": "sim-input", "line": R1_INTERLOCK, "level": 0},
                          {"cmd": "status", "room": "1"}])

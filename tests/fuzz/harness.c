@@ -385,6 +385,7 @@ void fh_reset(void)
 	d->desk_gid = d->practitioner_gid = d->technician_gid = (gid_t)-1;
 	snprintf(d->boot_id, sizeof d->boot_id, "fuzz-boot");
 	ec = event_config_new();
+	d->inputs_ep = -1;
 	d->base = event_base_new_with_config(ec);
 	event_config_free(ec);
 	if (!d->base || event_base_priority_init(d->base, 2) < 0)
