@@ -1135,19 +1135,20 @@ static void gpio_release(struct acud *d)
 /* Everything off and every line released: the last thing before exit. */
 void stim_close(struct acud *d)
 {
-	if (!d->gpio)
-		return;
 	/* The thread stops before the lines are driven and released. */
 	if (d->rtpulse_ev)
 		event_free(d->rtpulse_ev);
 	d->rtpulse_ev = NULL;
 	rtpulse_free(d->rtpulse);
 	d->rtpulse = NULL;
-	if (gpio_all_off(d->gpio))
+	if (d->gpio && gpio_all_off(d->gpio))
 		log_errx("stop: some outputs could not be driven inactive");
+	/* Without lines too: a reload after the running lines could not be
+	 * had again still made a room table (and its input set). */
 	rooms_detach(d);
 	button_free(d);
-	gpio_release(d);
+	if (d->gpio)
+		gpio_release(d);
 }
 
 /* The fatal path: no allocation, no event loop, no lock, only the writes. */
