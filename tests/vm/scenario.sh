@@ -382,6 +382,10 @@ ctlq stim 1 on
 check "the line clear, a new stim on arms again" 'wait_val 0 1 30'
 end_session 1
 check "finish clears the alarm: the alarm line goes inactive" 'wait_val 2 0 30'
+# The check before every request reads the interlock's line request in one
+# epoll set; a set refused (epoll_ctl on the chip's fd) would be logged.
+check "the input lines are in one epoll set (no fallback to polling each)" \
+	'! grep -q "input lines:" $W/acud.log'
 
 # --- 7. active-low lines -------------------------------------------------------------
 a=$(v 4)
