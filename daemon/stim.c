@@ -549,7 +549,7 @@ static void input_cb(evutil_socket_t fd, short what, void *arg)
  * added: then stim_inputs_poll polls every line as before. */
 #define INPUT_BUTTON 0x80000000u
 
-void stim_inputs_watch(struct acud *d, int fd, uint32_t tag)
+static void inputs_watch(struct acud *d, int fd, uint32_t tag)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = tag };
 
@@ -564,7 +564,7 @@ void stim_inputs_watch(struct acud *d, int fd, uint32_t tag)
 
 void stim_inputs_watch_button(struct acud *d, int fd, int index)
 {
-	stim_inputs_watch(d, fd, INPUT_BUTTON | (uint32_t)index);
+	inputs_watch(d, fd, INPUT_BUTTON | (uint32_t)index);
 }
 
 /* Without the set: every line in one poll(2). */
@@ -622,8 +622,10 @@ void stim_inputs_poll(struct acud *d)
 
 		if (!(tag & INPUT_BUTTON) && tag < ACU_MAX_ROOMS)
 			room[tag] = 1;
-		else if ((tag & ~INPUT_BUTTON) < 2 * ACU_MAX_ROOMS)
-			button[tag & ~INPUT_BUTTON] = 1, nbutton++;
+		else if ((tag & ~INPUT_BUTTON) < 2 * ACU_MAX_ROOMS) {
+			button[tag & ~INPUT_BUTTON] = 1;
+			nbutton++;
+		}
 	}
 	for (int i = 0; i < d->nrooms && i < ACU_MAX_ROOMS; i++)
 		if (room[i])
@@ -1010,7 +1012,7 @@ static struct room_rt *rt_new(struct acud *d, int index)
 		rt->input_ev = event_new(d->base, rt->interlock->fd, EV_READ | EV_PERSIST, input_cb, rt);
 		event_priority_set(rt->input_ev, ACU_PRIO_TIME);
 		event_add(rt->input_ev, NULL);
-		stim_inputs_watch(d, rt->interlock->fd, (uint32_t)index);
+		inputs_watch(d, rt->interlock->fd, (uint32_t)index);
 	}
 	return rt;
 }

@@ -228,9 +228,8 @@ int stim_apply(struct acud *d, struct acu_room *r, const struct acu_now *now, co
 /* S5: every queued interlock edge read and committed now; run before each
  * request so that a trip is handled before anything asked after it. */
 void stim_inputs_poll(struct acud *d);
-/* Adds an input line's fd to the set stim_inputs_poll reads (stim.c: the
- * interlocks; button.c: the buttons, by attach index). */
-void stim_inputs_watch(struct acud *d, int fd, uint32_t tag);
+/* Adds button `index` (attach order) to the set of input lines
+ * stim_inputs_poll reads; the interlocks are stim.c's own. */
 void stim_inputs_watch_button(struct acud *d, int fd, int index);
 /* S5: the room's interlock read fresh, inside a change about to arm (the
  * caller commits); returns whether it is tripped. */
