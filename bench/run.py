@@ -349,12 +349,16 @@ class FsyncProbe(threading.Thread):
         return stats_us(self.times)
 
 
-def cyclictest_start(secs, max_us=20000):
+HIST_US = 20000
+CT_INTERVAL_US = 1000
+
+
+def cyclictest_start(secs):
     # One thread at the pulse thread's SCHED_FIFO priority with its memory
     # locked, as acud's: the kernel's wake-up latency there, the floor of any
     # user-space pulse. 1 ms interval, histogram in us.
     return subprocess.Popen(["cyclictest", "-t1", f"-p{RT_PRIO}", "-m", f"-D{secs}s",
-                             f"-h{max_us}", "-q", "-i1000"],
+                             f"-h{HIST_US}", "-q", f"-i{CT_INTERVAL_US}"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -380,7 +384,7 @@ class Stress:
         end(self.proc, signal.SIGINT, 15)
 
 
-def cyclictest_result(proc):
+def cyclictest_result(proc, secs=None):
     out, _ = proc.communicate(timeout=600)
     hist, overflow, maxlat = [], 0, None
     for line in out.splitlines():
@@ -405,9 +409,25 @@ def cyclictest_result(proc):
         return float(maxlat)  # in the overflow: at most the max
     # Wake-ups later than half a 100 Hz period: where a pulse would be skipped.
     late_5ms = sum(c for us, c in hist if us > 5000) + overflow
+    # cyclictest records one sample per stall and then skips the 1 ms instants
+    # that fell due meanwhile (one 100 ms stall: one sample, ~100 instants
+    # gone). Counted as acud counts its pulses: every instant that fell due,
+    # and those more than 5 ms late (L us late: the instants due at L, L-1000,
+    # ... us, while more than 5000). Overflows count as the histogram's limit:
+    # a lower bound of the floor's share.
+    due = late_due = 0
+    for us, c in hist + [(HIST_US, overflow)]:
+        due += c * (1 + us // CT_INTERVAL_US)
+        late_due += c * max(0, -(-(us - 5000) // CT_INTERVAL_US))
+    if secs and abs(due - secs * 1000000 // CT_INTERVAL_US) > secs * 1000000 // CT_INTERVAL_US // 50:
+        # A cyclictest that samples every instant, even late ones, would be
+        # counted twice here: no share rather than a wrong one.
+        log(f"cyclictest's {total} samples account for {due} instants in {secs} s; "
+            "its share of late instants is not shown")
+        due = late_due = None
     return {"samples": total, "p50_us": pct(0.5), "p99_us": pct(0.99),
             "max_us": float(maxlat if maxlat is not None else -1), "overflows": overflow,
-            "later_than_5ms": late_5ms}
+            "later_than_5ms": late_5ms, "due": due, "due_later_than_5ms": late_due}
 
 
 # --- trace and statistics -------------------------------------------------------
@@ -535,7 +555,7 @@ def p2(args, acud, res):
         probe.start()
         text = gen(args, "expiry", acud.sock, secs, 1, 2, "cont", *P2_ROOMS)
         disk = probe.result()
-        cyc = cyclictest_result(ct)
+        cyc = cyclictest_result(ct, secs)
     finally:
         stress.stop()
     trace = Trace(acud.trace)
@@ -584,7 +604,7 @@ def p3(args, acud, res, key="P3", secs=None, side=None):
         lout, lerr = load.communicate(timeout=secs + 60)
         sout, serr = sidep.communicate(timeout=secs + 120) if sidep else ("", "")
         cs1 = ctx_split(acud.pid)
-        cyc = cyclictest_result(ct)
+        cyc = cyclictest_result(ct, secs)
     finally:
         stress.stop()
     # The daemon's own count of pulses it skipped (late by more than half a period).
@@ -1034,6 +1054,10 @@ def spread(d):
     return f"{fmt_us(d['p50_us'])} / {fmt_us(d['p99_us'])} / {fmt_us(d['max_us'])}"
 
 
+def known(v):
+    return "?" if v is None else v
+
+
 def p50_p99(d, first=False):
     """p50 / p99 of a result (its first-reached pair with first)."""
     k = "first_" if first else ""
@@ -1087,6 +1111,14 @@ def rows_of(res):
             f"{p['missed']} of {p['expected']} ({p['missed_reported_by_acud']})",
             f"{c['later_than_5ms']} of {c['samples']} wake-ups > 5 ms (cyclictest)", None, "0",
             p["missed"] == 0)
+        if c.get("due"):
+            # The floor's share in the same units: of the instants that fell
+            # due, those more than half a pulse period (5 ms) late.
+            a_share, c_share = p["missed"] / p["expected"], c["due_later_than_5ms"] / c["due"]
+            row("P3", "  share due more than 5 ms late: pulses; cyclictest's 1 ms instants",
+                f"{100 * a_share:.2f}%",
+                f"{100 * c_share:.2f}% ({c['due_later_than_5ms']} of {c['due']})",
+                a_share / c_share if c_share else None)
         cs = p.get("acud_ctx_switches", {})
         row("P3", "  status load meanwhile (32 conn); acud preempted",
             f"{p['load']['rps']:.0f}/s, p99 {fmt_us(p['load']['p99_us'])}; "
@@ -1159,7 +1191,9 @@ def rows_of(res):
         row("P7", "  missed pulses with / without the clients; changes fanned out",
             f"{b['missed']} of {b['expected']} / {a['missed']} of {a['expected']}",
             f"{b.get('side', {}).get('n', '?')} changes to {p['clients']} clients, "
-            f"{cb['later_than_5ms']} / {ca['later_than_5ms']} cyclictest wake-ups > 5 ms",
+            f"{cb['later_than_5ms']} / {ca['later_than_5ms']} cyclictest wake-ups > 5 ms "
+            f"({known(cb.get('due_later_than_5ms'))} / {known(ca.get('due_later_than_5ms'))} "
+            "1 ms instants)",
             None, "0", b["missed"] == 0)
     if "P8" in res:
         p = res["P8"]
