@@ -411,20 +411,27 @@ def cyclictest_result(proc, secs=None):
     late_5ms = sum(c for us, c in hist if us > 5000) + overflow
     # cyclictest records one sample per stall and then skips the 1 ms instants
     # that fell due meanwhile (one 100 ms stall: one sample, ~100 instants
-    # gone). Counted as acud counts its pulses: every instant that fell due,
-    # and those more than 5 ms late (L us late: the instants due at L, L-1000,
-    # ... us, while more than 5000). Overflows count as the histogram's limit:
-    # a lower bound of the floor's share.
+    # gone). Counted back: every instant that fell due, and those more than
+    # 5 ms late (L us late: the instants due at L, L-1000, ... us, while more
+    # than 5000), the rule a pulse is skipped by. A lower bound of the floor's
+    # share: overflows count as the histogram's limit, and acud skips more
+    # than this rule after a stall of over 5 ms: every pulse due until it
+    # wakes, those due in the stall's last 5 ms too (train_due).
     due = late_due = 0
     for us, c in hist + [(HIST_US, overflow)]:
         due += c * (1 + us // CT_INTERVAL_US)
         late_due += c * max(0, -(-(us - 5000) // CT_INTERVAL_US))
-    if secs and abs(due - secs * 1000000 // CT_INTERVAL_US) > secs * 1000000 // CT_INTERVAL_US // 50:
-        # A cyclictest that samples every instant, even late ones, would be
-        # counted twice here: no share rather than a wrong one.
-        log(f"cyclictest's {total} samples account for {due} instants in {secs} s; "
-            "its share of late instants is not shown")
-        due = late_due = None
+    if secs:
+        # Samples and skipped instants add up to the run's length (exactly,
+        # in every run seen), less what the overflows hid. A cyclictest that
+        # sampled every instant, late ones too, would be counted twice here
+        # and come out above it: no share rather than a wrong one.
+        want = secs * 1000000 // CT_INTERVAL_US
+        hidden = overflow * max(0, (maxlat or 0) - HIST_US) // CT_INTERVAL_US
+        if not want - hidden - 2 <= due <= want + 2:
+            log(f"cyclictest's {total} samples account for {due} instants in {secs} s, "
+                f"not {want}; its share of late instants is not shown")
+            due = late_due = None
     return {"samples": total, "p50_us": pct(0.5), "p99_us": pct(0.99),
             "max_us": float(maxlat if maxlat is not None else -1), "overflows": overflow,
             "later_than_5ms": late_5ms, "due": due, "due_later_than_5ms": late_due}
@@ -1111,14 +1118,16 @@ def rows_of(res):
             f"{p['missed']} of {p['expected']} ({p['missed_reported_by_acud']})",
             f"{c['later_than_5ms']} of {c['samples']} wake-ups > 5 ms (cyclictest)", None, "0",
             p["missed"] == 0)
+        # The floor's share in the same units: of the instants that fell due,
+        # those more than half a pulse period (5 ms) late.
+        a_share = p["missed"] / p["expected"] if p["expected"] else 0
         if c.get("due"):
-            # The floor's share in the same units: of the instants that fell
-            # due, those more than half a pulse period (5 ms) late.
-            a_share, c_share = p["missed"] / p["expected"], c["due_later_than_5ms"] / c["due"]
-            row("P3", "  share due more than 5 ms late: pulses; cyclictest's 1 ms instants",
-                f"{100 * a_share:.2f}%",
-                f"{100 * c_share:.2f}% ({c['due_later_than_5ms']} of {c['due']})",
-                a_share / c_share if c_share else None)
+            c_share = c["due_later_than_5ms"] / c["due"]
+            ref = f"{100 * c_share:.2f}% ({c['due_later_than_5ms']} of {c['due']})"
+        else:
+            c_share, ref = None, "? (cyclictest's samples did not add up; see the log)"
+        row("P3", "  share due more than 5 ms late: pulses; cyclictest's 1 ms instants",
+            f"{100 * a_share:.2f}%", ref, a_share / c_share if c_share else None)
         cs = p.get("acud_ctx_switches", {})
         row("P3", "  status load meanwhile (32 conn); acud preempted",
             f"{p['load']['rps']:.0f}/s, p99 {fmt_us(p['load']['p99_us'])}; "

@@ -50,7 +50,7 @@ def test_a_stall_counts_every_instant_it_made_late():
 
 
 def test_lateness_at_the_threshold_is_not_late():
-    out = cyclictest_output([(40, 2994), (5000, 1), (5001, 1)])
+    out = cyclictest_output([(40, 2988), (5000, 1), (5001, 1)])
     r = bench.cyclictest_result(Done(out), 3)
     assert r["due_later_than_5ms"] == 1
 
@@ -63,9 +63,43 @@ def test_overflows_count_as_the_histogram_limit():
 
 
 def test_a_cyclictest_that_samples_every_instant_is_not_counted():
-    # Every instant sampled (no skipping) and a long stall: the instants
-    # would be counted twice, so no share is given.
-    out = cyclictest_output([(40, 2900), (19000, 100)])
-    r = bench.cyclictest_result(Done(out), 3)
+    # One 12 ms stall in 30 s, sampled at every instant it made late (12,
+    # 11, ... 1 ms): counted back as if skipped, these would add up to more
+    # instants than the run had, so no share is given.
+    ramp = [(ms * 1000, 1) for ms in range(1, 13)]
+    out = cyclictest_output([(40, 30000 - len(ramp))] + ramp)
+    r = bench.cyclictest_result(Done(out), 30)
     assert r["due"] is None and r["due_later_than_5ms"] is None
-    assert r["later_than_5ms"] == 100
+    assert r["later_than_5ms"] == 7
+
+
+def test_a_run_that_adds_up_is_counted_whatever_its_length():
+    out = cyclictest_output([(40, 29988), (12300, 1)])
+    r = bench.cyclictest_result(Done(out), 30)
+    assert (r["due"], r["due_later_than_5ms"]) == (30001, 8)
+    # Overflows hide how long their stalls were: up to the longest of them.
+    out = cyclictest_output([(40, 29950)], overflows=1, maxlat=70000)
+    r = bench.cyclictest_result(Done(out), 30)
+    assert r["due"] == 29950 + 1 + bench.HIST_US // 1000
+
+
+def p3_result(missed, expected, cyclictest):
+    return {"P3": {"deviation": {"n": expected - missed, "p50_us": 20, "p99_us": 50,
+                                 "max_us": 900},
+                   "cyclictest": cyclictest, "missed": missed, "expected": expected,
+                   "missed_reported_by_acud": missed, "secs": 30, "load": {"rps": 1000,
+                                                                           "p99_us": 100},
+                   "acud_ctx_switches": {"nonvoluntary": 30}}}
+
+
+def test_the_p3_rows_give_both_shares_or_say_why_not():
+    out = cyclictest_output([(40, 29988), (12300, 1)])
+    c = bench.cyclictest_result(Done(out), 30)
+    rows = [r for r in bench.rows_of(p3_result(5, 25000, c)) if "share" in r["measure"]]
+    assert len(rows) == 1
+    assert rows[0]["acud"] == "0.02%" and rows[0]["reference"].startswith("0.03% (8 of 30001)")
+    assert rows[0]["ratio"] == round((5 / 25000) / (8 / 30001), 3)
+    out = cyclictest_output([(40, 29000), (19000, 60)])
+    c = bench.cyclictest_result(Done(out), 30)
+    rows = [r for r in bench.rows_of(p3_result(5, 25000, c)) if "share" in r["measure"]]
+    assert rows[0]["reference"].startswith("?") and rows[0]["ratio"] is None
