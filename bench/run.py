@@ -413,10 +413,8 @@ def cyclictest_result(proc, secs=None):
     # that fell due meanwhile (one 100 ms stall: one sample, ~100 instants
     # gone). Counted back: every instant that fell due, and those more than
     # 5 ms late (L us late: the instants due at L, L-1000, ... us, while more
-    # than 5000), the rule a pulse is skipped by. A lower bound of the floor's
-    # share: overflows count as the histogram's limit, and acud skips more
-    # than this rule after a stall of over 5 ms: every pulse due until it
-    # wakes, those due in the stall's last 5 ms too (train_due).
+    # than 5000), the rule a pulse is skipped by (train_due). Overflows count
+    # as the histogram's limit: a lower bound of the floor's share.
     due = late_due = 0
     for us, c in hist + [(HIST_US, overflow)]:
         due += c * (1 + us // CT_INTERVAL_US)

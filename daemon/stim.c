@@ -413,7 +413,7 @@ static void pulse_cb(evutil_socket_t fd, short what, void *arg)
 		add_at(rt->pulse_ev, train_wake(&rt->tr));
 		return;
 	case TRAIN_SKIP:
-		/* The loop was held up: every pulse due up to now is missed. */
+		/* The loop was held up: the pulses too late to send are missed. */
 		loop_late(d, r, late, &now);
 		return;
 	case TRAIN_RISE:

@@ -36,8 +36,12 @@ enum train_do train_due(struct train *t, const struct acu_profile_cfg *p, int64_
 	if (t->rise == ACU_NEVER || now < t->rise)
 		return TRAIN_WAIT;
 	if (now - t->rise > half_period(t, p)) {
-		*late = sched_count_pulses(p, t->origin, t->rise, now);
-		t->from = now;
+		/* Only what is too late to send: a pulse due within the last half
+		 * period still goes out, late, as it would without the stall. */
+		int64_t edge = now - half_period(t, p);
+
+		*late = sched_count_pulses(p, t->origin, t->rise, edge);
+		t->from = edge;
 		t->rise = sched_next_pulse(p, t->origin, t->from);
 		return TRAIN_SKIP;
 	}

@@ -31,8 +31,9 @@ int64_t train_next(struct train *t, const struct acu_profile_cfg *p, int64_t arm
  * the rise train_next() set. */
 int64_t train_wake(const struct train *t);
 /* What to do when woken at now. A pulse more than half a period late is
- * never sent: it and every one due up to now are skipped (*late counts
- * them), never fired in a burst to catch up. */
+ * never sent: it and every one due before now less half a period are
+ * skipped (*late counts them); one due since is sent next, late by at most
+ * half a period, and the train goes on on its grid: never a burst. */
 enum train_do train_due(struct train *t, const struct acu_profile_cfg *p, int64_t now,
 			int64_t *late);
 /* The lines went high at `at`: the pulse ends pulse_width_us after that, so a

@@ -176,9 +176,10 @@ static void test_on_time(void)
 	rtpulse_free(p);
 }
 
-/* A stall (the pass comes 55 ms late): those pulses are skipped and counted,
- * never sent in a burst; the train goes on on its grid. A pulse held high
- * past half a period is counted late too. */
+/* A stall (the pass comes 55 ms late): the pulses too late to send are
+ * skipped and counted, never sent in a burst; one due within the last half
+ * period goes out, late, and the train goes on on its grid. A pulse held
+ * high past half a period is counted late too. */
 static void test_stall(void)
 {
 	struct acu_profile_cfg prof = profile(100);
@@ -192,20 +193,34 @@ static void test_stall(void)
 	clk = T0 + MS(165);                   /* woken 65 ms late for 110 */
 	rtpulse_run(p);
 	rtpulse_take(p, 0, &rep);
-	CHECK_EQ(rep.late, 6);                /* 110, 120 ... 160 */
-	CHECK_EQ(rep.missed[0], 6);
+	CHECK_EQ(rep.late, 5);                /* 110, 120 ... 150 */
+	CHECK_EQ(rep.missed[0], 5);
 	CHECK_EQ(rep.missed[1], 0);           /* channel 2 was not pulsing */
-	CHECK_EQ(rises(&pulse[0], T0 + MS(101), T0 + MS(170)), 0);
+	/* 160, exactly half a period late: sent now, alone. */
+	CHECK_EQ(rises(&pulse[0], T0 + MS(101), T0 + MS(170)), 1);
+	CHECK_EQ(last_write(&pulse[0])->t, T0 + MS(165));
 	run_until(p, T0 + MS(200) - 1);
-	/* 170, 180, 190, each on the grid */
-	CHECK_EQ(rises(&pulse[0], T0 + MS(165), T0 + MS(200)), 3);
+	/* then 170, 180, 190, each on the grid */
+	CHECK_EQ(rises(&pulse[0], T0 + MS(166), T0 + MS(200)), 3);
 	CHECK_EQ(last_write(&pulse[0])->t, T0 + MS(190) + 200000);
-	/* Held high: risen at 200 ms, the pass for its fall comes at 207 ms. */
-	clk = T0 + MS(200);
+	rtpulse_take(p, 0, &rep);
+	CHECK_EQ(rep.late, 0);
+	/* Woken 1 ns past half a period late for 200: skipped, and 210 is not
+	 * yet due. */
+	clk = T0 + MS(205) + 1;
+	rtpulse_run(p);
+	rtpulse_take(p, 0, &rep);
+	CHECK_EQ(rep.late, 1);
+	CHECK_EQ(rises(&pulse[0], T0 + MS(200), T0 + MS(210)), 0);
+	run_until(p, T0 + MS(211));
+	CHECK_EQ(rises(&pulse[0], T0 + MS(210), T0 + MS(211)), 1);
+	run_until(p, T0 + MS(220) - 1);
+	/* Held high: risen at 220 ms, the pass for its fall comes at 227 ms. */
+	clk = T0 + MS(220);
 	rtpulse_run(p);
 	CHECK_EQ(gpio_active(&pulse[0]), 1);
 	rtpulse_take(p, 0, &rep);
-	clk = T0 + MS(207);
+	clk = T0 + MS(227);
 	rtpulse_run(p);
 	CHECK_EQ(gpio_active(&pulse[0]), 0);
 	rtpulse_take(p, 0, &rep);
