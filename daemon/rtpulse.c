@@ -127,7 +127,9 @@ static void room_fault(struct rtpulse *p, struct slot *s)
 		p->set(s->in.gpio, s->in.pulse[c], 0);
 	for (int c = 0; c < s->in.ngate; c++)
 		p->set(s->in.gpio, s->in.gate[c], 0);
-	s->tr.high = 0;
+	/* A pulse in flight counts as sent: handed back, the train goes on
+	 * after it, never sends it again. */
+	train_stop(&s->tr);
 	s->dead = 1;
 	s->rep.fault = 1;
 	touch(s);

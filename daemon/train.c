@@ -30,15 +30,18 @@ int64_t train_wake(const struct train *t)
 enum train_do train_due(struct train *t, const struct acu_profile_cfg *p, int64_t now,
 			int64_t *late)
 {
+	int64_t half;
+
 	*late = 0;
 	if (t->high)
 		return now < t->fall ? TRAIN_WAIT : TRAIN_FALL;
 	if (t->rise == ACU_NEVER || now < t->rise)
 		return TRAIN_WAIT;
-	if (now - t->rise > half_period(t, p)) {
+	half = half_period(t, p);
+	if (now - t->rise > half) {
 		/* Only what is too late to send: a pulse due within the last half
 		 * period still goes out, late, as it would without the stall. */
-		int64_t edge = now - half_period(t, p);
+		int64_t edge = now - half;
 
 		*late = sched_count_pulses(p, t->origin, t->rise, edge);
 		t->from = edge;

@@ -20,7 +20,7 @@ struct train {
 enum train_do {
 	TRAIN_WAIT,                    /* woke early: again at train_wake() */
 	TRAIN_RISE,                    /* drive the lines high, then train_rose() */
-	TRAIN_SKIP,                    /* too late: pulses missed, t->from moved past now */
+	TRAIN_SKIP,                    /* too late: pulses missed, t->from moved to now less half a period */
 	TRAIN_FALL,                    /* drive the lines low, then train_fell() */
 };
 

@@ -370,6 +370,34 @@ static void test_fault(void)
 	rtpulse_free(p);
 }
 
+/* A pulse whose fall fails is in flight when the room stops: handed back,
+ * the train goes on after it and never sends it again. */
+static void test_fault_in_flight(void)
+{
+	struct acu_profile_cfg prof = profile(100);
+	struct rtpulse_room in = room_in(&prof, 1);
+	struct rtpulse_report rep;
+	struct rtpulse *p;
+
+	p = begin(1, 0, &in);
+	run_until(p, T0 + MS(20));            /* 20 ms: risen, not yet fallen */
+	CHECK_EQ(gpio_active(&pulse[0]), 1);
+	fail_next = 1;
+	clk = T0 + MS(20) + 200000;
+	rtpulse_run(p);
+	rtpulse_take(p, 0, &rep);
+	CHECK_EQ(rep.fault, 1);
+	CHECK_EQ(gpio_active(&pulse[0]), 0);
+	clk = T0 + MS(21);
+	gate[0].active = 1;
+	rtpulse_set(p, 0, &in);
+	run_until(p, T0 + MS(30) - 1);
+	CHECK_EQ(rises(&pulse[0], T0 + MS(20) + 1, T0 + MS(30)), 0);
+	run_until(p, T0 + MS(31));
+	CHECK_EQ(rises(&pulse[0], T0 + MS(30), T0 + MS(31)), 1);
+	rtpulse_free(p);
+}
+
 /* The rises and gate writes of a run (falls left out: a pulse in progress on
  * a channel taken out ends at a pass, whichever), copied out of writes[]. */
 static int actions(struct write *out, int max, int from)
@@ -555,6 +583,7 @@ int main(int argc, char **argv)
 	test_handover();
 	test_cut();
 	test_fault();
+	test_fault_in_flight();
 	test_wake();
 	if (argc > 1 && strcmp(argv[1], "threads") == 0)
 		test_threads();
