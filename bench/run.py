@@ -351,6 +351,7 @@ class FsyncProbe(threading.Thread):
 
 HIST_US = 20000
 CT_INTERVAL_US = 1000
+SKIP_US = 5000  # half a 100 Hz period: a pulse later than this is skipped
 
 
 def cyclictest_start(secs):
@@ -408,17 +409,17 @@ def cyclictest_result(proc, secs=None):
                 return float(us)
         return float(maxlat)  # in the overflow: at most the max
     # Wake-ups later than half a 100 Hz period: where a pulse would be skipped.
-    late_5ms = sum(c for us, c in hist if us > 5000) + overflow
+    late_5ms = sum(c for us, c in hist if us > SKIP_US) + overflow
     # cyclictest records one sample per stall and then skips the 1 ms instants
     # that fell due meanwhile (one 100 ms stall: one sample, ~100 instants
     # gone). Counted back: every instant that fell due, and those more than
     # 5 ms late (L us late: the instants due at L, L-1000, ... us, while more
-    # than 5000), the rule a pulse is skipped by (train_due). Overflows count
+    # than SKIP_US), the rule a pulse is skipped by (train_due). Overflows count
     # as the histogram's limit: a lower bound of the floor's share.
     due = late_due = 0
     for us, c in hist + [(HIST_US, overflow)]:
         due += c * (1 + us // CT_INTERVAL_US)
-        late_due += c * max(0, -(-(us - 5000) // CT_INTERVAL_US))
+        late_due += c * max(0, -(-(us - SKIP_US) // CT_INTERVAL_US))
     if secs:
         # Samples and skipped instants add up to the run's length (exactly,
         # in every run seen), less what the overflows hid. A cyclictest that
